@@ -1,0 +1,490 @@
+//! The headless command line: the same engine functions the GUI uses, for scripts and GPU
+//! servers. Human-readable progress goes to stderr; results (and `--json`) go to stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::data::export::{write_predictions, PredictionFormat};
+use crate::data::{load_csv, Dataset};
+use crate::engine::bench::{self, BenchConfig};
+use crate::engine::classifier::Pooling;
+use crate::engine::device::{self, DeviceChoice};
+use crate::engine::explain::explain;
+use crate::engine::infer;
+use crate::engine::metrics::Metrics;
+use crate::engine::model::LoadedModel;
+use crate::engine::source;
+use crate::engine::train::{self, TrainConfig, TrainEvent, TrainJob};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tweetlab",
+    version,
+    about = "Triage tweets with a fine-tuned BERT: train, predict, explain."
+)]
+pub struct Cli {
+    /// CPU threads for tensor work (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A CSV to open in the desktop workbench.
+    csv: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Fine-tune a BERT model on a labelled CSV and save the best epoch.
+    Train(TrainArgs),
+    /// Predict every row of a CSV and write a predictions CSV.
+    Predict(PredictArgs),
+    /// Score a fine-tuned model on a labelled CSV.
+    Eval(EvalArgs),
+    /// Show how much each word pushes a text towards "disaster".
+    Explain(ExplainArgs),
+    /// Measure training and inference throughput (same fields as bench_torch.py).
+    Bench(BenchArgs),
+    /// Manage pretrained models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Labelled CSV (columns text and target/label).
+    #[arg(long)]
+    data: PathBuf,
+    /// Directory for the fine-tuned model (Hugging Face layout).
+    #[arg(long)]
+    out: PathBuf,
+    /// Pretrained model: a local directory or a Hugging Face Hub id.
+    #[arg(long, default_value = source::DEFAULT_MODEL)]
+    model: String,
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    epochs: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    lr: f64,
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    batch_size: usize,
+    /// Longest input in tokens; longer texts are truncated.
+    #[arg(long, default_value_t = TrainConfig::default().max_len)]
+    max_len: usize,
+    /// Share of labelled rows held out for validation (0 = none).
+    #[arg(long, default_value_t = TrainConfig::default().val_split)]
+    val_split: f64,
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    seed: u64,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// cls = Hugging Face's pooler (exports match transformers); mean = masked mean.
+    #[arg(long, default_value = "cls")]
+    pooling: Pooling,
+    /// Print the run summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// A fine-tuned model directory (from `tweetlab train`).
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// kaggle = id,target; full = id,keyword,text,given,predicted,p_disaster.
+    #[arg(long, default_value = "kaggle")]
+    format: PredictionFormat,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// The text to explain.
+    text: String,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Longest input in tokens (default: what the model was trained with).
+    #[arg(long)]
+    max_len: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Pretrained model: a local directory or a Hub id.
+    #[arg(long, default_value = source::DEFAULT_MODEL)]
+    model: String,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    #[arg(long, default_value_t = BenchConfig::default().steps)]
+    steps: usize,
+    #[arg(long, default_value_t = BenchConfig::default().warmup)]
+    warmup: usize,
+    #[arg(long, default_value_t = BenchConfig::default().seq)]
+    seq: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelCommand {
+    /// Find or download a pretrained model and print its local directory.
+    Fetch {
+        /// A local directory or Hub id (default: the default model).
+        source: Option<String>,
+    },
+}
+
+/// Parses arguments, runs the command, and turns errors into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // Read by rayon and by candle's matmul; must be set before either starts.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Some(Command::Train(a)) => train_cmd(a),
+        Some(Command::Predict(a)) => predict_cmd(a),
+        Some(Command::Eval(a)) => eval_cmd(a),
+        Some(Command::Explain(a)) => explain_cmd(a),
+        Some(Command::Bench(a)) => bench_cmd(a),
+        Some(Command::Model(ModelCommand::Fetch { source })) => {
+            let files = source::resolve(source.as_deref(), &|m| eprintln!("{m}"))?;
+            println!("{}", files.dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let what = cli
+                .csv
+                .map(|p| format!(" for {}", p.display()))
+                .unwrap_or_default();
+            eprintln!(
+                "The desktop workbench{what} is not part of this build yet. Use the command line:\n  \
+                 tweetlab train --data sample-data/train.csv --out runs/sample\n  tweetlab --help"
+            );
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn load_data(path: &Path) -> Result<Dataset> {
+    let data = load_csv(path)?;
+    for p in data.problems.iter().take(10) {
+        eprintln!("warning: {}:{}: {}", path.display(), p.line, p.reason);
+    }
+    if data.problems.len() > 10 {
+        eprintln!("warning: {} more problem rows", data.problems.len() - 10);
+    }
+    Ok(data)
+}
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let s = ProgressBar::new_spinner();
+    s.set_message(message.to_string());
+    s.enable_steady_tick(Duration::from_millis(120));
+    s
+}
+
+fn fmt_metrics(m: &Metrics) -> String {
+    format!(
+        "acc {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  confusion [[tn {}, fp {}], [fn {}, tp {}]]",
+        m.accuracy,
+        m.precision,
+        m.recall,
+        m.f1,
+        m.confusion.true_negative,
+        m.confusion.false_positive,
+        m.confusion.false_negative,
+        m.confusion.true_positive
+    )
+}
+
+fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
+    let data = load_data(&a.data)?;
+    let (texts, labels): (Vec<String>, Vec<u8>) =
+        data.labelled().map(|(t, l)| (t.text.clone(), l)).unzip();
+    if texts.is_empty() {
+        bail!(
+            "{}: no labelled rows (column {:?})",
+            a.data.display(),
+            data.label_column
+        );
+    }
+    eprintln!("{} labelled rows from {}", texts.len(), a.data.display());
+    let job = TrainJob {
+        model: Some(a.model),
+        texts,
+        labels,
+        out_dir: a.out.clone(),
+        config: TrainConfig {
+            epochs: a.epochs,
+            lr: a.lr,
+            batch_size: a.batch_size,
+            max_len: a.max_len,
+            val_split: a.val_split,
+            seed: a.seed,
+            device: a.device,
+            pooling: a.pooling,
+            ..TrainConfig::default()
+        },
+    };
+    let handle = train::spawn(job);
+    let mut progress: Option<ProgressBar> = None;
+    let mut epochs = Vec::new();
+    let mut outcome = Err(anyhow::anyhow!("training stopped without a result"));
+    for event in handle.events.iter() {
+        match event {
+            TrainEvent::Status { message } => eprintln!("{message}"),
+            TrainEvent::Started {
+                device,
+                train_rows,
+                val_rows,
+                total_steps,
+                ..
+            } => {
+                eprintln!("training on {device}: {train_rows} rows, {val_rows} held out for validation, {total_steps} steps");
+                progress = Some(bar(
+                    total_steps as u64,
+                    "{elapsed_precise} [{bar:30}] step {pos}/{len} ETA {eta_precise}  {msg}",
+                ));
+            }
+            TrainEvent::Step {
+                epoch,
+                loss,
+                lr,
+                samples_per_s,
+                ..
+            } => {
+                if let Some(p) = &progress {
+                    p.inc(1);
+                    p.set_message(format!(
+                        "epoch {epoch} loss {loss:.4} lr {lr:.2e} {samples_per_s:.1} samples/s"
+                    ));
+                }
+            }
+            TrainEvent::Epoch {
+                epoch,
+                train_loss,
+                val_loss,
+                val,
+                seconds,
+            } => {
+                let line = match (val_loss, val) {
+                    (Some(vl), Some(m)) => format!("epoch {epoch}: train loss {train_loss:.4}, val loss {vl:.4}, {} ({seconds:.0} s)", fmt_metrics(&m)),
+                    _ => format!("epoch {epoch}: train loss {train_loss:.4} ({seconds:.0} s)"),
+                };
+                match &progress {
+                    Some(p) => p.println(line),
+                    None => eprintln!("{line}"),
+                }
+                epochs.push(serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val": val.map(|m| m.to_json()), "seconds": seconds}));
+            }
+            TrainEvent::CheckpointSaved { epoch, dir } => {
+                let line = format!("saved epoch {epoch} to {}", dir.display());
+                match &progress {
+                    Some(p) => p.println(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            TrainEvent::Finished {
+                saved_epoch,
+                val,
+                dir,
+                seconds,
+            } => {
+                outcome = Ok((saved_epoch, val, dir, seconds));
+            }
+            TrainEvent::Cancelled { steps_done } => {
+                outcome = Err(anyhow::anyhow!("cancelled after {steps_done} steps"))
+            }
+            TrainEvent::Failed { message } => outcome = Err(anyhow::anyhow!(message)),
+        }
+    }
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    handle.join();
+    let (saved_epoch, val, dir, seconds) = outcome?;
+    if a.json {
+        let summary = serde_json::json!({
+            "model_dir": dir, "saved_epoch": saved_epoch, "seconds": seconds,
+            "val": val.map(|m| m.to_json()), "epochs": epochs,
+        });
+        println!("{summary}");
+    } else {
+        println!(
+            "model saved to {} (epoch {saved_epoch}, {seconds:.0} s)",
+            dir.display()
+        );
+        if let Some(m) = val {
+            println!("validation: {}", fmt_metrics(&m));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_finetuned(dir: &Path, choice: DeviceChoice) -> Result<LoadedModel> {
+    let files = source::inspect_dir(dir, &dir.display().to_string())?;
+    let device = device::select(choice)?;
+    let model = LoadedModel::load(&files, &device, None, 0)?;
+    if !model.head_is_trained() {
+        bail!(
+            "{} has no trained classifier head (no classifier.weight): fine-tune it first with `tweetlab train --model {} ...`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(model)
+}
+
+fn predict_rows(model: &LoadedModel, data: &Dataset, run: &RunArgs) -> Result<Vec<f32>> {
+    let texts: Vec<&str> = data.rows.iter().map(|t| t.text.as_str()).collect();
+    let progress = bar(
+        texts.len() as u64,
+        "{elapsed_precise} [{bar:30}] {pos}/{len} texts ETA {eta_precise}",
+    );
+    let probs = infer::probabilities(
+        model,
+        &texts,
+        run.max_len.unwrap_or_else(|| model.default_max_len()),
+        run.batch_size,
+        &mut |done, _| progress.set_position(done as u64),
+    )?;
+    progress.finish_and_clear();
+    Ok(probs)
+}
+
+fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
+    let model = load_finetuned(&a.model, a.run.device)?;
+    let data = load_data(&a.data)?;
+    let probs = predict_rows(&model, &data, &a.run)?;
+    write_predictions(&a.out, &data.rows, &probs, a.format)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    let positive = probs.iter().filter(|&&p| p >= 0.5).count();
+    eprintln!(
+        "wrote {} predictions ({positive} disaster) to {}",
+        probs.len(),
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<ExitCode> {
+    let model = load_finetuned(&a.model, a.run.device)?;
+    let mut data = load_data(&a.data)?;
+    data.rows.retain(|t| t.label.is_some());
+    if data.rows.is_empty() {
+        bail!("{}: no labelled rows to evaluate on", a.data.display());
+    }
+    let probs = predict_rows(&model, &data, &a.run)?;
+    let labels: Vec<u8> = data.rows.iter().filter_map(|t| t.label).collect();
+    let m = Metrics::from_probabilities(&labels, &probs);
+    if a.json {
+        println!("{}", m.to_json());
+    } else {
+        println!("{} rows: {}", labels.len(), fmt_metrics(&m));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain_cmd(a: ExplainArgs) -> Result<ExitCode> {
+    let model = load_finetuned(&a.model, a.run.device)?;
+    let e = explain(
+        &model,
+        &a.text,
+        a.run.max_len.unwrap_or_else(|| model.default_max_len()),
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string(&e)?);
+    } else {
+        println!("p(disaster) = {:.4}", e.p_disaster);
+        for w in &e.words {
+            println!("{:>+8.3}  {}", w.score, w.word);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
+    let files = source::resolve(Some(&a.model), &|m| eprintln!("{m}"))?;
+    let device = device::select(a.device)?;
+    let model = LoadedModel::load(&files, &device, Some(Pooling::Cls), 0)?;
+    let cfg = BenchConfig {
+        seq: a.seq,
+        steps: a.steps,
+        warmup: a.warmup,
+        ..BenchConfig::default()
+    };
+    let s = spinner("benchmarking");
+    let report = bench::run(&model, &cfg, &mut |m| s.set_message(m.to_string()))?;
+    s.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} on {}: training {:.2} samples/s ({:.1} ms/step, batch {}), inference {:.2} samples/s ({:.1} ms/batch, batch {}), length {}",
+            report.model,
+            report.device,
+            report.train_samples_per_s,
+            report.train_ms_per_step,
+            report.train_bs,
+            report.infer_samples_per_s,
+            report.infer_ms_per_batch,
+            report.infer_bs,
+            report.seq
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

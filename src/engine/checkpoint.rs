@@ -1,0 +1,167 @@
+//! Saving a fine-tuned model as a directory that Hugging Face `transformers` loads as
+//! `BertForSequenceClassification`, plus tweetlab's own run record.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::classifier::Pooling;
+use super::metrics::Metrics;
+use super::model::LoadedModel;
+use super::tokenize::TextTokenizer;
+use super::train::TrainConfig;
+use super::EngineError;
+use crate::data::atomic::write_bytes_atomic;
+
+/// File with tweetlab's record of how a checkpoint was made.
+pub const RUN_FILE: &str = "tweetlab_run.json";
+
+pub const LABEL_NAMES: [&str; 2] = ["not_disaster", "disaster"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    pub val: Option<Metrics>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunMetadata {
+    pub tweetlab_version: String,
+    pub base_model: String,
+    pub pooling: Pooling,
+    pub config: TrainConfig,
+    pub train_rows: usize,
+    pub val_rows: usize,
+    pub device: String,
+    pub epochs: Vec<EpochRecord>,
+    /// The epoch whose weights are saved.
+    pub saved_epoch: usize,
+}
+
+impl RunMetadata {
+    /// Reads `dir/tweetlab_run.json` if there is one.
+    pub fn read(dir: &Path) -> Result<Option<Self>, EngineError> {
+        let path = dir.join(RUN_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| EngineError::BadModel(format!("{}: {e}", path.display())))
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
+    move |e| EngineError::io(path, e)
+}
+
+/// The config.json `transformers` needs to build BertForSequenceClassification.
+pub fn classification_config(raw: &serde_json::Value) -> serde_json::Value {
+    let mut config = raw.clone();
+    if let Some(obj) = config.as_object_mut() {
+        obj.insert(
+            "architectures".into(),
+            serde_json::json!(["BertForSequenceClassification"]),
+        );
+        obj.insert("num_labels".into(), serde_json::json!(2));
+        obj.insert(
+            "id2label".into(),
+            serde_json::json!({"0": LABEL_NAMES[0], "1": LABEL_NAMES[1]}),
+        );
+        obj.insert(
+            "label2id".into(),
+            serde_json::json!({LABEL_NAMES[0]: 0, LABEL_NAMES[1]: 1}),
+        );
+        obj.insert(
+            "problem_type".into(),
+            serde_json::json!("single_label_classification"),
+        );
+        obj.remove("_name_or_path");
+    }
+    config
+}
+
+/// Writes named tensors as safetensors (with the `format: pt` metadata `transformers` expects).
+pub fn write_weights(
+    path: &Path,
+    tensors: &[(String, candle_core::Tensor)],
+) -> Result<(), EngineError> {
+    let on_cpu: Vec<(String, candle_core::Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            t.to_device(&candle_core::Device::Cpu)
+                .map(|t| (n.clone(), t))
+        })
+        .collect::<Result<_, _>>()?;
+    let metadata: HashMap<String, String> = [("format".to_string(), "pt".to_string())].into();
+    let bytes = safetensors::serialize(on_cpu.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+        .map_err(|e| EngineError::io(path, e))?;
+    write_bytes_atomic(path, &bytes).map_err(io(path))
+}
+
+/// Writes config.json, tokenizer.json and model.safetensors: a model directory that
+/// `source::inspect_dir` accepts.
+pub fn write_model_files(
+    dir: &Path,
+    tensors: &[(String, candle_core::Tensor)],
+    tokenizer: &TextTokenizer,
+    config: &serde_json::Value,
+) -> Result<(), EngineError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    write_weights(&dir.join("model.safetensors"), tensors)?;
+    let path = dir.join("config.json");
+    write_bytes_atomic(
+        &path,
+        &serde_json::to_vec_pretty(config).expect("JSON value"),
+    )
+    .map_err(io(&path))?;
+    let path = dir.join("tokenizer.json");
+    let json = tokenizer
+        .tokenizer()
+        .to_string(true)
+        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+    write_bytes_atomic(&path, json.as_bytes()).map_err(io(&path))
+}
+
+/// Writes the model's current weights, config, tokenizer and `meta` into `dir`, each file
+/// atomically.
+pub fn save(dir: &Path, model: &LoadedModel, meta: &RunMetadata) -> Result<(), EngineError> {
+    write_model_files(
+        dir,
+        &model.net.named_tensors(),
+        &model.tokenizer,
+        &classification_config(&model.raw_config),
+    )?;
+    // Companion files that transformers' tokenizer loading reads, copied when the source has
+    // them (a checkpoint saved into its own source directory already has them).
+    for name in [
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+    ] {
+        let from = model.files.dir.join(name);
+        let to = dir.join(name);
+        if from.is_file() && from != to {
+            let bytes = std::fs::read(&from).map_err(io(&from))?;
+            write_bytes_atomic(&to, &bytes).map_err(io(&to))?;
+        }
+    }
+    let tok_config = dir.join("tokenizer_config.json");
+    if !tok_config.is_file() {
+        let json = serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true, "model_max_length": 512});
+        write_bytes_atomic(
+            &tok_config,
+            &serde_json::to_vec_pretty(&json).expect("JSON"),
+        )
+        .map_err(io(&tok_config))?;
+    }
+    let run = dir.join(RUN_FILE);
+    let json = serde_json::to_vec_pretty(meta).expect("run metadata serialises");
+    write_bytes_atomic(&run, &json).map_err(io(&run))?;
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Text to token ids: loading a BERT tokenizer, batching with dynamic padding, and building a
+//! WordPiece vocabulary from a corpus (for small models and tests).
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{AddedToken, Tokenizer, TruncationParams};
+
+use super::source::TokenizerFile;
+use super::EngineError;
+
+/// One tokenised text, unpadded.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// Byte span of each token in the original text ((0, 0) for special tokens).
+    pub offsets: Vec<(usize, usize)>,
+    /// Index of the pre-tokenised word each token belongs to (None for special tokens).
+    pub word_ids: Vec<Option<u32>>,
+}
+
+impl Encoded {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Tensors for one batch, padded to its longest member.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub input_ids: Tensor,
+    pub type_ids: Tensor,
+    pub attention_mask: Tensor,
+}
+
+impl Batch {
+    /// Pads `items` to the longest (or to `pad_to`, if longer) and moves them to `device`.
+    pub fn from_encoded(
+        items: &[&Encoded],
+        pad_id: u32,
+        pad_to: Option<usize>,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        let longest = items.iter().map(|e| e.len()).max().unwrap_or(0);
+        let len = pad_to.map_or(longest, |p| p.max(longest)).max(1);
+        let b = items.len();
+        let mut ids = vec![pad_id; b * len];
+        let mut types = vec![0u32; b * len];
+        let mut mask = vec![0u32; b * len];
+        for (row, e) in items.iter().enumerate() {
+            let base = row * len;
+            ids[base..base + e.len()].copy_from_slice(&e.ids);
+            types[base..base + e.len()].copy_from_slice(&e.type_ids);
+            mask[base..base + e.len()].fill(1);
+        }
+        Ok(Self {
+            input_ids: Tensor::from_vec(ids, (b, len), device)?,
+            type_ids: Tensor::from_vec(types, (b, len), device)?,
+            attention_mask: Tensor::from_vec(mask, (b, len), device)?.to_dtype(DType::F32)?,
+        })
+    }
+}
+
+/// A BERT tokenizer with truncation set and padding off (we pad per batch).
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    pub pad_id: u32,
+    /// Id used to hide a word when explaining by occlusion ([MASK], else [UNK]).
+    pub mask_id: u32,
+}
+
+impl TextTokenizer {
+    pub fn load(file: &TokenizerFile, lowercase: bool) -> Result<Self, EngineError> {
+        let inner = match file {
+            TokenizerFile::Json(path) => Tokenizer::from_file(path).map_err(|e| {
+                EngineError::BadModel(format!("{}: cannot read tokenizer: {e}", path.display()))
+            })?,
+            TokenizerFile::Vocab(path) => from_vocab(path, lowercase)?,
+        };
+        Self::from_tokenizer(inner)
+    }
+
+    pub fn from_tokenizer(mut inner: Tokenizer) -> Result<Self, EngineError> {
+        // Files like MiniLM's carry fixed padding to 128: we pad per batch instead.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let id = |t: &str| inner.token_to_id(t);
+        let pad_id = id("[PAD]").or_else(|| id("<pad>")).unwrap_or(0);
+        let mask_id = id("[MASK]").or_else(|| id("[UNK]")).ok_or_else(|| {
+            EngineError::Tokenizer("tokenizer has neither [MASK] nor [UNK]".into())
+        })?;
+        Ok(Self {
+            inner,
+            pad_id,
+            mask_id,
+        })
+    }
+
+    /// The underlying tokenizer, for saving next to a checkpoint.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Tokenises each text, truncated to `max_len` tokens including [CLS] and [SEP].
+    pub fn encode_all(&self, texts: &[&str], max_len: usize) -> Result<Vec<Encoded>, EngineError> {
+        let mut tok = self.inner.clone();
+        tok.with_truncation(Some(TruncationParams {
+            max_length: max_len.max(2),
+            ..Default::default()
+        }))
+        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let encodings = tok
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| Encoded {
+                ids: e.get_ids().to_vec(),
+                type_ids: e.get_type_ids().to_vec(),
+                offsets: e.get_offsets().to_vec(),
+                word_ids: e.get_word_ids().to_vec(),
+            })
+            .collect())
+    }
+
+    pub fn token_text(&self, id: u32) -> String {
+        self.inner.id_to_token(id).unwrap_or_default()
+    }
+}
+
+fn bert_pipeline(
+    model: WordPiece,
+    lowercase: bool,
+    cls: u32,
+    sep: u32,
+) -> Result<Tokenizer, EngineError> {
+    let mut tok = Tokenizer::new(model);
+    tok.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+    tok.with_pre_tokenizer(Some(BertPreTokenizer));
+    tok.with_post_processor(Some(BertProcessing::new(
+        ("[SEP]".into(), sep),
+        ("[CLS]".into(), cls),
+    )));
+    tok.with_decoder(Some(WordPieceDecoder::default()));
+    Ok(tok)
+}
+
+fn from_vocab(path: &Path, lowercase: bool) -> Result<Tokenizer, EngineError> {
+    let model = WordPiece::from_file(&path.to_string_lossy())
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| {
+            EngineError::BadModel(format!("{}: cannot read vocabulary: {e}", path.display()))
+        })?;
+    let cls = tokenizers::Model::token_to_id(&model, "[CLS]");
+    let sep = tokenizers::Model::token_to_id(&model, "[SEP]");
+    match (cls, sep) {
+        (Some(cls), Some(sep)) => bert_pipeline(model, lowercase, cls, sep),
+        _ => Err(EngineError::BadModel(format!(
+            "{}: vocabulary lacks [CLS] or [SEP]",
+            path.display()
+        ))),
+    }
+}
+
+/// Special tokens in the order BERT vocabularies use, so [PAD] gets id 0.
+const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/// Learns a lowercase WordPiece vocabulary of at most `vocab_size` entries from `texts`.
+pub fn train_wordpiece<S: AsRef<str> + Send>(
+    texts: impl Iterator<Item = S> + Send,
+    vocab_size: usize,
+) -> Result<TextTokenizer, EngineError> {
+    let model = WordPiece::builder()
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+    let mut tok = bert_pipeline(model, true, 2, 3)?;
+    let trainer = WordPieceTrainer::builder()
+        .vocab_size(vocab_size)
+        .min_frequency(1)
+        .show_progress(false)
+        .special_tokens(
+            SPECIAL_TOKENS
+                .iter()
+                .map(|t| AddedToken::from(*t, true))
+                .collect(),
+        )
+        .build();
+    let mut trainer = TrainerWrapper::WordPieceTrainer(trainer);
+    tok.train(&mut trainer, texts)
+        .map_err(|e| EngineError::Tokenizer(format!("training a vocabulary failed: {e}")))?;
+    TextTokenizer::from_tokenizer(tok)
+}

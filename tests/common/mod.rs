@@ -1,0 +1,82 @@
+//! Shared test fixtures: a tiny BERT (2 layers, hidden 32) with random weights and a WordPiece
+//! vocabulary learnt from the bundled sample data. No download, a few milliseconds per step.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use tweetlab::data::load_csv;
+use tweetlab::engine::bert::BertConfig;
+use tweetlab::engine::checkpoint::write_model_files;
+use tweetlab::engine::classifier::{BertClassifier, Pooling};
+use tweetlab::engine::tokenize::train_wordpiece;
+use tweetlab::engine::train::TrainConfig;
+
+pub fn sample_train_csv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/train.csv")
+}
+
+/// (texts, labels) of the bundled labelled sample.
+pub fn sample_rows() -> (Vec<String>, Vec<u8>) {
+    let data = load_csv(&sample_train_csv()).expect("sample data loads");
+    data.labelled().map(|(t, l)| (t.text.clone(), l)).unzip()
+}
+
+pub fn tiny_config_json(vocab_size: usize) -> serde_json::Value {
+    serde_json::json!({
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": 128,
+        "type_vocab_size": 2,
+        "initializer_range": 0.02,
+        "layer_norm_eps": 1e-12,
+        "pad_token_id": 0,
+        "position_embedding_type": "absolute"
+    })
+}
+
+/// Writes a "pretrained" tiny model (encoder and pooler, no classifier head) into `dir`.
+pub fn write_tiny_model(dir: &Path, seed: u64) {
+    let (texts, _) = sample_rows();
+    let tokenizer = train_wordpiece(texts.iter(), 800).expect("vocabulary trains");
+    let config = tiny_config_json(tokenizer.vocab_size());
+    let bert = BertConfig::from_json(&config, "tiny").unwrap();
+    let net = BertClassifier::random(&bert, Pooling::Cls, &Device::Cpu, seed).unwrap();
+    let tensors: Vec<_> = net
+        .named_tensors()
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with("classifier."))
+        .collect();
+    write_model_files(dir, &tensors, &tokenizer, &config).unwrap();
+}
+
+/// A temp dir holding a tiny pretrained model; keep the guard alive while using the path.
+pub fn tiny_model() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny");
+    write_tiny_model(&dir, 7);
+    (tmp, dir)
+}
+
+/// Settings that let the tiny model learn quickly on the sample data.
+pub fn tiny_train_config() -> TrainConfig {
+    TrainConfig {
+        epochs: 3,
+        lr: 2e-3,
+        batch_size: 16,
+        max_len: 48,
+        val_split: 0.2,
+        seed: 11,
+        warmup_ratio: 0.1,
+        device: tweetlab::engine::device::DeviceChoice::Cpu,
+        ..TrainConfig::default()
+    }
+}

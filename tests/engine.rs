@@ -1,0 +1,411 @@
+//! Engine behaviour on a tiny random BERT: training really trains every layer, runs are
+//! reproducible and cancellable, checkpoints round-trip, bad models fail clearly.
+
+mod common;
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tweetlab::engine::infer;
+use tweetlab::engine::model::LoadedModel;
+use tweetlab::engine::source::{inspect_dir, resolve};
+use tweetlab::engine::tokenize::{Batch, Encoded};
+use tweetlab::engine::train::{self, train_step, Optimisers, TrainEvent, TrainJob};
+use tweetlab::engine::EngineError;
+
+use common::*;
+
+fn load(dir: &std::path::Path) -> LoadedModel {
+    let files = inspect_dir(dir, "test").unwrap();
+    LoadedModel::load(&files, &Device::Cpu, None, 3).unwrap()
+}
+
+fn batch_of(model: &LoadedModel, texts: &[String], labels: &[u8]) -> (Batch, Tensor) {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let enc = model.tokenizer.encode_all(&refs, 48).unwrap();
+    let items: Vec<&Encoded> = enc.iter().collect();
+    let b = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &Device::Cpu).unwrap();
+    let y: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+    (b, Tensor::new(y.as_slice(), &Device::Cpu).unwrap())
+}
+
+fn run_job(job: TrainJob) -> Vec<TrainEvent> {
+    let handle = train::spawn(job);
+    let events: Vec<TrainEvent> = handle.events.iter().collect();
+    handle.join();
+    events
+}
+
+#[test]
+fn one_step_gives_every_parameter_a_gradient_and_changes_it() {
+    let (_tmp, dir) = tiny_model();
+    let model = load(&dir);
+    let (texts, labels) = sample_rows();
+    let (b, y) = batch_of(&model, &texts[..16], &labels[..16]);
+    let before: HashMap<String, Vec<f32>> = model
+        .net
+        .vars
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                v.as_tensor().flatten_all().unwrap().to_vec1().unwrap(),
+            )
+        })
+        .collect();
+    // Without weight decay a parameter can only change through its gradient.
+    let mut opt = Optimisers::new(&model.net.vars, 1e-3, 0.0).unwrap();
+    train_step(
+        &model,
+        &mut opt,
+        &b,
+        &y,
+        &mut StdRng::seed_from_u64(0),
+        1.0,
+        1,
+    )
+    .unwrap();
+    let mut unchanged = Vec::new();
+    for (name, var) in &model.net.vars {
+        let after: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        if after == before[name] {
+            unchanged.push(name.clone());
+        }
+    }
+    assert!(
+        model.net.vars.len() >= 2 * 16 + 5 + 4,
+        "{} parameters",
+        model.net.vars.len()
+    );
+    assert!(
+        unchanged.is_empty(),
+        "not updated by one step: {unchanged:?}"
+    );
+}
+
+#[test]
+fn training_lowers_the_loss_and_events_arrive_in_order() {
+    let (tmp, dir) = tiny_model();
+    let (texts, labels) = sample_rows();
+    let out = tmp.path().join("out");
+    let config = tiny_train_config();
+    let events = run_job(TrainJob {
+        model: Some(dir.to_string_lossy().to_string()),
+        texts,
+        labels,
+        out_dir: out.clone(),
+        config: config.clone(),
+    });
+    let first_non_status = events
+        .iter()
+        .position(|e| !matches!(e, TrainEvent::Status { .. }))
+        .unwrap();
+    let TrainEvent::Started {
+        total_steps,
+        steps_per_epoch,
+        train_rows,
+        val_rows,
+        ..
+    } = events[first_non_status].clone()
+    else {
+        panic!(
+            "expected Started after the status lines, got {:?}",
+            events[first_non_status]
+        );
+    };
+    assert_eq!(train_rows + val_rows, 203);
+    assert_eq!(total_steps, steps_per_epoch * config.epochs);
+    let steps: Vec<(usize, f32)> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Step { step, loss, .. } => Some((*step, *loss)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        steps.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (1..=total_steps).collect::<Vec<_>>()
+    );
+    let epochs: Vec<(usize, f64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Epoch {
+                epoch,
+                train_loss,
+                val,
+                ..
+            } => {
+                assert!(val.is_some());
+                Some((*epoch, *train_loss))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        epochs.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(
+        epochs[2].1 < epochs[0].1,
+        "train loss per epoch: {epochs:?}"
+    );
+    assert!(
+        matches!(events.last(), Some(TrainEvent::Finished { .. })),
+        "last event {:?}",
+        events.last()
+    );
+    // Each Step of epoch e comes before Epoch e.
+    let epoch1_at = events
+        .iter()
+        .position(|e| matches!(e, TrainEvent::Epoch { epoch: 1, .. }))
+        .unwrap();
+    let step_after = events[..epoch1_at]
+        .iter()
+        .filter(|e| matches!(e, TrainEvent::Step { .. }))
+        .count();
+    assert_eq!(step_after, steps_per_epoch);
+    assert!(out.join("model.safetensors").is_file() && out.join("tweetlab_run.json").is_file());
+}
+
+#[test]
+fn same_seed_gives_the_same_run() {
+    let (tmp, dir) = tiny_model();
+    let (texts, labels) = sample_rows();
+    let losses = |name: &str| -> Vec<f32> {
+        run_job(TrainJob {
+            model: Some(dir.to_string_lossy().to_string()),
+            texts: texts.clone(),
+            labels: labels.clone(),
+            out_dir: tmp.path().join(name),
+            config: train::TrainConfig {
+                epochs: 1,
+                ..tiny_train_config()
+            },
+        })
+        .into_iter()
+        .filter_map(|e| match e {
+            TrainEvent::Step { loss, .. } => Some(loss),
+            _ => None,
+        })
+        .collect()
+    };
+    let a = losses("a");
+    assert!(!a.is_empty());
+    assert_eq!(a, losses("b"));
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_logits() {
+    let (tmp, dir) = tiny_model();
+    let (texts, labels) = sample_rows();
+    let out = tmp.path().join("ckpt");
+    let events = run_job(TrainJob {
+        model: Some(dir.to_string_lossy().to_string()),
+        texts: texts.clone(),
+        labels,
+        out_dir: out.clone(),
+        config: train::TrainConfig {
+            epochs: 1,
+            val_split: 0.0,
+            ..tiny_train_config()
+        },
+    });
+    assert!(
+        matches!(events.last(), Some(TrainEvent::Finished { .. })),
+        "{:?}",
+        events.last()
+    );
+    let refs: Vec<&str> = texts.iter().take(40).map(String::as_str).collect();
+    let a = load(&out);
+    assert!(a.head_is_trained());
+    assert!(a.run.is_some());
+    let la = infer::logits(&a, &refs, 48, 16, &mut |_, _| {}, None).unwrap();
+    // A second load, and a save of the loaded model, give the same numbers.
+    let b = load(&out);
+    let lb = infer::logits(&b, &refs, 48, 7, &mut |_, _| {}, None).unwrap();
+    let max_diff = la
+        .iter()
+        .zip(&lb)
+        .flat_map(|(x, y)| [(x[0] - y[0]).abs(), (x[1] - y[1]).abs()])
+        .fold(0f32, f32::max);
+    assert!(max_diff < 1e-5, "logits differ by {max_diff}");
+    // The checkpoint's config is what transformers needs.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(config["id2label"]["1"], "disaster");
+    let names =
+        candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert!(
+        names.contains_key("classifier.weight") && names.contains_key("bert.pooler.dense.weight")
+    );
+    assert!(names
+        .keys()
+        .all(|n| n.starts_with("bert.") || n.starts_with("classifier.")));
+}
+
+#[test]
+fn cancel_stops_the_run_within_a_step() {
+    let (tmp, dir) = tiny_model();
+    let (texts, labels) = sample_rows();
+    let handle = train::spawn(TrainJob {
+        model: Some(dir.to_string_lossy().to_string()),
+        texts,
+        labels,
+        out_dir: tmp.path().join("never"),
+        config: train::TrainConfig {
+            epochs: 1000,
+            ..tiny_train_config()
+        },
+    });
+    let mut steps_after_cancel = 0;
+    let mut cancelled_at = None;
+    let mut last = None;
+    for e in handle.events.iter() {
+        if let TrainEvent::Step { step, .. } = e {
+            if cancelled_at.is_some() {
+                steps_after_cancel += 1;
+            } else if step == 3 {
+                handle.cancel();
+                cancelled_at = Some(step);
+            }
+        }
+        last = Some(e);
+    }
+    handle.join();
+    assert!(
+        matches!(last, Some(TrainEvent::Cancelled { .. })),
+        "last event {last:?}"
+    );
+    assert!(
+        steps_after_cancel <= 1,
+        "{steps_after_cancel} steps after cancel"
+    );
+}
+
+#[test]
+fn a_diverged_loss_stops_with_a_clear_error() {
+    let (_tmp, dir) = tiny_model();
+    let model = load(&dir);
+    let (texts, labels) = sample_rows();
+    let (b, y) = batch_of(&model, &texts[..8], &labels[..8]);
+    let w = &model.net.vars["classifier.weight"];
+    w.set(&(w.as_tensor().ones_like().unwrap() * f64::NAN).unwrap())
+        .unwrap();
+    let mut opt = Optimisers::new(&model.net.vars, 1e-3, 0.0).unwrap();
+    let err = train_step(
+        &model,
+        &mut opt,
+        &b,
+        &y,
+        &mut StdRng::seed_from_u64(0),
+        1.0,
+        5,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, EngineError::NonFiniteLoss { step: 5, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("lower the learning rate"), "{err}");
+}
+
+#[test]
+fn bad_model_directories_say_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    let e = resolve(Some(missing.to_str().unwrap()), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a directory"), "{e}");
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = inspect_dir(&empty, "empty").unwrap_err().to_string();
+    assert!(
+        e.contains("config.json") && e.contains("model.safetensors"),
+        "{e}"
+    );
+
+    let (_t, dir) = tiny_model();
+    std::fs::write(dir.join("config.json"), "{\"hidden_size\": 32}").unwrap();
+    let files = inspect_dir(&dir, "broken").unwrap();
+    let e = LoadedModel::load(&files, &Device::Cpu, None, 0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not a BERT config"), "{e}");
+
+    // Weights that lack an encoder tensor name it.
+    let (_t2, dir2) = tiny_model();
+    let path = dir2.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    tensors.remove("bert.encoder.layer.1.output.dense.weight");
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let files = inspect_dir(&dir2, "partial").unwrap();
+    let e = LoadedModel::load(&files, &Device::Cpu, None, 0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("bert.encoder.layer.1.output.dense.weight"),
+        "{e}"
+    );
+
+    // An unknown Hub id offline lists what was tried.
+    std::env::set_var("HF_HUB_OFFLINE", "1");
+    let e = resolve(Some("nobody/no-such-model-xyz"), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Tried") && e.contains("--model DIR"), "{e}");
+}
+
+#[test]
+fn explanation_ranks_disaster_words_above_stop_words() {
+    let (tmp, dir) = tiny_model();
+    let (texts, labels) = sample_rows();
+    let out = tmp.path().join("explainer");
+    let events = run_job(TrainJob {
+        model: Some(dir.to_string_lossy().to_string()),
+        texts,
+        labels,
+        out_dir: out.clone(),
+        config: train::TrainConfig {
+            epochs: 12,
+            val_split: 0.0,
+            ..tiny_train_config()
+        },
+    });
+    assert!(
+        matches!(events.last(), Some(TrainEvent::Finished { .. })),
+        "{:?}",
+        events.last()
+    );
+    let model = load(&out);
+    let text = "The wildfire forced an evacuation of the town and the flood is rising";
+    let e = tweetlab::engine::explain::explain(&model, text, 48).unwrap();
+    assert!(e.p_disaster > 0.5, "p = {}", e.p_disaster);
+    // Words map back to the original text.
+    for w in &e.words {
+        assert_eq!(&text[w.start..w.end], w.word);
+    }
+    let score = |words: &[&str]| -> f32 {
+        let s: Vec<f32> = e
+            .words
+            .iter()
+            .filter(|w| words.contains(&w.word.as_str()))
+            .map(|w| w.score)
+            .collect();
+        assert_eq!(s.len(), words.len(), "missing words in {:?}", e.words);
+        s.iter().sum::<f32>() / s.len() as f32
+    };
+    let disaster = score(&["wildfire", "evacuation", "flood"]);
+    let stop = score(&["of", "and", "is"]);
+    assert!(
+        disaster > stop + 0.1,
+        "disaster words {disaster} vs stop words {stop}: {:?}",
+        e.words
+    );
+}
