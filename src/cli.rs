@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::export::{write_predictions, PredictionFormat};
-use crate::data::{load_csv, Dataset};
+use crate::data::stats::stats;
+use crate::data::{load_csv_with, Dataset, ImportOptions, LabelMap};
 use crate::engine::bench::{self, BenchConfig};
 use crate::engine::classifier::Pooling;
 use crate::engine::device::{self, DeviceChoice};
@@ -50,9 +51,59 @@ enum Command {
     Explain(ExplainArgs),
     /// Measure training and inference throughput (same fields as bench_torch.py).
     Bench(BenchArgs),
+    /// Summarise a CSV: rows, labels, duplicates, conflicts and problem rows.
+    Stats(StatsArgs),
     /// Manage pretrained models.
     #[command(subcommand)]
     Model(ModelCommand),
+}
+
+/// How to read the CSV when its column names or label values are not the usual ones.
+#[derive(Args, Debug, Clone, Default)]
+struct ImportArgs {
+    /// Column holding the text (default: text, tweet, content, message or body).
+    #[arg(long)]
+    text_column: Option<String>,
+    /// Column holding the label (default: target, label, class or labels).
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Column holding the row id (default: id; else row numbers).
+    #[arg(long)]
+    id_column: Option<String>,
+    /// Comma-separated label values meaning "disaster" (default: 1,1.0,true).
+    #[arg(long, value_delimiter = ',')]
+    positive: Option<Vec<String>>,
+    /// Comma-separated label values meaning "not a disaster" (default: 0,0.0,false).
+    #[arg(long, value_delimiter = ',')]
+    negative: Option<Vec<String>>,
+}
+
+impl ImportArgs {
+    fn options(&self) -> ImportOptions {
+        let labels = (self.positive.is_some() || self.negative.is_some()).then(|| {
+            let default = LabelMap::default();
+            LabelMap {
+                negative: self.negative.clone().unwrap_or(default.negative),
+                positive: self.positive.clone().unwrap_or(default.positive),
+            }
+        });
+        ImportOptions {
+            text_column: self.text_column.clone(),
+            label_column: self.label_column.clone(),
+            id_column: self.id_column.clone(),
+            labels,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    csv: PathBuf,
+    /// Print one JSON object: rows, labelled, per_class, duplicate_groups, conflicting_groups, problems.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    import: ImportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -89,6 +140,8 @@ struct TrainArgs {
     /// Print the run summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    import: ImportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -105,6 +158,8 @@ struct PredictArgs {
     format: PredictionFormat,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    import: ImportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -117,6 +172,8 @@ struct EvalArgs {
     json: bool,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    import: ImportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +248,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Eval(a)) => eval_cmd(a),
         Some(Command::Explain(a)) => explain_cmd(a),
         Some(Command::Bench(a)) => bench_cmd(a),
+        Some(Command::Stats(a)) => stats_cmd(a),
         Some(Command::Model(ModelCommand::Fetch { source })) => {
             let files = source::resolve(source.as_deref(), &|m| eprintln!("{m}"))?;
             println!("{}", files.dir.display());
@@ -210,8 +268,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn load_data(path: &Path) -> Result<Dataset> {
-    let data = load_csv(path)?;
+fn load_data(path: &Path, import: &ImportArgs) -> Result<Dataset> {
+    let data = load_csv_with(path, &import.options(), &mut |_, _| {})?;
     for p in data.problems.iter().take(10) {
         eprintln!("warning: {}:{}: {}", path.display(), p.line, p.reason);
     }
@@ -261,14 +319,14 @@ fn fmt_metrics(m: &Metrics) -> String {
 }
 
 fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
-    let data = load_data(&a.data)?;
+    let data = load_data(&a.data, &a.import)?;
     let (texts, labels): (Vec<String>, Vec<u8>) =
         data.labelled().map(|(t, l)| (t.text.clone(), l)).unzip();
     if texts.is_empty() {
         bail!(
             "{}: no labelled rows (column {:?})",
             a.data.display(),
-            data.label_column
+            data.label_column().unwrap_or("none found")
         );
     }
     eprintln!("{} labelled rows from {}", texts.len(), a.data.display());
@@ -417,7 +475,7 @@ fn predict_rows(model: &LoadedModel, data: &Dataset, run: &RunArgs) -> Result<Ve
 
 fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
     let model = load_finetuned(&a.model, a.run.device)?;
-    let data = load_data(&a.data)?;
+    let data = load_data(&a.data, &a.import)?;
     let probs = predict_rows(&model, &data, &a.run)?;
     write_predictions(&a.out, &data.rows, &probs, a.format)
         .with_context(|| format!("writing {}", a.out.display()))?;
@@ -432,7 +490,7 @@ fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
 
 fn eval_cmd(a: EvalArgs) -> Result<ExitCode> {
     let model = load_finetuned(&a.model, a.run.device)?;
-    let mut data = load_data(&a.data)?;
+    let mut data = load_data(&a.data, &a.import)?;
     data.rows.retain(|t| t.label.is_some());
     if data.rows.is_empty() {
         bail!("{}: no labelled rows to evaluate on", a.data.display());
@@ -493,6 +551,47 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
             report.infer_ms_per_batch,
             report.infer_bs,
             report.seq
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats_cmd(a: StatsArgs) -> Result<ExitCode> {
+    let data = load_csv_with(&a.csv, &a.import.options(), &mut |_, _| {})?;
+    let s = stats(&data);
+    if a.json {
+        println!("{}", serde_json::to_string(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: {} rows, {} labelled (0: {}, 1: {})",
+        a.csv.display(),
+        s.rows,
+        s.labelled,
+        s.per_class.negative,
+        s.per_class.positive
+    );
+    println!(
+        "text column `{}`, label column `{}`",
+        data.text_column(),
+        data.label_column().unwrap_or("none")
+    );
+    println!(
+        "{} duplicate groups, {} with conflicting labels",
+        s.duplicate_groups, s.conflicting_groups
+    );
+    println!(
+        "{} problem rows{}",
+        s.problems.len(),
+        if s.problems.is_empty() { "" } else { ":" }
+    );
+    for p in s.problems.iter().take(20) {
+        println!("  line {}: {}", p.line, p.reason);
+    }
+    if s.problems.len() > 20 {
+        println!(
+            "  ... and {} more (use --json for all)",
+            s.problems.len() - 20
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1,15 +1,15 @@
 //! Importing a CSV (or TSV) of tweets: the Kaggle layout `id,keyword,location,text,target`
 //! or any file with a text column and an optional label column.
 //!
-//! Real files are messy, so a bad row is reported with its line number and skipped (or kept
-//! unlabelled, for an unknown label) and the rest still loads.
+//! Real files are messy, so a bad row is reported with its line number and reason, and the rest
+//! still loads. Only a file that cannot be used at all (empty, binary, no text column) fails.
 
 use std::path::Path;
 
 use serde::Serialize;
 
 /// One row of the dataset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Tweet {
     pub id: String,
     pub keyword: String,
@@ -17,6 +17,12 @@ pub struct Tweet {
     pub text: String,
     /// 0 = not a disaster, 1 = disaster, None = unlabelled.
     pub label: Option<u8>,
+    /// The label cell when it held an unknown value (kept so that exports lose nothing).
+    pub unparsed_label: Option<String>,
+    /// Cells of the columns tweetlab does not use, in `Dataset::extra_columns` order.
+    pub extra: Vec<String>,
+    /// 1-based line where the record starts in the source file.
+    pub line: u64,
 }
 
 /// A row that could not be used as it was.
@@ -27,12 +33,32 @@ pub struct Problem {
     pub reason: String,
 }
 
+/// Which column holds what (indices into `Dataset::header`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Columns {
+    pub text: usize,
+    pub label: Option<usize>,
+    pub id: Option<usize>,
+    pub keyword: Option<usize>,
+    pub location: Option<usize>,
+}
+
+/// The source file's shape, kept so that the corrected dataset can be written back in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Layout {
+    pub header: Vec<String>,
+    pub columns: Columns,
+    /// Header indices of the columns kept in `Tweet::extra`.
+    pub extra_columns: Vec<usize>,
+    pub delimiter: u8,
+    pub labels: LabelMap,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Dataset {
     pub rows: Vec<Tweet>,
     pub problems: Vec<Problem>,
-    pub text_column: String,
-    pub label_column: Option<String>,
+    pub layout: Layout,
     /// Rows whose bytes were not valid UTF-8 and were decoded with replacement characters.
     pub lossy_rows: usize,
 }
@@ -41,6 +67,77 @@ impl Dataset {
     pub fn labelled(&self) -> impl Iterator<Item = (&Tweet, u8)> {
         self.rows.iter().filter_map(|t| t.label.map(|l| (t, l)))
     }
+
+    pub fn text_column(&self) -> &str {
+        &self.layout.header[self.layout.columns.text]
+    }
+
+    pub fn label_column(&self) -> Option<&str> {
+        self.layout
+            .columns
+            .label
+            .map(|c| self.layout.header[c].as_str())
+    }
+}
+
+/// Which cell values mean class 0 and class 1 (compared trimmed, case-insensitively).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LabelMap {
+    pub negative: Vec<String>,
+    pub positive: Vec<String>,
+}
+
+impl Default for LabelMap {
+    fn default() -> Self {
+        Self {
+            negative: ["0", "0.0", "false"].map(String::from).to_vec(),
+            positive: ["1", "1.0", "true"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl LabelMap {
+    /// Reads a label cell; empty means unlabelled.
+    pub fn parse(&self, cell: &str) -> Result<Option<u8>, String> {
+        let cell = cell.trim();
+        if cell.is_empty() {
+            return Ok(None);
+        }
+        let is = |names: &[String]| names.iter().any(|n| n.eq_ignore_ascii_case(cell));
+        if is(&self.negative) {
+            Ok(Some(0))
+        } else if is(&self.positive) {
+            Ok(Some(1))
+        } else {
+            Err(format!(
+                "unknown label value `{cell}` (expected {} for 0 or {} for 1)",
+                self.negative.join("/"),
+                self.positive.join("/")
+            ))
+        }
+    }
+
+    /// How a label is written back: the first name of its class.
+    pub fn name(&self, label: u8) -> &str {
+        let names = if label == 0 {
+            &self.negative
+        } else {
+            &self.positive
+        };
+        names
+            .first()
+            .map_or(if label == 0 { "0" } else { "1" }, String::as_str)
+    }
+}
+
+/// Overrides for what the importer would detect by itself.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub text_column: Option<String>,
+    pub label_column: Option<String>,
+    pub id_column: Option<String>,
+    /// Replaces the default 0/1 label values.
+    pub labels: Option<LabelMap>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,152 +155,318 @@ fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
         .find_map(|n| header.iter().position(|h| h.trim().eq_ignore_ascii_case(n)))
 }
 
-/// Reads a label cell: 0/1 (also "0.0", "true"/"false"); empty means unlabelled.
-pub fn parse_label(cell: &str) -> Result<Option<u8>, String> {
-    match cell.trim().to_ascii_lowercase().as_str() {
-        "" => Ok(None),
-        "0" | "0.0" | "false" => Ok(Some(0)),
-        "1" | "1.0" | "true" => Ok(Some(1)),
-        other => Err(format!("unknown label value `{other}` (expected 0 or 1)")),
-    }
+/// Loads a CSV of tweets with detected columns. Fails only when the file cannot be used at all.
+pub fn load_csv(path: &Path) -> Result<Dataset, DataError> {
+    load_csv_with(path, &ImportOptions::default(), &mut |_, _| {})
 }
 
-/// Loads a CSV of tweets. Fails only when the file cannot be used at all.
-pub fn load_csv(path: &Path) -> Result<Dataset, DataError> {
-    let unusable = |message: String| DataError::Unusable {
+/// Loads a CSV; `progress(bytes_done, bytes_total)` is called as records are read.
+pub fn load_csv_with(
+    path: &Path,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Dataset, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::Unusable {
+        path: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let tsv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    parse(&bytes, tsv, options, progress).map_err(|message| DataError::Unusable {
         path: path.display().to_string(),
         message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| unusable(format!("cannot read: {e}")))?;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    })
+}
+
+/// Parses CSV bytes (the whole importer, without the file system; the fuzz target calls this).
+pub fn parse(
+    bytes: &[u8],
+    tsv: bool,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Dataset, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(unusable("the file is empty".into()));
+        return Err("the file is empty".into());
     }
     if bytes.iter().take(8192).any(|&b| b == 0) {
-        return Err(unusable("this looks like a binary file, not a CSV".into()));
+        return Err("this looks like a binary file, not a CSV".into());
     }
     let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let delimiter = if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
-        || (first_line.contains(&b'\t') && !first_line.contains(&b','))
-    {
+    let delimiter = if tsv || (first_line.contains(&b'\t') && !first_line.contains(&b',')) {
         b'\t'
     } else {
         b','
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .has_headers(true)
-        .from_reader(bytes);
+    let mut reader = csv_reader(bytes, delimiter, true);
     let header: Vec<String> = reader
         .byte_headers()
-        .map_err(|e| unusable(format!("cannot read the header line: {e}")))?
+        .map_err(|e| format!("cannot read the header line: {e}"))?
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
-    let text_col = find_column(&header, &TEXT_NAMES).ok_or_else(|| {
-        unusable(format!(
-            "no text column: expected one named {} (header is: {})",
-            TEXT_NAMES.join(", "),
-            header.join(", ")
-        ))
-    })?;
-    let label_col = find_column(&header, &LABEL_NAMES);
-    let id_col = find_column(&header, &["id"]);
-    let keyword_col = find_column(&header, &["keyword"]);
-    let location_col = find_column(&header, &["location"]);
-
+    let named = |wanted: &Option<String>, role: &str| -> Result<Option<usize>, String> {
+        match wanted {
+            None => Ok(None),
+            Some(name) => find_column(&header, &[name.as_str()])
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "no {role} column named `{name}` (header is: {})",
+                        header.join(", ")
+                    )
+                }),
+        }
+    };
+    let text = match named(&options.text_column, "text")? {
+        Some(c) => c,
+        None => find_column(&header, &TEXT_NAMES).ok_or_else(|| {
+            format!(
+                "no text column: expected one named {} (header is: {}); name it with --text-column",
+                TEXT_NAMES.join(", "),
+                header.join(", ")
+            )
+        })?,
+    };
+    let columns = Columns {
+        text,
+        label: named(&options.label_column, "label")?
+            .or_else(|| find_column(&header, &LABEL_NAMES)),
+        id: named(&options.id_column, "id")?.or_else(|| find_column(&header, &["id"])),
+        keyword: find_column(&header, &["keyword"]),
+        location: find_column(&header, &["location"]),
+    };
+    let used = [
+        Some(columns.text),
+        columns.label,
+        columns.id,
+        columns.keyword,
+        columns.location,
+    ];
+    let extra_columns: Vec<usize> = (0..header.len())
+        .filter(|i| !used.contains(&Some(*i)))
+        .collect();
     let mut data = Dataset {
-        text_column: header[text_col].clone(),
-        label_column: label_col.map(|c| header[c].clone()),
+        layout: Layout {
+            header,
+            columns,
+            extra_columns,
+            delimiter,
+            labels: options.labels.clone().unwrap_or_default(),
+        },
         ..Default::default()
     };
-    let mut record = csv::ByteRecord::new();
-    let mut row_number = 0usize;
-    loop {
-        let line = reader.position().line();
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                data.problems.push(Problem {
-                    line,
-                    reason: format!("unreadable record: {e}"),
-                });
-                continue;
-            }
-        }
-        let line = record.position().map_or(line, |p| p.line());
-        row_number += 1;
-        if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
-            continue; // blank line
-        }
-        let mut lossy = false;
-        let mut cell = |col: Option<usize>| -> Option<String> {
-            let raw = record.get(col?)?;
-            Some(match std::str::from_utf8(raw) {
-                Ok(s) => s.to_string(),
-                Err(_) => {
-                    lossy = true;
-                    String::from_utf8_lossy(raw).into_owned()
-                }
-            })
-        };
-        let Some(text) = cell(Some(text_col)) else {
-            data.problems.push(Problem {
-                line,
-                reason: format!(
-                    "only {} fields, the text column is field {}",
-                    record.len(),
-                    text_col + 1
-                ),
-            });
-            continue;
-        };
-        let label = match cell(label_col).map(|c| parse_label(&c)) {
-            None | Some(Ok(None)) => None,
-            Some(Ok(l)) => l,
-            Some(Err(reason)) => {
-                data.problems.push(Problem {
-                    line,
-                    reason: format!("{reason}; row kept unlabelled"),
-                });
-                None
-            }
-        };
-        let id = cell(id_col)
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| row_number.to_string());
-        let tweet = Tweet {
-            id,
-            keyword: cell(keyword_col).unwrap_or_default(),
-            location: cell(location_col).unwrap_or_default(),
-            text,
-            label,
-        };
-        if lossy {
-            data.lossy_rows += 1;
-            data.problems.push(Problem {
-                line,
-                reason: "invalid UTF-8, decoded with replacement characters".into(),
-            });
-        }
-        data.rows.push(tweet);
-    }
+    // Start the body reader on the header's line terminator: the csv crate strips a UTF-8 BOM
+    // at the start of its input, which must not happen to the first row's first field.
+    let body_start = (reader.position().byte() as usize).saturating_sub(1);
+    read_records(bytes, body_start, &mut data, progress);
+    progress(bytes.len() as u64, bytes.len() as u64);
     Ok(data)
+}
+
+fn csv_reader(bytes: &[u8], delimiter: u8, has_headers: bool) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(has_headers)
+        .from_reader(bytes)
+}
+
+/// Whether `bytes` holds an odd number of quote characters: a quoted field never closed.
+fn quotes_unbalanced(bytes: &[u8]) -> bool {
+    bytes.iter().filter(|&&b| b == b'"').count() % 2 == 1
+}
+
+/// Counts lines up to byte offsets that only grow, in linear time overall. (The csv crate's
+/// own line numbers drift after CRLF line ends.)
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    counted_to: usize,
+    newlines: u64,
+}
+
+impl LineCounter<'_> {
+    /// 1-based line of the record starting at `offset` (line terminators before the record
+    /// belong to earlier lines).
+    fn line_of(&mut self, mut offset: usize) -> u64 {
+        while matches!(self.bytes.get(offset), Some(b'\n' | b'\r')) {
+            offset += 1;
+        }
+        let offset = offset.min(self.bytes.len());
+        if offset >= self.counted_to {
+            self.newlines += self.bytes[self.counted_to..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            self.counted_to = offset;
+        }
+        1 + self.newlines
+    }
+}
+
+/// Reads records from `all[start..]`. A quote left open swallows everything after it; such a
+/// record is reported and reading resumes on the line after it started.
+fn read_records(
+    all: &[u8],
+    mut start: usize,
+    data: &mut Dataset,
+    progress: &mut dyn FnMut(u64, u64),
+) {
+    let total = all.len() as u64;
+    let mut lines = LineCounter {
+        bytes: all,
+        counted_to: 0,
+        newlines: 0,
+    };
+    'chunks: while start < all.len() {
+        let chunk = &all[start..];
+        let mut reader = csv_reader(chunk, data.layout.delimiter, false);
+        let mut record = csv::ByteRecord::new();
+        loop {
+            let before = reader.position().byte() as usize;
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => break 'chunks,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = lines.line_of(start + before);
+                    data.problems.push(Problem {
+                        line,
+                        reason: format!("unreadable record: {e}"),
+                    });
+                    continue;
+                }
+            }
+            let pos = record
+                .position()
+                .expect("records read have a position")
+                .byte() as usize;
+            let line = lines.line_of(start + pos);
+            let end = reader.position().byte() as usize;
+            let raw = &chunk[pos..end];
+            let multi_line = raw.trim_ascii().contains(&b'\n');
+            if end >= chunk.len() && multi_line && quotes_unbalanced(raw) {
+                data.problems.push(Problem {
+                    line,
+                    reason: "a quoted field is never closed (unterminated quote); the row is skipped and reading resumes on the next line".into(),
+                });
+                let rec_start = start
+                    + pos
+                    + raw
+                        .iter()
+                        .take_while(|&&b| b == b'\n' || b == b'\r')
+                        .count();
+                match all[rec_start..].iter().position(|&b| b == b'\n') {
+                    Some(nl) => {
+                        // Resume on the newline itself (an empty line to the reader), for the
+                        // same BOM reason as the body start.
+                        start = rec_start + nl;
+                        continue 'chunks;
+                    }
+                    None => break 'chunks,
+                }
+            }
+            if record.position().is_some_and(|p| p.record() % 4096 == 0) {
+                progress((start + end) as u64, total);
+            }
+            add_record(&record, line, data);
+        }
+    }
+}
+
+fn add_record(record: &csv::ByteRecord, line: u64, data: &mut Dataset) {
+    if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+        return; // blank line
+    }
+    let layout = &data.layout;
+    let width = layout.header.len();
+    let c = &layout.columns;
+    if record.len() <= c.text {
+        data.problems.push(Problem {
+            line,
+            reason: format!(
+                "only {} fields, but the text column `{}` is field {}",
+                record.len(),
+                layout.header[c.text],
+                c.text + 1
+            ),
+        });
+        return;
+    }
+    if record.len() > width {
+        data.problems.push(Problem {
+            line,
+            reason: format!(
+                "{} fields, but the header has {}: is there an unquoted delimiter in the text?",
+                record.len(),
+                width
+            ),
+        });
+        return;
+    }
+    let mut lossy = false;
+    let mut cell = |col: Option<usize>| -> String {
+        let Some(raw) = col.and_then(|i| record.get(i)) else {
+            return String::new();
+        };
+        match std::str::from_utf8(raw) {
+            Ok(s) => s.to_string(),
+            Err(_) => {
+                lossy = true;
+                String::from_utf8_lossy(raw).into_owned()
+            }
+        }
+    };
+    let text = cell(Some(c.text));
+    let label_cell = cell(c.label);
+    let id = cell(c.id);
+    let keyword = cell(c.keyword);
+    let location = cell(c.location);
+    let extra: Vec<String> = layout
+        .extra_columns
+        .iter()
+        .map(|&i| cell(Some(i)))
+        .collect();
+    let (label, unparsed_label) = match layout.labels.parse(&label_cell) {
+        Ok(l) => (l, None),
+        Err(reason) => {
+            data.problems.push(Problem {
+                line,
+                reason: format!("{reason}; row kept unlabelled"),
+            });
+            (None, Some(label_cell))
+        }
+    };
+    if lossy {
+        data.lossy_rows += 1;
+        data.problems.push(Problem {
+            line,
+            reason: "invalid UTF-8, decoded with replacement characters".into(),
+        });
+    }
+    let id = if id.trim().is_empty() && c.id.is_none() {
+        (data.rows.len() + 1).to_string()
+    } else {
+        id
+    };
+    data.rows.push(Tweet {
+        id,
+        keyword,
+        location,
+        text,
+        label,
+        unparsed_label,
+        extra,
+        line,
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
-    fn load_str(content: &[u8]) -> Result<Dataset, DataError> {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(content).unwrap();
-        load_csv(f.path())
+    fn load_str(content: &[u8]) -> Result<Dataset, String> {
+        parse(content, false, &ImportOptions::default(), &mut |_, _| {})
     }
 
     #[test]
@@ -217,29 +480,49 @@ mod tests {
             d.rows.iter().map(|r| r.label).collect::<Vec<_>>(),
             vec![Some(1), Some(0), None]
         );
+        assert_eq!(
+            d.rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+            vec![2, 4, 5]
+        );
         assert!(d.problems.is_empty());
     }
 
     #[test]
     fn bad_rows_are_reported_with_their_line_and_the_rest_loads() {
-        let d =
-            load_str(b"id,text,target\n1,ok,1\n2\n3,\"two\nlines\",maybe\n4,\xff\xfe bytes,0\n")
-                .unwrap();
-        assert_eq!(d.rows.len(), 3, "{:?}", d.problems);
+        let d = load_str(b"id,text,target\n1,ok,1\n2\n3,\"two\nlines\",maybe\n4,\xff\xfe bytes,0\n5,a,b,c,d\n6,last,0\n").unwrap();
+        assert_eq!(
+            d.rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["1", "3", "4", "6"]
+        );
         let lines: Vec<u64> = d.problems.iter().map(|p| p.line).collect();
-        assert_eq!(lines, vec![3, 4, 6]);
+        assert_eq!(lines, vec![3, 4, 6, 7], "{:?}", d.problems);
         assert!(d.problems[1].reason.contains("maybe"));
         assert_eq!(d.rows[1].label, None);
+        assert_eq!(d.rows[1].unparsed_label.as_deref(), Some("maybe"));
         assert_eq!(d.lossy_rows, 1);
+        assert!(d.rows[2].text.contains('\u{FFFD}'));
+    }
+
+    #[test]
+    fn an_unterminated_quote_loses_only_its_own_row() {
+        let d =
+            load_str(b"id,text,target\n1,fine,0\n2,\"never closed,1\n3,after,1\n4,also after,0\n")
+                .unwrap();
+        assert_eq!(
+            d.rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
+            vec!["fine", "after", "also after"]
+        );
+        assert_eq!(d.problems.len(), 1);
+        assert_eq!(d.problems[0].line, 3);
+        assert!(d.problems[0].reason.contains("unterminated"));
     }
 
     #[test]
     fn unusable_files_get_one_clear_message() {
-        let empty = load_str(b"").unwrap_err().to_string();
-        assert!(empty.contains("empty"), "{empty}");
-        let binary = load_str(b"\x00\x01\x02PK").unwrap_err().to_string();
-        assert!(binary.contains("binary"), "{binary}");
-        let no_text = load_str(b"a,b\n1,2\n").unwrap_err().to_string();
+        assert!(load_str(b"").unwrap_err().contains("empty"));
+        assert!(load_str(b"  \n\n").unwrap_err().contains("empty"));
+        assert!(load_str(b"\x00\x01\x02PK").unwrap_err().contains("binary"));
+        let no_text = load_str(b"a,b\n1,2\n").unwrap_err();
         assert!(
             no_text.contains("no text column") && no_text.contains("a, b"),
             "{no_text}"
@@ -247,10 +530,49 @@ mod tests {
     }
 
     #[test]
-    fn tsv_and_other_column_names() {
-        let d = load_str(b"tweet\tlabel\nhello\t1\n").unwrap();
+    fn tsv_other_column_names_and_generated_ids() {
+        let d = load_str(b"tweet\tlabel\nhello\t1\nworld\t0\n").unwrap();
         assert_eq!(d.rows[0].text, "hello");
         assert_eq!(d.rows[0].label, Some(1));
-        assert_eq!(d.rows[0].id, "1");
+        assert_eq!((d.rows[0].id.as_str(), d.rows[1].id.as_str()), ("1", "2"));
+    }
+
+    #[test]
+    fn mapping_overrides_and_label_names() {
+        let csv = b"msg,body,verdict,extra\nfirst,second,Relevant,x\nthird,fourth,irrelevant,y\n";
+        let options = ImportOptions {
+            text_column: Some("msg".into()),
+            label_column: Some("verdict".into()),
+            id_column: None,
+            labels: Some(LabelMap {
+                negative: vec!["irrelevant".into()],
+                positive: vec!["relevant".into()],
+            }),
+        };
+        let d = parse(csv, false, &options, &mut |_, _| {}).unwrap();
+        assert_eq!(d.rows[0].text, "first");
+        assert_eq!(
+            d.rows.iter().map(|r| r.label).collect::<Vec<_>>(),
+            vec![Some(1), Some(0)]
+        );
+        assert_eq!(d.layout.extra_columns, vec![1, 3]);
+        assert_eq!(d.rows[1].extra, vec!["fourth".to_string(), "y".to_string()]);
+        let missing = ImportOptions {
+            text_column: Some("nope".into()),
+            ..Default::default()
+        };
+        assert!(parse(csv, false, &missing, &mut |_, _| {})
+            .unwrap_err()
+            .contains("no text column named `nope`"));
+    }
+
+    #[test]
+    fn a_huge_field_loads() {
+        let mut csv = b"id,text\n1,\"".to_vec();
+        csv.extend(std::iter::repeat_n(b'a', 10 * 1024 * 1024));
+        csv.extend(b"\"\n2,small\n");
+        let d = load_str(&csv).unwrap();
+        assert_eq!(d.rows.len(), 2);
+        assert_eq!(d.rows[0].text.len(), 10 * 1024 * 1024);
     }
 }

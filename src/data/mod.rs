@@ -1,8 +1,11 @@
-//! Tweets on disk: importing CSVs, exporting predictions, writing files safely. No model code
-//! and no UI code here.
+//! Tweets on disk: importing CSVs, the SQLite workspace, duplicates, exports, safe writes.
+//! No model code and no UI code here.
 
 pub mod atomic;
 pub mod dataset;
+pub mod duplicates;
 pub mod export;
+pub mod stats;
+pub mod store;
 
-pub use dataset::{load_csv, Dataset, Problem, Tweet};
+pub use dataset::{load_csv, load_csv_with, Dataset, ImportOptions, LabelMap, Problem, Tweet};

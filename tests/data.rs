@@ -1,0 +1,191 @@
+//! The data layer as users meet it: exports re-import unchanged, committed edits survive a
+//! killed process, workspaces import whole files.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use proptest::prelude::*;
+use tweetlab::data::dataset::{Columns, Layout};
+use tweetlab::data::export::{write_dataset, write_history};
+use tweetlab::data::store::Workspace;
+use tweetlab::data::{load_csv, LabelMap, Tweet};
+
+fn kaggle_layout(delimiter: u8) -> Layout {
+    Layout {
+        header: ["id", "keyword", "location", "text", "target"]
+            .map(String::from)
+            .to_vec(),
+        columns: Columns {
+            text: 3,
+            label: Some(4),
+            id: Some(0),
+            keyword: Some(1),
+            location: Some(2),
+        },
+        extra_columns: vec![],
+        delimiter,
+        labels: LabelMap::default(),
+    }
+}
+
+/// Any text without NUL bytes (a NUL marks a file as binary); quotes, delimiters, CR/LF,
+/// emoji and leading/trailing spaces included.
+fn cell() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[^\u{0}]{0,40}",
+        "[ a-z,\"\t\r\n;#'&]{0,12}",
+        Just(String::new()),
+        Just("\"".to_string()),
+        Just("line one\r\nline two".to_string()),
+    ]
+}
+
+fn row() -> impl Strategy<Value = (String, String, String, String, Option<u8>)> {
+    (
+        cell(),
+        cell(),
+        cell(),
+        cell(),
+        prop_oneof![Just(None), Just(Some(0u8)), Just(Some(1u8))],
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_table_written_by_the_exporter_reimports_equal(rows in prop::collection::vec(row(), 1..30), tsv in any::<bool>()) {
+        let tweets: Vec<Tweet> = rows
+            .iter()
+            .map(|(id, keyword, location, text, label)| Tweet {
+                id: id.clone(), keyword: keyword.clone(), location: location.clone(), text: text.clone(), label: *label, ..Default::default()
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let (name, delimiter) = if tsv { ("t.tsv", b'\t') } else { ("t.csv", b',') };
+        let path = dir.path().join(name);
+        write_dataset(&path, &kaggle_layout(delimiter), &tweets).unwrap();
+        let back = load_csv(&path).unwrap();
+        prop_assert!(back.problems.is_empty(), "{:?}", back.problems);
+        let got: Vec<_> = back.rows.iter().map(|t| (t.id.clone(), t.keyword.clone(), t.location.clone(), t.text.clone(), t.label)).collect();
+        prop_assert_eq!(got, rows);
+    }
+}
+
+const CHILD_ENV: &str = "TWEETLAB_CRASH_CHILD_DB";
+
+/// Child side: edit as fast as possible, printing each edit once `set_labels` has returned.
+fn edit_burst(db: &Path) {
+    let mut ws = Workspace::open(db).unwrap();
+    let n = ws.rows().len();
+    for i in 0.. {
+        let rows: Vec<usize> = if i % 5 == 0 {
+            (0..10).map(|k| (i * 31 + k) % n).collect()
+        } else {
+            vec![(i * 7919) % n]
+        };
+        let changes: Vec<(usize, Option<u8>)> = rows
+            .iter()
+            .map(|&r| (r, Some(1 - ws.rows()[r].label.unwrap_or(0))))
+            .collect();
+        let group = ws
+            .set_labels(&changes, "burst", "burst edit")
+            .unwrap()
+            .unwrap();
+        for (r, l) in changes {
+            println!("EDIT {group} {r} {}", l.unwrap());
+        }
+    }
+}
+
+#[test]
+fn killing_the_process_mid_burst_loses_no_committed_edit() {
+    if let Some(db) = std::env::var_os(CHILD_ENV) {
+        edit_burst(Path::new(&db));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ws.sqlite");
+    let data =
+        load_csv(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/train.csv")).unwrap();
+    drop(Workspace::create(&db, Path::new("sample-data/train.csv"), &data).unwrap());
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "killing_the_process_mid_burst_loses_no_committed_edit",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, &db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("EDIT ") {
+            let v: Vec<i64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+            seen.push((v[0], v[1] as usize, v[2] as u8));
+            if seen.len() >= 300 {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert!(seen.len() >= 300, "child printed only {} edits", seen.len());
+
+    let ws = Workspace::open(&db).unwrap();
+    let history = ws.history().unwrap();
+    for &(group, row, label) in &seen {
+        assert!(
+            history
+                .iter()
+                .any(|e| e.group == group && e.row == row && e.new == Some(label)),
+            "edit (group {group}, row {row} -> {label}) reported done but missing after the kill"
+        );
+    }
+    // The rows agree with the last recorded change of each row.
+    for (row, tweet) in ws.rows().iter().enumerate() {
+        if let Some(last) = history.iter().rev().find(|e| e.row == row) {
+            assert_eq!(tweet.label, last.new, "row {row}");
+        }
+    }
+}
+
+#[test]
+fn workspace_exports_the_corrected_dataset_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/train.csv");
+    let data = load_csv(&source).unwrap();
+    let mut ws = Workspace::create(&dir.path().join("ws.sqlite"), &source, &data).unwrap();
+    let flipped = 1 - data.rows[5].label.unwrap();
+    ws.set_labels(&[(5, Some(flipped))], "tester", "fix row 6")
+        .unwrap();
+    let out = dir.path().join("corrected.csv");
+    write_dataset(&out, ws.layout(), ws.rows()).unwrap();
+    let back = load_csv(&out).unwrap();
+    assert_eq!(back.rows.len(), data.rows.len());
+    assert_eq!(back.rows[5].label, Some(flipped));
+    assert_eq!(
+        back.rows[4],
+        Tweet {
+            line: back.rows[4].line,
+            ..data.rows[4].clone()
+        }
+    );
+    // The source file is untouched.
+    assert_eq!(load_csv(&source).unwrap().rows[5].label, data.rows[5].label);
+    let history = dir.path().join("history.csv");
+    write_history(&history, &ws.history().unwrap()).unwrap();
+    let text = std::fs::read_to_string(&history).unwrap();
+    assert!(text.starts_with("seq,step,action,row_id,line,old,new,who,at,description\n"));
+    assert!(
+        text.contains(&format!(",edit,{},", data.rows[5].id))
+            && text.contains("tester")
+            && text.contains("fix row 6")
+    );
+}
