@@ -261,19 +261,21 @@ fn cancel_stops_the_run_within_a_step() {
         },
     });
     let mut steps_after_cancel = 0;
-    let mut cancelled_at = None;
+    // Events already queued when we cancel were produced before the cancel.
+    let mut queued_at_cancel = None;
     let mut last = None;
     for e in handle.events.iter() {
         if let TrainEvent::Step { step, .. } = e {
-            if cancelled_at.is_some() {
+            if queued_at_cancel.is_some() {
                 steps_after_cancel += 1;
             } else if step == 3 {
                 handle.cancel();
-                cancelled_at = Some(step);
+                queued_at_cancel = Some(handle.events.len());
             }
         }
         last = Some(e);
     }
+    let steps_after_cancel = steps_after_cancel - queued_at_cancel.unwrap().min(steps_after_cancel);
     handle.join();
     assert!(
         matches!(last, Some(TrainEvent::Cancelled { .. })),

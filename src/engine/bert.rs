@@ -24,7 +24,9 @@ impl BertConfig {
         let base: Config = serde_json::from_value(value.clone()).map_err(|e| {
             EngineError::BadModel(format!("{origin}: config.json is not a BERT config: {e}"))
         })?;
-        if base.hidden_size % base.num_attention_heads != 0 {
+        if base.num_attention_heads == 0
+            || !base.hidden_size.is_multiple_of(base.num_attention_heads)
+        {
             return Err(EngineError::BadModel(format!(
                 "{origin}: hidden_size {} is not a multiple of num_attention_heads {}",
                 base.hidden_size, base.num_attention_heads

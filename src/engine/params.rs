@@ -54,7 +54,7 @@ impl Params {
             vars: BTreeMap::new(),
             source,
             device: device.clone(),
-            rng: StdRng::seed_from_u64(seed ^ 0x7765_6574_6c61_62),
+            rng: StdRng::seed_from_u64(seed ^ 0x0077_6565_746c_6162),
             report: LoadReport::default(),
             origin: origin.to_string(),
             fresh: false,

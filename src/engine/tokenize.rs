@@ -4,13 +4,17 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use std::collections::{BTreeSet, HashMap};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
-use tokenizers::models::TrainerWrapper;
+
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
-use tokenizers::{AddedToken, Tokenizer, TruncationParams};
+use tokenizers::{
+    AddedToken, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+    Tokenizer, TruncationParams,
+};
 
 use super::source::TokenizerFile;
 use super::EngineError;
@@ -185,29 +189,87 @@ fn from_vocab(path: &Path, lowercase: bool) -> Result<Tokenizer, EngineError> {
 /// Special tokens in the order BERT vocabularies use, so [PAD] gets id 0.
 const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
-/// Learns a lowercase WordPiece vocabulary of at most `vocab_size` entries from `texts`.
-pub fn train_wordpiece<S: AsRef<str> + Send>(
-    texts: impl Iterator<Item = S> + Send,
+/// Builds a lowercase WordPiece vocabulary of at most `vocab_size` entries from `texts`: the
+/// special tokens, every character (alone and as a `##` continuation), then whole words by
+/// frequency. The same corpus always gives the same vocabulary.
+///
+/// tokenizers' own `WordPieceTrainer` is not used: it numbers `##` pieces in hash-map order,
+/// so merge ties, and with them the vocabulary, change from one process to the next.
+pub fn train_wordpiece<S: AsRef<str>>(
+    texts: impl Iterator<Item = S>,
     vocab_size: usize,
 ) -> Result<TextTokenizer, EngineError> {
+    let err =
+        |e: tokenizers::Error| EngineError::Tokenizer(format!("building a vocabulary failed: {e}"));
+    let normalizer = BertNormalizer::new(true, true, None, true);
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for text in texts {
+        let mut pieces = PreTokenizedString::from(text.as_ref());
+        pieces.normalize(|s| normalizer.normalize(s)).map_err(err)?;
+        BertPreTokenizer.pre_tokenize(&mut pieces).map_err(err)?;
+        for (word, _, _) in pieces.get_splits(OffsetReferential::Normalized, OffsetType::Byte) {
+            *counts.entry(word.to_string()).or_default() += 1;
+        }
+    }
+    let chars: BTreeSet<char> = counts.keys().flat_map(|w| w.chars()).collect();
+    let mut vocab: Vec<String> = SPECIAL_TOKENS.iter().map(|t| t.to_string()).collect();
+    vocab.extend(chars.iter().map(|c| c.to_string()));
+    vocab.extend(chars.iter().map(|c| format!("##{c}")));
+    let mut words: Vec<(&String, u64)> = counts
+        .iter()
+        .filter(|(w, _)| w.chars().count() > 1)
+        .map(|(w, &c)| (w, c))
+        .collect();
+    words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let room = vocab_size.saturating_sub(vocab.len());
+    vocab.extend(words.into_iter().take(room).map(|(w, _)| w.clone()));
+    let ids: ahash::AHashMap<String, u32> = vocab
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (t, i as u32))
+        .collect();
     let model = WordPiece::builder()
+        .vocab(ids)
         .unk_token("[UNK]".into())
         .build()
         .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
     let mut tok = bert_pipeline(model, true, 2, 3)?;
-    let trainer = WordPieceTrainer::builder()
-        .vocab_size(vocab_size)
-        .min_frequency(1)
-        .show_progress(false)
-        .special_tokens(
-            SPECIAL_TOKENS
-                .iter()
-                .map(|t| AddedToken::from(*t, true))
-                .collect(),
-        )
-        .build();
-    let mut trainer = TrainerWrapper::WordPieceTrainer(trainer);
-    tok.train(&mut trainer, texts)
-        .map_err(|e| EngineError::Tokenizer(format!("training a vocabulary failed: {e}")))?;
+    tok.add_special_tokens(SPECIAL_TOKENS.map(|t| AddedToken::from(t, true)))
+        .map_err(err)?;
     TextTokenizer::from_tokenizer(tok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_vocabulary_is_deterministic_and_tokenises_like_bert() {
+        let texts = [
+            "Forest fire near the lake",
+            "Fire! Fire near La Ronge",
+            "evacuate the lake now",
+        ];
+        let a = train_wordpiece(texts.iter(), 60).unwrap();
+        let b = train_wordpiece(texts.iter().rev(), 60).unwrap();
+        assert_eq!(
+            a.tokenizer().to_string(false).unwrap(),
+            b.tokenizer().to_string(false).unwrap()
+        );
+        assert_eq!((a.pad_id, a.mask_id), (0, 4));
+        let enc = a
+            .encode_all(&["FIRE near Ronge? forage"], 16)
+            .unwrap()
+            .remove(0);
+        let tokens: Vec<String> = enc.ids.iter().map(|&i| a.token_text(i)).collect();
+        // "?" never occurs in the corpus; "forage" is spelled from continuation pieces.
+        assert_eq!(
+            tokens,
+            [
+                "[CLS]", "fire", "near", "ronge", "[UNK]", "f", "##o", "##r", "##a", "##g", "##e",
+                "[SEP]"
+            ]
+        );
+        assert_eq!(enc.word_ids[4..6], [Some(3), Some(4)]);
+    }
 }

@@ -51,7 +51,9 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             epochs: 2,
-            lr: 1e-4,
+            // Held-out F1 on the disaster tweets (MiniLM, 2 epochs): 5e-5 gave 0.803 on two
+            // seeds, 1e-4 gave 0.797, 3e-5 gave 0.802.
+            lr: 5e-5,
             batch_size: 32,
             max_len: 64,
             val_split: 0.2,
@@ -357,7 +359,8 @@ pub fn run(
     }
     if cfg.epochs == 0
         || cfg.batch_size == 0
-        || !(cfg.lr > 0.0)
+        || !cfg.lr.is_finite()
+        || cfg.lr <= 0.0
         || !(0.0..1.0).contains(&cfg.val_split)
     {
         return Err(EngineError::Data(format!(

@@ -70,7 +70,7 @@ pub fn tiny_model() -> (tempfile::TempDir, PathBuf) {
 pub fn tiny_train_config() -> TrainConfig {
     TrainConfig {
         epochs: 3,
-        lr: 2e-3,
+        lr: 1e-3,
         batch_size: 16,
         max_len: 48,
         val_split: 0.2,
