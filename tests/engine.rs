@@ -38,6 +38,28 @@ fn run_job(job: TrainJob) -> Vec<TrainEvent> {
     events
 }
 
+/// Fine-tunes the tiny model on all sample rows (no validation) into `out` and loads the result.
+fn train_tiny_into(dir: &std::path::Path, out: &std::path::Path, epochs: usize) -> LoadedModel {
+    let (texts, labels) = sample_rows();
+    let events = run_job(TrainJob {
+        model: Some(dir.to_string_lossy().to_string()),
+        texts,
+        labels,
+        out_dir: out.to_path_buf(),
+        config: train::TrainConfig {
+            epochs,
+            val_split: 0.0,
+            ..tiny_train_config()
+        },
+    });
+    assert!(
+        matches!(events.last(), Some(TrainEvent::Finished { .. })),
+        "{:?}",
+        events.last()
+    );
+    load(out)
+}
+
 #[test]
 fn one_step_gives_every_parameter_a_gradient_and_changes_it() {
     let (_tmp, dir) = tiny_model();
@@ -199,31 +221,17 @@ fn same_seed_gives_the_same_run() {
 #[test]
 fn checkpoint_round_trip_gives_identical_logits() {
     let (tmp, dir) = tiny_model();
-    let (texts, labels) = sample_rows();
+    let (texts, _) = sample_rows();
     let out = tmp.path().join("ckpt");
-    let events = run_job(TrainJob {
-        model: Some(dir.to_string_lossy().to_string()),
-        texts: texts.clone(),
-        labels,
-        out_dir: out.clone(),
-        config: train::TrainConfig {
-            epochs: 1,
-            val_split: 0.0,
-            ..tiny_train_config()
-        },
-    });
-    assert!(
-        matches!(events.last(), Some(TrainEvent::Finished { .. })),
-        "{:?}",
-        events.last()
-    );
+    let a = train_tiny_into(&dir, &out, 1);
     let refs: Vec<&str> = texts.iter().take(40).map(String::as_str).collect();
-    let a = load(&out);
     assert!(a.head_is_trained());
     assert!(a.run.is_some());
     let la = infer::logits(&a, &refs, 48, 16, &mut |_, _| {}, None).unwrap();
-    // A second load, and a save of the loaded model, give the same numbers.
-    let b = load(&out);
+    // Saving the loaded model and loading that copy gives the same numbers, whatever the batching.
+    let copy = tmp.path().join("copy");
+    tweetlab::engine::checkpoint::save(&copy, &a, a.run.as_ref().unwrap()).unwrap();
+    let b = load(&copy);
     let lb = infer::logits(&b, &refs, 48, 7, &mut |_, _| {}, None).unwrap();
     let max_diff = la
         .iter()
@@ -367,25 +375,7 @@ fn bad_model_directories_say_what_is_wrong() {
 #[test]
 fn explanation_ranks_disaster_words_above_stop_words() {
     let (tmp, dir) = tiny_model();
-    let (texts, labels) = sample_rows();
-    let out = tmp.path().join("explainer");
-    let events = run_job(TrainJob {
-        model: Some(dir.to_string_lossy().to_string()),
-        texts,
-        labels,
-        out_dir: out.clone(),
-        config: train::TrainConfig {
-            epochs: 12,
-            val_split: 0.0,
-            ..tiny_train_config()
-        },
-    });
-    assert!(
-        matches!(events.last(), Some(TrainEvent::Finished { .. })),
-        "{:?}",
-        events.last()
-    );
-    let model = load(&out);
+    let model = train_tiny_into(&dir, &tmp.path().join("explainer"), 12);
     let text = "The wildfire forced an evacuation of the town and the flood is rising";
     let e = tweetlab::engine::explain::explain(&model, text, 48).unwrap();
     assert!(e.p_disaster > 0.5, "p = {}", e.p_disaster);
