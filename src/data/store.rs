@@ -362,11 +362,17 @@ impl Workspace {
                 message: format!("row {bad} does not exist"),
             });
         }
-        let mut effective = Vec::new();
-        for &(row, new) in changes {
+        // A row named twice takes its last label: one history line per row and step.
+        let last_mention: std::collections::HashMap<usize, usize> = changes
+            .iter()
+            .enumerate()
+            .map(|(k, &(row, _))| (row, k))
+            .collect();
+        let mut effective: Vec<(usize, Option<u8>, Option<u8>)> = Vec::new();
+        for (k, &(row, new)) in changes.iter().enumerate() {
             let new = new.map(|l| l.min(1));
             let old = self.rows[row].label;
-            if old != new {
+            if last_mention[&row] == k && old != new {
                 effective.push((row, old, new));
             }
         }
@@ -754,6 +760,14 @@ mod tests {
         let mut ws = workspace(dir.path());
         assert_eq!(ws.set_labels(&[(0, Some(0))], "x", "same").unwrap(), None);
         assert!(ws.history().unwrap().is_empty());
+        // The same row twice in one step: the last label wins, recorded once.
+        ws.set_labels(&[(1, Some(0)), (1, None)], "x", "twice")
+            .unwrap();
+        let history = ws.history().unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!((history[0].old, history[0].new), (Some(1), None));
+        ws.undo("x").unwrap();
+        assert_eq!(ws.rows()[1].label, Some(1));
         assert!(ws.set_labels(&[(99, Some(1))], "x", "bad").is_err());
     }
 

@@ -157,15 +157,13 @@ fn from_hub(id: &str) -> Result<ModelFiles, String> {
         .map_err(|e| e.to_string())?;
     let repo = api.model(id.to_string());
     let config = repo.get("config.json").map_err(|e| e.to_string())?;
-    let tokenizer = repo
-        .get("tokenizer.json")
+    // Fetch the rest into the same snapshot folder; inspect_dir then picks what is there.
+    repo.get("tokenizer.json")
         .or_else(|_| repo.get("vocab.txt"))
         .map_err(|e| format!("no tokenizer.json or vocab.txt: {e}"))?;
-    let weights = repo
-        .get("model.safetensors")
+    repo.get("model.safetensors")
         .or_else(|_| repo.get("pytorch_model.bin"))
         .map_err(|e| format!("no model.safetensors or pytorch_model.bin: {e}"))?;
-    let _ = (tokenizer, weights);
     let dir = config.parent().ok_or("odd cache path")?.to_path_buf();
     inspect_dir(&dir, id).map_err(|e| e.to_string())
 }
