@@ -258,18 +258,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", files.dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        None => {
-            let what = cli
-                .csv
-                .map(|p| format!(" for {}", p.display()))
-                .unwrap_or_default();
-            eprintln!(
-                "The desktop workbench{what} is not part of this build yet. Use the command line:\n  \
-                 tweetlab train --data sample-data/train.csv --out runs/sample\n  tweetlab --help"
-            );
-            Ok(ExitCode::from(2))
-        }
+        None => open_workbench(cli.csv),
     }
+}
+
+/// The sample data, opened when the workbench starts without a file (from a checkout).
+const SAMPLE_CSV: &str = "sample-data/train.csv";
+
+#[cfg(feature = "gui")]
+fn open_workbench(csv: Option<PathBuf>) -> Result<ExitCode> {
+    let csv = csv.or_else(|| {
+        Path::new(SAMPLE_CSV)
+            .is_file()
+            .then(|| PathBuf::from(SAMPLE_CSV))
+    });
+    crate::app::run(csv)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "gui"))]
+fn open_workbench(csv: Option<PathBuf>) -> Result<ExitCode> {
+    let what = csv
+        .map(|p| format!(" for {}", p.display()))
+        .unwrap_or_default();
+    eprintln!(
+        "This tweetlab was built without the desktop workbench{what} (feature `gui`). Use the command line:\n  \
+         tweetlab train --data {SAMPLE_CSV} --out runs/sample\n  tweetlab --help"
+    );
+    Ok(ExitCode::from(2))
 }
 
 fn load_data(path: &Path, import: &ImportArgs) -> Result<Dataset> {
