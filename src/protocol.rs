@@ -27,8 +27,9 @@ pub enum Event {
     /// The user picked a file in the native dialog (None: cancelled, or no dialog available).
     Picked(Option<PathBuf>),
     Train(TrainEvent),
-    /// p(disaster) for every row of the workspace, from the model in `model_dir`.
+    /// p(disaster) for every row of the workspace file `workspace`, from the model in `model_dir`.
     Predicted {
+        workspace: PathBuf,
         model_dir: PathBuf,
         p_disaster: Vec<f32>,
     },

@@ -154,14 +154,25 @@ impl TweetlabApp {
                         if let Some(ws) = &self.workspace {
                             let texts = ws.rows().iter().map(|t| t.text.clone()).collect();
                             self.status = "training finished; predicting every row".into();
-                            workers::predict(model_dir, texts, self.tx.clone(), self.ctx.clone());
+                            workers::predict(
+                                ws.path().to_path_buf(),
+                                model_dir,
+                                texts,
+                                self.tx.clone(),
+                                self.ctx.clone(),
+                            );
                         }
                     }
                 }
                 Event::Predicted {
+                    workspace,
                     model_dir,
                     p_disaster,
                 } => {
+                    // Another file may have been opened since the run started.
+                    if self.workspace.as_ref().map(|w| w.path()) != Some(workspace.as_path()) {
+                        continue;
+                    }
                     self.predictions = p_disaster.into_iter().map(Some).collect();
                     self.table.mark_dirty();
                     self.status = format!("predictions from {}", model_dir.display());

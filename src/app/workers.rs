@@ -74,8 +74,14 @@ pub fn forward_training(handle: &TrainHandle, tx: Sender<Event>, ctx: egui::Cont
     });
 }
 
-/// Predicts every text with the fine-tuned model in `model_dir`.
-pub fn predict(model_dir: PathBuf, texts: Vec<String>, tx: Sender<Event>, ctx: egui::Context) {
+/// Predicts every text of `workspace` with the fine-tuned model in `model_dir`.
+pub fn predict(
+    workspace: PathBuf,
+    model_dir: PathBuf,
+    texts: Vec<String>,
+    tx: Sender<Event>,
+    ctx: egui::Context,
+) {
     std::thread::spawn(move || {
         let result = (|| -> anyhow::Result<Vec<f32>> {
             let files = source::inspect_dir(&model_dir, &model_dir.display().to_string())?;
@@ -94,6 +100,7 @@ pub fn predict(model_dir: PathBuf, texts: Vec<String>, tx: Sender<Event>, ctx: e
                 &tx,
                 &ctx,
                 Event::Predicted {
+                    workspace,
                     model_dir,
                     p_disaster,
                 },
