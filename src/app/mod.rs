@@ -39,6 +39,9 @@ pub struct TweetlabApp {
     status: String,
     error: Option<String>,
     show_help: bool,
+    /// (labelled, edited) rows; None after a change, recounted once on the next frame rather
+    /// than scanning every row every frame.
+    counts: Option<(usize, usize)>,
 }
 
 impl TweetlabApp {
@@ -59,6 +62,7 @@ impl TweetlabApp {
             status: "Open a CSV to start.".into(),
             error: None,
             show_help: false,
+            counts: None,
         };
         if let Some(csv) = csv {
             app.open(csv);
@@ -95,7 +99,8 @@ impl TweetlabApp {
         self.error.as_deref()
     }
 
-    pub fn training_losses(&self) -> &[[f64; 2]] {
+    /// (step, loss) points plotted for the current or last run.
+    pub fn training_losses(&self) -> &[egui_plot::PlotPoint] {
         &self.train.losses
     }
 
@@ -111,6 +116,25 @@ impl TweetlabApp {
     /// Training settings, for callers that start the window with other defaults.
     pub fn train_settings(&mut self) -> (&mut String, &mut crate::engine::train::TrainConfig) {
         (&mut self.train.model, &mut self.train.config)
+    }
+
+    /// Labels changed: the table and the counts need recomputing.
+    fn labels_changed(&mut self) {
+        self.table.mark_dirty();
+        self.counts = None;
+    }
+
+    /// (labelled, edited) rows of the open workspace.
+    fn counts(&mut self) -> (usize, usize) {
+        let ws = self.workspace.as_ref();
+        *self.counts.get_or_insert_with(|| {
+            ws.map_or((0, 0), |w| {
+                (
+                    w.rows().iter().filter(|t| t.label.is_some()).count(),
+                    w.edited_rows(),
+                )
+            })
+        })
     }
 
     fn handle_events(&mut self) {
@@ -129,6 +153,7 @@ impl TweetlabApp {
                     );
                     self.predictions = vec![None; workspace.rows().len()];
                     self.table.reset();
+                    self.counts = None;
                     self.problems = problems;
                     self.workspace = Some(*workspace);
                     self.loading = None;
@@ -186,16 +211,24 @@ impl TweetlabApp {
 
     /// Sets (or clears) the label of the selected row; one undo step.
     fn set_selected_label(&mut self, label: Option<u8>) {
-        let (Some(row), Some(ws)) = (self.table.selected_row(), self.workspace.as_mut()) else {
+        if let Some(row) = self.table.selected_row() {
+            self.label_rows(&[row], label);
+        }
+    }
+
+    /// Sets (or clears) the label of `rows` as one undo step, committed before returning.
+    fn label_rows(&mut self, rows: &[usize], label: Option<u8>) {
+        let Some(ws) = self.workspace.as_mut() else {
             return;
         };
         let what = label.map_or("cleared".to_string(), |l| l.to_string());
-        match ws.set_labels(
-            &[(row, label)],
-            EDITOR,
-            &format!("row {} -> {what}", ws.rows()[row].id),
-        ) {
-            Ok(_) => self.table.mark_dirty(),
+        let description = match rows {
+            [row] => format!("row {} -> {what}", ws.rows()[*row].id),
+            _ => format!("{} shown rows -> {what}", rows.len()),
+        };
+        let changes: Vec<(usize, Option<u8>)> = rows.iter().map(|&r| (r, label)).collect();
+        match ws.set_labels(&changes, EDITOR, &description) {
+            Ok(_) => self.labels_changed(),
             Err(e) => self.error = Some(e.to_string()),
         }
     }
@@ -212,7 +245,7 @@ impl TweetlabApp {
         match result {
             Ok(Some(step)) => {
                 self.status = step.description;
-                self.table.mark_dirty();
+                self.labels_changed();
             }
             Ok(None) => self.status = format!("nothing to {}", if redo { "redo" } else { "undo" }),
             Err(e) => self.error = Some(e.to_string()),
@@ -301,30 +334,22 @@ impl TweetlabApp {
         egui::Panel::right("train_panel")
             .default_size(360.0)
             .show(ui, |ui| {
+                let (labelled, _) = self.counts();
                 let rows = self
                     .workspace
                     .as_ref()
                     .map(|w| w.rows())
                     .unwrap_or_default();
-                let start = self
-                    .train
-                    .show(ui, rows, self.selected_row(), &self.predictions);
+                let start =
+                    self.train
+                        .show(ui, rows, labelled, self.selected_row(), &self.predictions);
                 if start {
                     self.start_training();
                 }
             });
+        let mut bulk = None;
         egui::CentralPanel::default().show(ui, |ui| match &mut self.workspace {
-            Some(ws) => {
-                if let Some(change) = self.table.show(ui, ws.rows(), &self.predictions) {
-                    let (rows, label) = change;
-                    let changes: Vec<(usize, Option<u8>)> = rows.iter().map(|&r| (r, label)).collect();
-                    let what = label.map_or("cleared".to_string(), |l| l.to_string());
-                    match ws.set_labels(&changes, EDITOR, &format!("{} shown rows -> {what}", changes.len())) {
-                        Ok(_) => self.table.mark_dirty(),
-                        Err(e) => self.error = Some(e.to_string()),
-                    }
-                }
-            }
+            Some(ws) => bulk = self.table.show(ui, ws.rows(), &self.predictions),
             None => {
                 ui.centered_and_justified(|ui| {
                     ui.label(match &self.loading {
@@ -334,6 +359,9 @@ impl TweetlabApp {
                 });
             }
         });
+        if let Some((rows, label)) = bulk {
+            self.label_rows(&rows, label);
+        }
         if self.show_help {
             egui::Window::new("Keys")
                 .collapsible(false)

@@ -4,12 +4,11 @@ use super::TweetlabApp;
 
 pub fn show(app: &mut TweetlabApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
-        if let Some(ws) = &app.workspace {
-            let labelled = ws.rows().iter().filter(|t| t.label.is_some()).count();
+        if app.workspace.is_some() {
+            let (labelled, edited) = app.counts();
+            let rows = app.workspace.as_ref().map_or(0, |w| w.rows().len());
             ui.label(format!(
-                "{} rows · {labelled} labelled · {} edited",
-                ws.rows().len(),
-                ws.edited_rows()
+                "{rows} rows · {labelled} labelled · {edited} edited"
             ));
             ui.separator();
         }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use egui_plot::{Legend, Line, Plot};
+use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints};
 
 use crate::data::Tweet;
 use crate::engine::source::DEFAULT_MODEL;
@@ -13,11 +13,13 @@ pub struct TrainPanel {
     pub model: String,
     pub config: TrainConfig,
     running: Option<TrainHandle>,
-    /// (step, loss) for every training step of the current run.
-    pub losses: Vec<[f64; 2]>,
+    /// (step, loss) for every training step of the current run, and its moving average
+    /// (kept up to date per event, so frames only borrow them).
+    pub losses: Vec<PlotPoint>,
+    smoothed: Vec<PlotPoint>,
     /// (epoch, validation F1) and (epoch, validation loss).
-    pub val_f1: Vec<[f64; 2]>,
-    pub val_loss: Vec<[f64; 2]>,
+    pub val_f1: Vec<PlotPoint>,
+    pub val_loss: Vec<PlotPoint>,
     progress: Option<(usize, usize, f64)>,
     out_dir: Option<PathBuf>,
 }
@@ -29,6 +31,7 @@ impl Default for TrainPanel {
             config: TrainConfig::default(),
             running: None,
             losses: Vec::new(),
+            smoothed: Vec::new(),
             val_f1: Vec::new(),
             val_loss: Vec::new(),
             progress: None,
@@ -52,6 +55,7 @@ impl TrainPanel {
             return Err("label at least two tweets before training".into());
         }
         self.losses.clear();
+        self.smoothed.clear();
         self.val_f1.clear();
         self.val_loss.clear();
         self.progress = None;
@@ -93,7 +97,13 @@ impl TrainPanel {
                 samples_per_s,
                 ..
             } => {
-                self.losses.push([step as f64, f64::from(loss)]);
+                let (x, y) = (step as f64, f64::from(loss));
+                let avg = self
+                    .smoothed
+                    .last()
+                    .map_or(y, |p| SMOOTHING * p.y + (1.0 - SMOOTHING) * y);
+                self.losses.push(PlotPoint::new(x, y));
+                self.smoothed.push(PlotPoint::new(x, avg));
                 self.progress = Some((step, total_steps, samples_per_s));
             }
             TrainEvent::Epoch {
@@ -103,14 +113,14 @@ impl TrainPanel {
                 ..
             } => {
                 if let Some(m) = val {
-                    self.val_f1.push([epoch as f64, m.f1]);
+                    self.val_f1.push(PlotPoint::new(epoch as f64, m.f1));
                     *status = format!(
                         "epoch {epoch}: validation F1 {:.3}, accuracy {:.3}",
                         m.f1, m.accuracy
                     );
                 }
                 if let Some(l) = val_loss {
-                    self.val_loss.push([epoch as f64, l]);
+                    self.val_loss.push(PlotPoint::new(epoch as f64, l));
                 }
             }
             TrainEvent::CheckpointSaved { epoch, .. } => *status = format!("saved epoch {epoch}"),
@@ -141,11 +151,12 @@ impl TrainPanel {
         self.running.is_some()
     }
 
-    /// Draws the panel; returns true when the user pressed Start.
+    /// Draws the panel; `labelled` counts the labelled rows. Returns true on Start.
     pub fn show(
         &mut self,
         ui: &mut egui::Ui,
         rows: &[Tweet],
+        labelled: usize,
         selected: Option<usize>,
         predictions: &[Option<f32>],
     ) -> bool {
@@ -191,22 +202,19 @@ impl TrainPanel {
                     .labelled_by(l.id);
                 ui.end_row();
             });
-        ui.horizontal(|ui| {
-            let labelled = rows.iter().filter(|t| t.label.is_some()).count();
-            match &self.running {
-                None => {
-                    if ui
-                        .add_enabled(labelled >= 2, egui::Button::new("Start training"))
-                        .clicked()
-                    {
-                        start = true;
-                    }
-                    ui.label(format!("{labelled} labelled rows"));
+        ui.horizontal(|ui| match &self.running {
+            None => {
+                if ui
+                    .add_enabled(labelled >= 2, egui::Button::new("Start training"))
+                    .clicked()
+                {
+                    start = true;
                 }
-                Some(h) => {
-                    if ui.button("Cancel").clicked() {
-                        h.cancel();
-                    }
+                ui.label(format!("{labelled} labelled rows"));
+            }
+            Some(h) => {
+                if ui.button("Cancel").clicked() {
+                    h.cancel();
                 }
             }
         });
@@ -222,20 +230,28 @@ impl TrainPanel {
                 )),
             );
         }
-        let smoothed = smooth(&self.losses, 0.9);
         Plot::new("loss_plot")
             .height(160.0)
             .legend(Legend::default())
             .show(ui, |plot| {
-                plot.line(Line::new("training loss", self.losses.clone()));
-                plot.line(Line::new("smoothed", smoothed));
+                plot.line(Line::new(
+                    "training loss",
+                    PlotPoints::Borrowed(&self.losses),
+                ));
+                plot.line(Line::new("smoothed", PlotPoints::Borrowed(&self.smoothed)));
             });
         Plot::new("val_plot")
             .height(120.0)
             .legend(Legend::default())
             .show(ui, |plot| {
-                plot.line(Line::new("validation F1", self.val_f1.clone()));
-                plot.line(Line::new("validation loss", self.val_loss.clone()));
+                plot.line(Line::new(
+                    "validation F1",
+                    PlotPoints::Borrowed(&self.val_f1),
+                ));
+                plot.line(Line::new(
+                    "validation loss",
+                    PlotPoints::Borrowed(&self.val_loss),
+                ));
             });
         ui.separator();
         ui.heading("Tweet");
@@ -264,15 +280,5 @@ impl TrainPanel {
     }
 }
 
-/// Exponential moving average of the y values.
-fn smooth(points: &[[f64; 2]], alpha: f64) -> Vec<[f64; 2]> {
-    let mut avg = None;
-    points
-        .iter()
-        .map(|&[x, y]| {
-            let a = avg.map_or(y, |a: f64| alpha * a + (1.0 - alpha) * y);
-            avg = Some(a);
-            [x, a]
-        })
-        .collect()
-}
+/// Weight of the past in the smoothed loss curve (exponential moving average).
+const SMOOTHING: f64 = 0.9;
