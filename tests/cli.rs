@@ -1,5 +1,7 @@
 //! The command line as a script uses it: exit codes, files written, clean JSON on stdout.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -110,7 +112,7 @@ fn errors_are_one_clear_line_and_a_failing_exit_code() {
         err.starts_with("error:") && err.contains("no/such/dir"),
         "{err}"
     );
-    // A pretrained model without a trained head is refused for prediction.
+    // A missing data file is named.
     let dir = tempfile::tempdir().unwrap();
     let o = tweetlab(&[
         "train",
@@ -121,4 +123,57 @@ fn errors_are_one_clear_line_and_a_failing_exit_code() {
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("empty-does-not-exist.csv"));
+    // A pretrained model without a trained head is refused for prediction.
+    let pretrained = dir.path().join("pretrained");
+    common::write_tiny_model(&pretrained, 1);
+    let o = tweetlab(&[
+        "predict",
+        "--model",
+        pretrained.to_str().unwrap(),
+        "--data",
+        "sample-data/test.csv",
+        "--out",
+        dir.path().join("never.csv").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no trained classifier head"), "{err}");
+    assert!(!dir.path().join("never.csv").exists());
+}
+
+#[test]
+fn stats_json_has_exactly_the_documented_keys_and_fails_on_unusable_files() {
+    let o = tweetlab(&["stats", "sample-data/train.csv", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "conflicting_groups",
+            "duplicate_groups",
+            "labelled",
+            "per_class",
+            "problems",
+            "rows"
+        ]
+    );
+    assert_eq!(v["rows"], 203);
+    assert_eq!(
+        v["per_class"]["0"].as_u64().unwrap() + v["per_class"]["1"].as_u64().unwrap(),
+        v["labelled"].as_u64().unwrap()
+    );
+    assert_eq!(v["conflicting_groups"], 3);
+
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let o = tweetlab(&["stats", empty.to_str().unwrap(), "--json"]);
+    assert!(!o.status.success());
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("empty"), "{err}");
 }
