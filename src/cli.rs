@@ -267,12 +267,10 @@ const SAMPLE_CSV: &str = "sample-data/train.csv";
 
 #[cfg(feature = "gui")]
 fn open_workbench(csv: Option<PathBuf>) -> Result<ExitCode> {
-    let csv = csv.or_else(|| {
-        Path::new(SAMPLE_CSV)
-            .is_file()
-            .then(|| PathBuf::from(SAMPLE_CSV))
-    });
-    crate::app::run(csv)?;
+    let sample = Path::new(SAMPLE_CSV)
+        .is_file()
+        .then(|| PathBuf::from(SAMPLE_CSV));
+    crate::app::run(csv, sample)?;
     Ok(ExitCode::SUCCESS)
 }
 

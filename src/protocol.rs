@@ -1,21 +1,81 @@
 //! Messages from background work to the UI: the only thing the two sides share.
 //!
-//! The UI starts work on threads (loading a CSV, training, predicting) and reads these events
-//! each frame with `try_iter`; every sender asks the UI to repaint after sending.
+//! The UI starts work on threads (loading a CSV, training, predicting, explaining, exporting)
+//! and reads these events each frame with `try_recv`; every sender asks the UI to repaint after
+//! sending. Nothing here depends on egui.
 
 use std::path::PathBuf;
 
+use crate::data::duplicates::Duplicates;
 use crate::data::store::Workspace;
 use crate::data::Problem;
+use crate::engine::explain::Explanation;
 use crate::engine::train::TrainEvent;
+
+/// A training run recorded in the workspace, with the curves needed to redraw it.
+#[derive(Debug, Clone, Default)]
+pub struct PastRun {
+    pub id: i64,
+    pub started: String,
+    pub status: String,
+    /// Where its fine-tuned model was written, if it still exists.
+    pub model_dir: Option<PathBuf>,
+    /// (step, loss) per training step.
+    pub train_loss: Vec<(f64, f64)>,
+    /// (epoch, value) per epoch.
+    pub val_f1: Vec<(f64, f64)>,
+    pub val_loss: Vec<(f64, f64)>,
+}
+
+/// Everything the window needs once a CSV is open, prepared off the UI thread.
+pub struct Opened {
+    pub csv: PathBuf,
+    pub workspace: Workspace,
+    pub problems: Vec<Problem>,
+    pub duplicates: Duplicates,
+    pub past_runs: Vec<PastRun>,
+    /// The latest finished run's predictions (one slot per row) and its model directory.
+    pub predictions: Option<(i64, PathBuf, Vec<Option<f32>>)>,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    /// `id,target`, Kaggle's submission format.
+    Kaggle,
+    /// Every row with its label, prediction, probability and flags.
+    FullPredictions,
+    /// The source file's own layout with the current labels.
+    Dataset,
+    /// Every label edit, oldest first.
+    History,
+}
+
+impl ExportKind {
+    pub const ALL: [ExportKind; 4] = [
+        ExportKind::Kaggle,
+        ExportKind::FullPredictions,
+        ExportKind::Dataset,
+        ExportKind::History,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ExportKind::Kaggle => "Kaggle submission (id,target)",
+            ExportKind::FullPredictions => "Full predictions with probabilities",
+            ExportKind::Dataset => "Corrected dataset (original layout)",
+            ExportKind::History => "Edit history",
+        }
+    }
+
+    pub fn needs_predictions(self) -> bool {
+        matches!(self, ExportKind::Kaggle | ExportKind::FullPredictions)
+    }
+}
 
 pub enum Event {
     /// A CSV finished loading into its workspace.
-    Loaded {
-        csv: PathBuf,
-        workspace: Box<Workspace>,
-        problems: Vec<Problem>,
-    },
+    Loaded(Box<Opened>),
     LoadProgress {
         done: u64,
         total: u64,
@@ -24,9 +84,16 @@ pub enum Event {
         csv: PathBuf,
         message: String,
     },
-    /// The user picked a file in the native dialog (None: cancelled, or no dialog available).
+    /// The user picked a file in the native open dialog (None: cancelled, or no dialog).
     Picked(Option<PathBuf>),
+    /// The user picked a destination in the native save dialog.
+    SavePicked(Option<PathBuf>),
     Train(TrainEvent),
+    /// The training thread recorded its run in the workspace under this id.
+    RunRecorded {
+        workspace: PathBuf,
+        run: i64,
+    },
     /// p(disaster) for every row of the workspace file `workspace`, from the model in `model_dir`.
     Predicted {
         workspace: PathBuf,
@@ -36,4 +103,21 @@ pub enum Event {
     PredictFailed {
         message: String,
     },
+    /// Word contributions for row `row`, by the model in `model_dir`.
+    Explained {
+        model_dir: PathBuf,
+        row: usize,
+        result: Result<Explanation, String>,
+    },
+    Exported {
+        path: PathBuf,
+        kind: ExportKind,
+        rows: usize,
+    },
+    ExportFailed {
+        path: PathBuf,
+        message: String,
+    },
+    /// Background bookkeeping failed (recording a run); the work itself went on.
+    Warning(String),
 }

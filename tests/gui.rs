@@ -1,16 +1,22 @@
 //! The workbench driven like a user would, without a display (egui_kittest): open the sample
-//! data, move and relabel with the keyboard, undo, search, train a tiny model and watch the
-//! curve and the predictions fill.
+//! data, move and relabel with the keyboard, undo, filter, sort, search, bulk relabel, save;
+//! train a tiny model and watch the curves, predictions and word contributions fill; export
+//! and read the files back; reopen and find the run and its predictions again.
 #![cfg(feature = "gui")]
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use egui::accesskit::Role;
 use egui::Key;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use tweetlab::app::TweetlabApp;
+use tweetlab::app::{DuplicateFilter, LabelFilter, SortColumn, TweetlabApp};
+use tweetlab::data::duplicates::find_duplicates;
+use tweetlab::data::load_csv;
 
 fn harness() -> Harness<'static, TweetlabApp> {
     Harness::builder()
@@ -24,6 +30,15 @@ fn harness() -> Harness<'static, TweetlabApp> {
         )
 }
 
+/// One data dir for the whole test binary (the variable is process-wide and tests run in
+/// parallel); workspaces are keyed by CSV path, and each test opens its own copy of the CSV.
+fn data_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap()).path();
+    std::env::set_var("TWEETLAB_DATA_DIR", dir);
+    dir
+}
+
 /// Steps frames until `done` holds (background threads need real time).
 fn wait_until(
     h: &mut Harness<'static, TweetlabApp>,
@@ -33,7 +48,7 @@ fn wait_until(
     let start = Instant::now();
     while !done(h.state()) {
         assert!(
-            start.elapsed() < Duration::from_secs(60),
+            start.elapsed() < Duration::from_secs(120),
             "timed out waiting for {what}; error: {:?}",
             h.state().error()
         );
@@ -43,13 +58,22 @@ fn wait_until(
     h.run();
 }
 
-fn open_sample(h: &mut Harness<'static, TweetlabApp>, dir: &std::path::Path) {
-    // Workspaces go to a fresh data dir so that each test starts from the CSV's own labels.
-    std::env::set_var("TWEETLAB_DATA_DIR", dir.join("data"));
+/// Copies the sample data into `dir` and opens it.
+fn open_sample(h: &mut Harness<'static, TweetlabApp>, dir: &Path) -> PathBuf {
+    data_dir();
     let csv = dir.join("train.csv");
-    std::fs::copy(common::sample_train_csv(), &csv).unwrap();
-    h.state_mut().open(csv);
-    wait_until(h, "the CSV to load", |app| app.workspace().is_some());
+    if !csv.exists() {
+        std::fs::copy(common::sample_train_csv(), &csv).unwrap();
+    }
+    h.state_mut().open(csv.clone());
+    wait_until(h, "the CSV to load", |app| {
+        app.workspace().is_some() && !app.is_loading()
+    });
+    csv
+}
+
+fn label_of(h: &Harness<'static, TweetlabApp>, row: usize) -> Option<u8> {
+    h.state().workspace().unwrap().rows()[row].label
 }
 
 #[test]
@@ -69,7 +93,7 @@ fn keyboard_relabel_undo_and_search() {
     h.key_press(Key::K);
     h.run();
     assert_eq!(h.state().selected_row(), Some(1));
-    let before = h.state().workspace().unwrap().rows()[1].label;
+    let before = label_of(&h, 1);
     let flipped = Some(1 - before.unwrap());
     h.key_press(if flipped == Some(1) {
         Key::Num1
@@ -77,21 +101,33 @@ fn keyboard_relabel_undo_and_search() {
         Key::Num0
     });
     h.run();
-    assert_eq!(h.state().workspace().unwrap().rows()[1].label, flipped);
+    assert_eq!(label_of(&h, 1), flipped);
     assert_eq!(h.state().workspace().unwrap().edited_rows(), 1);
     h.key_press(Key::X);
     h.run();
-    assert_eq!(h.state().workspace().unwrap().rows()[1].label, None);
+    assert_eq!(label_of(&h, 1), None);
 
     h.key_press_modifiers(egui::Modifiers::COMMAND, Key::Z);
     h.run();
-    assert_eq!(h.state().workspace().unwrap().rows()[1].label, flipped);
+    assert_eq!(label_of(&h, 1), flipped);
     h.key_press_modifiers(egui::Modifiers::COMMAND, Key::Z);
     h.run();
-    assert_eq!(h.state().workspace().unwrap().rows()[1].label, before);
+    assert_eq!(label_of(&h, 1), before);
     h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, Key::Z);
     h.run();
-    assert_eq!(h.state().workspace().unwrap().rows()[1].label, flipped);
+    assert_eq!(label_of(&h, 1), flipped);
+
+    // The detail panel shows the selected tweet; enter hides and shows it.
+    let text = h.state().workspace().unwrap().rows()[1].text.clone();
+    // Once in the table, once in the detail panel.
+    assert_eq!(h.query_all_by_label(&text).count(), 2, "detail shows the tweet");
+    h.key_press(Key::Enter);
+    h.run();
+    assert!(!h.state().settings().show_detail);
+    assert_eq!(h.query_all_by_label(&text).count(), 1);
+    h.key_press(Key::Enter);
+    h.run();
+    assert!(h.state().settings().show_detail);
 
     // `/` focuses the search box, then typing filters the table.
     h.key_press(Key::Slash);
@@ -112,7 +148,107 @@ fn keyboard_relabel_undo_and_search() {
 }
 
 #[test]
-fn training_from_the_window_fills_curves_and_predictions() {
+fn filters_sort_bulk_relabel_and_save() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    let csv = open_sample(&mut h, tmp.path());
+    let rows = h.state().workspace().unwrap().rows().to_vec();
+
+    // Conflicting duplicates: exactly the rows of groups that carry both labels.
+    let dups = find_duplicates(&rows);
+    let conflicting: usize = dups.conflicting().map(|g| g.rows.len()).sum();
+    assert!(
+        conflicting > 0,
+        "the sample data has conflicting duplicates"
+    );
+    h.state_mut().table_mut().0.duplicates = DuplicateFilter::Conflicts;
+    h.run();
+    assert_eq!(h.state().shown_rows(), conflicting);
+    assert!(
+        h.query_all_by_label_contains("conflict").count() >= conflicting.min(10),
+        "flags column"
+    );
+    h.state_mut().table_mut().0.duplicates = DuplicateFilter::Any;
+
+    // Sort by id, descending: the header click cycles ascending, descending, file order.
+    h.get_by_label("id").click();
+    h.run();
+    h.get_by_label("id ⏶").click();
+    h.run();
+    let ids: Vec<i64> = h
+        .state()
+        .shown()
+        .iter()
+        .map(|&i| rows[i].id.parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 203);
+    assert!(ids.windows(2).all(|w| w[0] >= w[1]), "descending ids");
+    *h.state_mut().table_mut().1 = Some((SortColumn::Id, true));
+    h.run();
+    assert_eq!(rows[h.state().shown()[0]].id, "1");
+
+    // Label filter, then "Label all shown" as one undo step.
+    h.state_mut().table_mut().0.label = LabelFilter::Is(0);
+    h.run();
+    let zeros: Vec<usize> = h.state().shown().to_vec();
+    assert_eq!(
+        zeros.len(),
+        rows.iter().filter(|t| t.label == Some(0)).count()
+    );
+    h.state_mut().table_mut().0.label = LabelFilter::Any;
+    h.state_mut().table_mut().0.keyword = Some(rows[zeros[0]].keyword.clone());
+    h.run();
+    let keyword_rows: Vec<usize> = h.state().shown().to_vec();
+    assert!(keyword_rows
+        .iter()
+        .all(|&i| rows[i].keyword == rows[zeros[0]].keyword));
+    h.get_by_label("Label all shown").click();
+    h.run();
+    h.get_by_label("as 1 (disaster)").click();
+    h.run();
+    assert!(keyword_rows.iter().all(|&i| label_of(&h, i) == Some(1)));
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::Z);
+    h.run();
+    assert!(
+        keyword_rows
+            .iter()
+            .all(|&i| label_of(&h, i) == rows[i].label),
+        "one undo restores the whole bulk edit"
+    );
+
+    // Relabel one row, then Save writes it into the CSV after asking.
+    h.state_mut().table_mut().0.keyword = None;
+    h.run();
+    let row = h.state().selected_row().unwrap();
+    let flipped = 1 - rows[row].label.unwrap();
+    h.key_press(if flipped == 1 { Key::Num1 } else { Key::Num0 });
+    h.run();
+    let untouched = std::fs::read(&csv).unwrap();
+    h.get_by_label("Save").click();
+    h.run();
+    assert_eq!(
+        std::fs::read(&csv).unwrap(),
+        untouched,
+        "nothing written before the user confirms"
+    );
+    h.get_by_label("Overwrite the CSV").click();
+    h.run();
+    wait_until(&mut h, "the save", |app| !app.is_exporting());
+    assert_eq!(h.state().error(), None);
+    let saved = load_csv(&csv).unwrap();
+    assert_eq!(saved.rows.len(), 203);
+    assert_eq!(saved.rows[row].label, Some(flipped));
+    let others_same = saved
+        .rows
+        .iter()
+        .zip(&rows)
+        .enumerate()
+        .all(|(i, (s, r))| i == row || (s.label == r.label && s.text == r.text));
+    assert!(others_same);
+}
+
+#[test]
+fn train_explain_export_and_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
     common::write_tiny_model(&model, 7);
@@ -122,7 +258,7 @@ fn training_from_the_window_fills_curves_and_predictions() {
         *source = model.display().to_string();
         *config = common::tiny_train_config();
     }
-    open_sample(&mut h, tmp.path());
+    let csv = open_sample(&mut h, tmp.path());
     h.get_by_label("Start training").click();
     h.run();
     wait_until(&mut h, "training to start", |app| {
@@ -133,5 +269,80 @@ fn training_from_the_window_fills_curves_and_predictions() {
     });
     assert_eq!(h.state().error(), None);
     assert!(!h.state().training_losses().is_empty());
+    assert_eq!(
+        h.state().validation_f1().len(),
+        common::tiny_train_config().epochs
+    );
+    assert!(
+        h.query_by_label_contains("Validation: F1").is_some(),
+        "confusion matrix and metrics"
+    );
     assert_eq!(h.state().predictions().len(), 203);
+
+    // Word contributions of the selected tweet, computed on the explainer thread.
+    let row = h.state().selected_row().unwrap();
+    wait_until(&mut h, "word contributions", |app| {
+        app.explanation(row).is_some()
+    });
+    let explanation = h.state().explanation(row).unwrap().clone().unwrap();
+    let text = &h.state().workspace().unwrap().rows()[row].text;
+    assert_eq!(&explanation.text, text);
+    assert!(!explanation.words.is_empty());
+    assert!(explanation
+        .words
+        .iter()
+        .all(|w| text.get(w.start..w.end) == Some(w.word.as_str())));
+    assert!(
+        h.query_by_label("contribution").is_some(),
+        "legend and top words"
+    );
+
+    // Export: the Kaggle submission, through the dialog, to the suggested path.
+    h.get_by_label("Export…").click();
+    h.run();
+    h.get_by_role_and_label(Role::Button, "Export").click();
+    h.run();
+    wait_until(&mut h, "the export", |app| !app.is_exporting());
+    assert_eq!(h.state().error(), None);
+    let submission = std::fs::read_to_string(tmp.path().join("submission.csv")).unwrap();
+    let lines: Vec<&str> = submission.lines().collect();
+    assert_eq!(lines[0], "id,target");
+    assert_eq!(lines.len(), 204);
+    let rows = h.state().workspace().unwrap().rows().to_vec();
+    let p = h.state().predictions().to_vec();
+    for (i, line) in lines[1..].iter().enumerate() {
+        let predicted = u8::from(p[i].unwrap() >= 0.5);
+        assert_eq!(*line, format!("{},{predicted}", rows[i].id));
+    }
+    // Full predictions: probabilities as the table shows them.
+    h.get_by_label("Export…").click();
+    h.run();
+    h.get_by_label("Full predictions with probabilities")
+        .click();
+    h.run();
+    h.get_by_role_and_label(Role::Button, "Export").click();
+    h.run();
+    wait_until(&mut h, "the export", |app| !app.is_exporting());
+    let full = std::fs::read_to_string(tmp.path().join("train-predictions.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(full.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let p_col = header.iter().position(|c| c == "p_disaster").unwrap();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 203);
+    for (i, r) in records.iter().enumerate() {
+        let written: f32 = r[p_col].parse().unwrap();
+        assert!((written - p[i].unwrap()).abs() < 1e-5);
+    }
+
+    // Reopening the workspace brings back the run's curves and its predictions.
+    drop(h);
+    let mut h = harness();
+    h.state_mut().open(csv);
+    wait_until(&mut h, "reopen", |app| app.workspace().is_some());
+    assert_eq!(h.state().past_runs(), 1);
+    let restored = h.state().predictions().to_vec();
+    assert_eq!(restored.len(), 203);
+    for (a, b) in restored.iter().zip(&p) {
+        assert!((a.unwrap() - b.unwrap()).abs() < 1e-6);
+    }
 }

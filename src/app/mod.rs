@@ -1,33 +1,60 @@
 //! The desktop workbench (eframe/egui). The UI thread only reads state and draws; loading,
-//! training and prediction run on background threads (`workers`) and report through
-//! `protocol::Event` on a crossbeam channel, drained at the start of every frame.
+//! training, prediction, explanation and export run on background threads (`workers`) and
+//! report through `protocol::Event` on a crossbeam channel, drained at the start of every frame.
+//! One module per panel or dialog.
 
+mod detail;
+mod export_dialog;
+mod frame_stats;
+pub mod settings;
 mod status_bar;
 mod table;
 mod top_bar;
 mod train_panel;
 mod workers;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::data::duplicates::Duplicates;
 use crate::data::store::Workspace;
 use crate::data::Problem;
-use crate::protocol::Event;
+use crate::engine::explain::Explanation;
+use crate::protocol::{Event, ExportKind};
 
-use table::TableView;
+use detail::{DetailView, ExplainState};
+use export_dialog::{ExportDialog, ExportRequest, SaveConfirm};
+use frame_stats::FrameStats;
+use settings::Settings;
+use table::{TableData, TableView};
 use train_panel::TrainPanel;
+use workers::{ExplainRequest, Explainer, ExportJob};
+
+pub use table::{DuplicateFilter, Filters, LabelFilter, PredictionFilter, SortColumn};
 
 /// Who the edit history names for edits made in this window.
 const EDITOR: &str = "gui";
+
+/// Word contributions per row, for one model.
+#[derive(Default)]
+struct ExplanationCache {
+    model_dir: Option<PathBuf>,
+    done: HashMap<usize, Result<Explanation, String>>,
+    pending: Option<usize>,
+}
 
 pub struct TweetlabApp {
     tx: Sender<Event>,
     rx: Receiver<Event>,
     ctx: egui::Context,
+    settings: Settings,
     workspace: Option<Workspace>,
     problems: Vec<Problem>,
+    duplicates: Duplicates,
+    /// Per duplicate group: does it carry both labels with the current labels.
+    conflicting: Vec<bool>,
     /// The CSV being loaded, and how far along.
     loading: Option<(PathBuf, f32)>,
     /// The path field: always works, even without a file dialog.
@@ -35,33 +62,65 @@ pub struct TweetlabApp {
     table: TableView,
     /// p(disaster) per row from the latest model, when there is one.
     predictions: Vec<Option<f32>>,
+    /// The fine-tuned model the predictions came from (explanations use it too).
+    model_dir: Option<PathBuf>,
     train: TrainPanel,
+    explainer: Explainer,
+    explanations: ExplanationCache,
+    export: ExportDialog,
+    save: SaveConfirm,
+    /// Set while an export or save is being written.
+    exporting: bool,
+    /// Last time the workspace committed an edit, for the status bar.
+    last_autosave: Option<String>,
     status: String,
     error: Option<String>,
     show_help: bool,
+    frame_stats: FrameStats,
     /// (labelled, edited) rows; None after a change, recounted once on the next frame rather
     /// than scanning every row every frame.
     counts: Option<(usize, usize)>,
 }
 
 impl TweetlabApp {
-    /// A window that starts loading `csv` if given.
+    /// A window with default settings that starts loading `csv` if given.
     pub fn new(ctx: &egui::Context, csv: Option<PathBuf>) -> Self {
+        Self::with_settings(ctx, Settings::default(), csv)
+    }
+
+    /// A window with remembered `settings`; opens `csv` if given.
+    pub fn with_settings(ctx: &egui::Context, settings: Settings, csv: Option<PathBuf>) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let mut train = TrainPanel::default();
+        train.model = settings.model.clone();
+        train.config = settings.train.clone();
+        let mut frame_stats = FrameStats::default();
+        frame_stats.visible = settings.show_frame_stats;
         let mut app = Self {
+            explainer: Explainer::spawn(tx.clone(), ctx.clone()),
             tx,
             rx,
             ctx: ctx.clone(),
+            settings,
             workspace: None,
             problems: Vec::new(),
+            duplicates: Duplicates::default(),
+            conflicting: Vec::new(),
             loading: None,
             path_field: String::new(),
             table: TableView::default(),
             predictions: Vec::new(),
-            train: TrainPanel::default(),
+            model_dir: None,
+            train,
+            explanations: ExplanationCache::default(),
+            export: ExportDialog::default(),
+            save: SaveConfirm::default(),
+            exporting: false,
+            last_autosave: None,
             status: "Open a CSV to start.".into(),
             error: None,
             show_help: false,
+            frame_stats,
             counts: None,
         };
         if let Some(csv) = csv {
@@ -90,7 +149,7 @@ impl TweetlabApp {
         &self.predictions
     }
 
-    /// Row index of the selected tweet, if any.
+    /// Row index of the tweet under the cursor, if any.
     pub fn selected_row(&self) -> Option<usize> {
         self.table.selected_row()
     }
@@ -99,13 +158,31 @@ impl TweetlabApp {
         self.error.as_deref()
     }
 
+    pub fn status(&self) -> &str {
+        &self.status
+    }
+
     /// (step, loss) points plotted for the current or last run.
     pub fn training_losses(&self) -> &[egui_plot::PlotPoint] {
         &self.train.losses
     }
 
+    /// (epoch, F1) validation points of the current or last run.
+    pub fn validation_f1(&self) -> &[egui_plot::PlotPoint] {
+        &self.train.val_f1
+    }
+
+    /// How many earlier runs of this workspace the Train panel can overlay.
+    pub fn past_runs(&self) -> usize {
+        self.train.past.len()
+    }
+
     pub fn is_training(&self) -> bool {
         self.train.is_running()
+    }
+
+    pub fn is_exporting(&self) -> bool {
+        self.exporting
     }
 
     /// How many rows the table shows after filtering and search.
@@ -113,15 +190,63 @@ impl TweetlabApp {
         self.table.shown_count()
     }
 
+    /// Row indices the table shows, in display order (after filters, search and sort).
+    pub fn shown(&self) -> &[usize] {
+        self.table.shown()
+    }
+
+    /// The word contributions computed for `row` by the current model, if ready.
+    pub fn explanation(&self, row: usize) -> Option<&Result<Explanation, String>> {
+        self.explanations.done.get(&row)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// Training settings, for callers that start the window with other defaults.
     pub fn train_settings(&mut self) -> (&mut String, &mut crate::engine::train::TrainConfig) {
         (&mut self.train.model, &mut self.train.config)
     }
 
-    /// Labels changed: the table and the counts need recomputing.
+    /// The table's filters and sort, for tests and callers that script the window.
+    pub fn table_mut(&mut self) -> (&mut Filters, &mut Option<(SortColumn, bool)>) {
+        self.table.mark_dirty();
+        (&mut self.table.filters, &mut self.table.sort)
+    }
+
+    /// Opens the export dialog on `kind`, as the Export button does.
+    pub fn open_export(&mut self, kind: ExportKind) {
+        if let Some(ws) = &self.workspace {
+            self.export.open_for(kind, ws.source());
+        }
+    }
+
+    /// Labels changed: the table, the counts and the conflict flags need recomputing.
     fn labels_changed(&mut self) {
         self.table.mark_dirty();
         self.counts = None;
+        self.last_autosave = Some(crate::data::store::now_rfc3339());
+        self.recompute_conflicts();
+    }
+
+    fn recompute_conflicts(&mut self) {
+        let Some(ws) = &self.workspace else { return };
+        let rows = ws.rows();
+        self.conflicting = self
+            .duplicates
+            .groups
+            .iter()
+            .map(|g| {
+                let mut seen = [false; 2];
+                for &i in &g.rows {
+                    if let Some(l) = rows[i].label {
+                        seen[usize::from(l.min(1))] = true;
+                    }
+                }
+                seen[0] && seen[1]
+            })
+            .collect();
     }
 
     /// (labelled, edited) rows of the open workspace.
@@ -140,22 +265,45 @@ impl TweetlabApp {
     fn handle_events(&mut self) {
         while let Ok(event) = self.rx.try_recv() {
             match event {
-                Event::Loaded {
-                    csv,
-                    workspace,
-                    problems,
-                } => {
+                Event::Loaded(opened) => {
+                    let opened = *opened;
                     self.status = format!(
-                        "{}: {} rows, {} problem rows",
-                        csv.display(),
-                        workspace.rows().len(),
-                        problems.len()
+                        "{}: {} rows{}",
+                        opened.csv.display(),
+                        opened.workspace.rows().len(),
+                        if opened.problems.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", {} problem rows (first: line {}: {})",
+                                opened.problems.len(),
+                                opened.problems[0].line,
+                                opened.problems[0].reason
+                            )
+                        }
                     );
-                    self.predictions = vec![None; workspace.rows().len()];
+                    self.settings.remember(&opened.csv);
                     self.table.reset();
                     self.counts = None;
-                    self.problems = problems;
-                    self.workspace = Some(*workspace);
+                    self.problems = opened.problems;
+                    self.duplicates = opened.duplicates;
+                    self.train.set_past_runs(&opened.past_runs);
+                    self.explanations = ExplanationCache::default();
+                    match opened.predictions {
+                        Some((_, dir, p)) => {
+                            self.status
+                                .push_str(&format!("; predictions from {}", dir.display()));
+                            self.predictions = p;
+                            self.model_dir = Some(dir);
+                        }
+                        None => {
+                            self.predictions = vec![None; opened.workspace.rows().len()];
+                            self.model_dir = None;
+                        }
+                    }
+                    self.workspace = Some(opened.workspace);
+                    self.recompute_conflicts();
+                    self.last_autosave = None;
                     self.loading = None;
                     self.error = None;
                 }
@@ -166,11 +314,24 @@ impl TweetlabApp {
                 }
                 Event::LoadFailed { csv, message } => {
                     self.loading = None;
-                    self.error = Some(format!("Could not open {}: {message}", csv.display()));
+                    self.error = Some(format!(
+                        "Could not open {}: {message}\nCheck that it is a CSV or TSV with a text column; the message names the line at fault.",
+                        csv.display()
+                    ));
                 }
                 Event::Picked(Some(path)) => self.open(path),
                 Event::Picked(None) => {
                     self.status = "No file chosen. If no dialog appeared, this desktop has no file portal: type the path in the field and press Enter, or drop the file on the window.".into();
+                }
+                Event::SavePicked(Some(path)) => self.export.picked(path),
+                Event::SavePicked(None) => {
+                    self.export.browsing = false;
+                    self.status = "No file chosen. If no dialog appeared, type the path in the Export window's field.".into();
+                }
+                Event::RunRecorded { workspace, run } => {
+                    if self.workspace.as_ref().map(|w| w.path()) == Some(workspace.as_path()) {
+                        self.train.run_id = Some(run);
+                    }
                 }
                 Event::Train(e) => {
                     if let Some(model_dir) =
@@ -183,6 +344,7 @@ impl TweetlabApp {
                                 ws.path().to_path_buf(),
                                 model_dir,
                                 texts,
+                                self.train.run_id,
                                 self.tx.clone(),
                                 self.ctx.clone(),
                             );
@@ -201,18 +363,48 @@ impl TweetlabApp {
                     self.predictions = p_disaster.into_iter().map(Some).collect();
                     self.table.mark_dirty();
                     self.status = format!("predictions from {}", model_dir.display());
+                    self.model_dir = Some(model_dir);
+                    self.explanations = ExplanationCache::default();
                 }
                 Event::PredictFailed { message } => {
                     self.error = Some(format!("Prediction failed: {message}"))
                 }
+                Event::Explained {
+                    model_dir,
+                    row,
+                    result,
+                } => {
+                    if self.explanations.pending == Some(row) {
+                        self.explanations.pending = None;
+                    }
+                    if self.model_dir.as_ref() == Some(&model_dir) {
+                        self.explanations.model_dir = Some(model_dir);
+                        self.explanations.done.insert(row, result);
+                    }
+                }
+                Event::Exported { path, kind, rows } => {
+                    self.exporting = false;
+                    self.status =
+                        format!("wrote {} ({rows} rows) to {}", kind.title(), path.display());
+                }
+                Event::ExportFailed { path, message } => {
+                    self.exporting = false;
+                    self.error = Some(format!(
+                        "Could not write {}: {message}\nNothing was changed there; choose another folder or free some space.",
+                        path.display()
+                    ));
+                }
+                Event::Warning(message) => self.status = format!("warning: {message}"),
             }
         }
     }
 
-    /// Sets (or clears) the label of the selected row; one undo step.
+    /// Sets (or clears) the label of the selected rows (the multi-selection, else the cursor
+    /// row); one undo step.
     fn set_selected_label(&mut self, label: Option<u8>) {
-        if let Some(row) = self.table.selected_row() {
-            self.label_rows(&[row], label);
+        let rows = self.table.target_rows();
+        if !rows.is_empty() {
+            self.label_rows(&rows, label);
         }
     }
 
@@ -224,7 +416,7 @@ impl TweetlabApp {
         let what = label.map_or("cleared".to_string(), |l| l.to_string());
         let description = match rows {
             [row] => format!("row {} -> {what}", ws.rows()[*row].id),
-            _ => format!("{} shown rows -> {what}", rows.len()),
+            _ => format!("{} rows -> {what}", rows.len()),
         };
         let changes: Vec<(usize, Option<u8>)> = rows.iter().map(|&r| (r, label)).collect();
         match ws.set_labels(&changes, EDITOR, &description) {
@@ -244,7 +436,11 @@ impl TweetlabApp {
         };
         match result {
             Ok(Some(step)) => {
-                self.status = step.description;
+                self.status = format!(
+                    "{}: {}",
+                    if redo { "redone" } else { "undone" },
+                    step.description
+                );
                 self.labels_changed();
             }
             Ok(None) => self.status = format!("nothing to {}", if redo { "redo" } else { "undo" }),
@@ -253,55 +449,71 @@ impl TweetlabApp {
     }
 
     /// Keyboard first: j/k or arrows move, 0/1 label, x clears, ctrl+z / ctrl+shift+z undo
-    /// and redo, / searches, ? shows the keys. Ignored while a text field has focus.
+    /// and redo, / searches, enter opens the detail, ? shows the keys, F12 the frame times,
+    /// escape clears the selection. Ignored while a text field has focus.
     fn handle_keys(&mut self, ctx: &egui::Context) {
+        use egui::{Key, Modifiers};
+        // F12 works everywhere, even in a text field.
+        if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::F12)) {
+            self.frame_stats.visible = !self.frame_stats.visible;
+            self.settings.show_frame_stats = self.frame_stats.visible;
+        }
         if ctx.egui_wants_keyboard_input() {
             return;
         }
-        use egui::{Key, Modifiers};
-        let (mut moves, mut label, mut undo, mut redo, mut search, mut help) =
-            (0i64, None, false, false, false, false);
+        let mut keys = Keys::default();
         ctx.input_mut(|i| {
             for (key, step) in [
                 (Key::J, 1),
                 (Key::ArrowDown, 1),
                 (Key::K, -1),
                 (Key::ArrowUp, -1),
+                (Key::PageDown, 20),
+                (Key::PageUp, -20),
             ] {
                 while i.consume_key(Modifiers::NONE, key) {
-                    moves += step;
+                    keys.moves += step;
                 }
             }
             if i.consume_key(Modifiers::NONE, Key::Num0) {
-                label = Some(Some(0));
+                keys.label = Some(Some(0));
             }
             if i.consume_key(Modifiers::NONE, Key::Num1) {
-                label = Some(Some(1));
+                keys.label = Some(Some(1));
             }
             if i.consume_key(Modifiers::NONE, Key::X) {
-                label = Some(None);
+                keys.label = Some(None);
             }
-            redo = i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
-            undo = i.consume_key(Modifiers::COMMAND, Key::Z);
-            search = i.consume_key(Modifiers::NONE, Key::Slash);
-            help = i.consume_key(Modifiers::SHIFT, Key::Questionmark)
+            keys.redo = i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+            keys.undo = i.consume_key(Modifiers::COMMAND, Key::Z);
+            keys.search = i.consume_key(Modifiers::NONE, Key::Slash);
+            keys.detail = i.consume_key(Modifiers::NONE, Key::Enter);
+            keys.escape = i.consume_key(Modifiers::NONE, Key::Escape);
+            keys.help = i.consume_key(Modifiers::SHIFT, Key::Questionmark)
                 || i.consume_key(Modifiers::NONE, Key::Questionmark);
         });
-        if moves != 0 {
-            self.table.move_selection(moves);
+        if keys.moves != 0 {
+            self.table.move_selection(keys.moves);
         }
-        if let Some(l) = label {
+        if let Some(l) = keys.label {
             self.set_selected_label(l);
         }
-        if redo {
+        if keys.redo {
             self.undo_redo(true);
-        } else if undo {
+        } else if keys.undo {
             self.undo_redo(false);
         }
-        if search {
+        if keys.search {
             self.table.focus_search = true;
         }
-        if help {
+        if keys.detail {
+            self.settings.show_detail = !self.settings.show_detail;
+        }
+        if keys.escape {
+            self.table.clear_selection();
+            self.show_help = false;
+        }
+        if keys.help {
             self.show_help = !self.show_help;
         }
     }
@@ -320,36 +532,74 @@ impl TweetlabApp {
         }
     }
 
+    /// Asks the explainer for the cursor row when the detail panel shows it and no
+    /// explanation is cached or on its way.
+    fn request_explanation(&mut self) {
+        let (Some(row), Some(model_dir), Some(ws)) =
+            (self.selected_row(), &self.model_dir, &self.workspace)
+        else {
+            return;
+        };
+        if !self.settings.show_detail
+            || self.explanations.done.contains_key(&row)
+            || self.explanations.pending == Some(row)
+        {
+            return;
+        }
+        self.explanations.pending = Some(row);
+        self.explainer.request(ExplainRequest {
+            model_dir: model_dir.clone(),
+            row,
+            text: ws.rows()[row].text.clone(),
+        });
+    }
+
     /// One frame: drain events, apply input, draw.
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        let frame_start = self.frame_stats.begin_frame();
         let ctx = ui.ctx().clone();
         // Workers wake this context; keep the one actually drawing.
         self.ctx = ctx.clone();
         self.handle_events();
         self.handle_dropped_files(&ctx);
         self.handle_keys(&ctx);
+        self.request_explanation();
 
         egui::Panel::top("top_bar").show(ui, |ui| top_bar::show(self, ui));
         egui::Panel::bottom("status_bar").show(ui, |ui| status_bar::show(self, ui));
         egui::Panel::right("train_panel")
-            .default_size(360.0)
+            .default_size(380.0)
             .show(ui, |ui| {
-                let (labelled, _) = self.counts();
-                let rows = self
-                    .workspace
-                    .as_ref()
-                    .map(|w| w.rows())
-                    .unwrap_or_default();
-                let start =
-                    self.train
-                        .show(ui, rows, labelled, self.selected_row(), &self.predictions);
-                if start {
-                    self.start_training();
-                }
+                egui::ScrollArea::vertical()
+                    .id_salt("train_scroll")
+                    .show(ui, |ui| {
+                        let (labelled, _) = self.counts();
+                        if self.train.show(ui, labelled) {
+                            self.start_training();
+                        }
+                    });
             });
-        let mut bulk = None;
-        egui::CentralPanel::default().show(ui, |ui| match &mut self.workspace {
-            Some(ws) => bulk = self.table.show(ui, ws.rows(), &self.predictions),
+        if self.settings.show_detail && self.workspace.is_some() {
+            let mut set = None;
+            egui::Panel::bottom("detail")
+                .resizable(true)
+                .default_size(200.0)
+                .show(ui, |ui| set = self.show_detail(ui));
+            if let Some(label) = set {
+                self.set_selected_label(label);
+            }
+        }
+        let mut action = None;
+        egui::CentralPanel::default().show(ui, |ui| match &self.workspace {
+            Some(ws) => {
+                let data = TableData {
+                    rows: ws.rows(),
+                    predictions: &self.predictions,
+                    duplicates: &self.duplicates,
+                    conflicting: &self.conflicting,
+                };
+                action = Some(self.table.show(ui, &data));
+            }
             None => {
                 ui.centered_and_justified(|ui| {
                     ui.label(match &self.loading {
@@ -359,20 +609,76 @@ impl TweetlabApp {
                 });
             }
         });
-        if let Some((rows, label)) = bulk {
-            self.label_rows(&rows, label);
+        if let Some(action) = action {
+            if let Some((rows, label)) = action.relabel {
+                self.label_rows(&rows, label);
+            }
+            if action.open_detail {
+                self.settings.show_detail = true;
+            }
+        }
+        self.dialogs(&ctx);
+        self.frame_stats.end_frame(&ctx, frame_start);
+    }
+
+    fn show_detail(&mut self, ui: &mut egui::Ui) -> Option<Option<u8>> {
+        let ws = self.workspace.as_ref()?;
+        let view = self.selected_row().map(|row| DetailView {
+            row,
+            tweet: &ws.rows()[row],
+            prediction: self.predictions.get(row).copied().flatten(),
+            explanation: match (&self.model_dir, self.explanations.done.get(&row)) {
+                (None, _) => ExplainState::NoModel,
+                (Some(_), Some(Ok(e))) => ExplainState::Ready(e),
+                (Some(_), Some(Err(m))) => ExplainState::Failed(m),
+                (Some(_), None) => ExplainState::Pending,
+            },
+        });
+        detail::show(ui, view)
+    }
+
+    fn dialogs(&mut self, ctx: &egui::Context) {
+        if let Some(source) = self.workspace.as_ref().map(|w| w.source().to_path_buf()) {
+            let has_predictions = self.predictions.iter().any(Option::is_some);
+            let (request, browse) = self.export.show(ctx, &source, has_predictions);
+            if browse {
+                let suggested = PathBuf::from(self.export.path.trim());
+                workers::pick_save(suggested, self.tx.clone(), self.ctx.clone());
+            }
+            if let Some(request) = request {
+                self.start_export(request);
+            }
+            let (_, edited) = self.counts();
+            if self.save.show(ctx, &source, edited) {
+                self.start_export(ExportRequest {
+                    kind: ExportKind::Dataset,
+                    path: source,
+                });
+            }
         }
         if self.show_help {
             egui::Window::new("Keys")
                 .collapsible(false)
-                .show(&ctx, |ui| {
+                .show(ctx, |ui| {
                     egui::Grid::new("keys").show(ui, |ui| {
                         for (k, what) in [
                             ("j / ↓, k / ↑", "next / previous tweet"),
+                            ("page down / up", "20 tweets down / up"),
                             ("1 / 0", "label disaster / not disaster"),
                             ("x", "clear the label"),
+                            (
+                                "ctrl+click, shift+click",
+                                "select rows; 1 / 0 / x label them all",
+                            ),
+                            ("esc", "clear the selection, close this"),
                             ("ctrl+z / ctrl+shift+z", "undo / redo"),
                             ("/", "search"),
+                            ("enter", "show / hide the tweet detail"),
+                            (
+                                "click a column title",
+                                "sort (again: reverse, again: file order)",
+                            ),
+                            ("F12", "frame-time overlay"),
                             ("?", "this help"),
                         ] {
                             ui.monospace(k);
@@ -382,6 +688,64 @@ impl TweetlabApp {
                     });
                 });
         }
+        if let Some(error) = self.error.clone() {
+            egui::Window::new("Something went wrong")
+                .collapsible(false)
+                .anchor(egui::Align2::CENTER_TOP, egui::vec2(0.0, 60.0))
+                .show(ctx, |ui| {
+                    ui.label(error);
+                    if ui.button("Dismiss").clicked() {
+                        self.error = None;
+                    }
+                });
+        }
+    }
+
+    /// Copies what `request` needs out of the workspace and writes it on a worker.
+    fn start_export(&mut self, request: ExportRequest) {
+        let Some(ws) = &self.workspace else { return };
+        let history = if request.kind == ExportKind::History {
+            match ws.history() {
+                Ok(h) => h,
+                Err(e) => {
+                    self.error = Some(e.to_string());
+                    return;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let p_disaster = if request.kind.needs_predictions() {
+            match self
+                .predictions
+                .iter()
+                .copied()
+                .collect::<Option<Vec<f32>>>()
+            {
+                Some(p) => p,
+                None => {
+                    self.error =
+                        Some("Some rows have no prediction yet: train a model first.".into());
+                    return;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        self.exporting = true;
+        self.status = format!("writing {}", request.path.display());
+        workers::export(
+            ExportJob {
+                kind: request.kind,
+                path: request.path,
+                layout: ws.layout().clone(),
+                rows: ws.rows().to_vec(),
+                p_disaster,
+                history,
+            },
+            self.tx.clone(),
+            self.ctx.clone(),
+        );
     }
 
     fn start_training(&mut self) {
@@ -395,21 +759,60 @@ impl TweetlabApp {
             "run-{}",
             crate::data::store::now_rfc3339().replace(':', "-")
         ));
+        let settings = serde_json::json!({
+            "model": self.train.model,
+            "out_dir": out_dir,
+            "config": self.train.config,
+            "labelled_rows": texts.len(),
+        });
+        let workspace = ws.path().to_path_buf();
         match self.train.start(texts, labels, out_dir) {
-            Ok(handle) => workers::forward_training(handle, self.tx.clone(), self.ctx.clone()),
+            Ok(handle) => workers::forward_training(
+                handle,
+                workspace,
+                settings,
+                self.tx.clone(),
+                self.ctx.clone(),
+            ),
             Err(message) => self.error = Some(message),
         }
     }
+
+    /// The settings as they should be remembered now.
+    fn current_settings(&self) -> Settings {
+        Settings {
+            model: self.train.model.clone(),
+            train: self.train.config.clone(),
+            ..self.settings.clone()
+        }
+    }
+}
+
+#[derive(Default)]
+struct Keys {
+    moves: i64,
+    label: Option<Option<u8>>,
+    undo: bool,
+    redo: bool,
+    search: bool,
+    detail: bool,
+    escape: bool,
+    help: bool,
 }
 
 impl eframe::App for TweetlabApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
     }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, settings::STORAGE_KEY, &self.current_settings());
+    }
 }
 
-/// Opens the window (blocks until it is closed).
-pub fn run(csv: Option<PathBuf>) -> anyhow::Result<()> {
+/// Opens the window (blocks until it is closed). Without `csv`, the most recent file that still
+/// exists reopens, else `fallback` (the sample data in a checkout).
+pub fn run(csv: Option<PathBuf>, fallback: Option<PathBuf>) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1280.0, 800.0])
@@ -419,7 +822,18 @@ pub fn run(csv: Option<PathBuf>) -> anyhow::Result<()> {
     eframe::run_native(
         "tweetlab",
         options,
-        Box::new(move |cc| Ok(Box::new(TweetlabApp::new(&cc.egui_ctx, csv)))),
+        Box::new(move |cc| {
+            let settings: Settings = cc
+                .storage
+                .and_then(|s| eframe::get_value(s, settings::STORAGE_KEY))
+                .unwrap_or_default();
+            let csv = csv.or_else(|| settings.last_file()).or(fallback);
+            Ok(Box::new(TweetlabApp::with_settings(
+                &cc.egui_ctx,
+                settings,
+                csv,
+            )))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open a window: {e}"))
 }

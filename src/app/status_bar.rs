@@ -1,4 +1,4 @@
-//! Status bar: rows, labels, edits, what the engine is doing, the last error.
+//! Status bar: rows, labels, edits since import, last autosave, what the engine is doing.
 
 use super::TweetlabApp;
 
@@ -10,15 +10,30 @@ pub fn show(app: &mut TweetlabApp, ui: &mut egui::Ui) {
             ui.label(format!(
                 "{rows} rows · {labelled} labelled · {edited} edited"
             ));
+            match &app.last_autosave {
+                Some(at) => ui.weak(format!("saved to workspace {at}")),
+                None => ui.weak("edits are saved as you make them"),
+            };
             ui.separator();
         }
+        let engine = if app.train.is_running() {
+            "engine: training"
+        } else if app.exporting {
+            "engine: exporting"
+        } else if app.explanations.pending.is_some() {
+            "engine: explaining"
+        } else {
+            "engine: idle"
+        };
+        ui.label(engine);
+        ui.separator();
         ui.label(&app.status);
-        if let Some(err) = app.error.clone() {
+        if let Some(err) = &app.error {
             ui.separator();
-            ui.colored_label(ui.visuals().error_fg_color, err);
-            if ui.small_button("dismiss").clicked() {
-                app.error = None;
-            }
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                err.lines().next().unwrap_or(""),
+            );
         }
     });
 }

@@ -1,42 +1,178 @@
-//! The tweet table: filter, search, a virtualised table (only visible rows are laid out, so a
-//! million rows scroll as smoothly as a hundred), keyboard selection, bulk relabel.
+//! The tweet table: filters, search, sorting, and a virtualised table (only visible rows are
+//! laid out, so a million rows scroll as smoothly as a hundred). Keyboard cursor plus a
+//! multi-row selection (ctrl+click, shift+click) for bulk relabelling.
+
+use std::collections::BTreeSet;
 
 use egui_extras::{Column, TableBuilder};
 
+use crate::data::duplicates::Duplicates;
 use crate::data::Tweet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Filter {
+pub enum LabelFilter {
     #[default]
-    All,
+    Any,
     Unlabelled,
-    Label(u8),
-    /// Rows whose prediction disagrees with their label.
-    Disagree,
+    Is(u8),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PredictionFilter {
+    #[default]
+    Any,
+    Is(u8),
+    /// Rows with a prediction that differs from their label.
+    DisagreesWithLabel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DuplicateFilter {
+    #[default]
+    Any,
+    /// Rows whose normalised text appears more than once.
+    Duplicates,
+    /// Duplicate groups that carry both labels.
+    Conflicts,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filters {
+    pub label: LabelFilter,
+    pub prediction: PredictionFilter,
+    /// Shown p(disaster) range; rows without a prediction pass only when it is the full range.
+    pub p_min: f32,
+    pub p_max: f32,
+    /// Exact keyword (as in the file), or any.
+    pub keyword: Option<String>,
+    pub duplicates: DuplicateFilter,
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Self {
+            label: LabelFilter::Any,
+            prediction: PredictionFilter::Any,
+            p_min: 0.0,
+            p_max: 1.0,
+            keyword: None,
+            duplicates: DuplicateFilter::Any,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    Id,
+    Keyword,
+    Text,
+    Label,
+    Probability,
+    Flags,
+}
+
+/// What the table needs to draw and filter, borrowed from the app each frame.
+pub struct TableData<'a> {
+    pub rows: &'a [Tweet],
+    pub predictions: &'a [Option<f32>],
+    pub duplicates: &'a Duplicates,
+    /// Per duplicate group: does it carry both labels now.
+    pub conflicting: &'a [bool],
+}
+
+impl TableData<'_> {
+    fn prediction(&self, i: usize) -> Option<f32> {
+        self.predictions.get(i).copied().flatten()
+    }
+
+    fn disagrees(&self, i: usize) -> bool {
+        matches!((self.rows[i].label, self.prediction(i)), (Some(l), Some(p)) if l != u8::from(p >= 0.5))
+    }
+
+    fn group(&self, i: usize) -> Option<usize> {
+        self.duplicates.group_of.get(i).copied().flatten()
+    }
+
+    fn conflicts(&self, i: usize) -> bool {
+        self.group(i)
+            .is_some_and(|g| self.conflicting.get(g).copied().unwrap_or(false))
+    }
+
+    /// Flags as shown in the table and sorted by: ≠ (prediction disagrees), dup, conflict.
+    pub fn flags(&self, i: usize) -> (u8, String) {
+        let mut rank = 0;
+        let mut text = Vec::new();
+        if self.disagrees(i) {
+            rank += 4;
+            text.push("≠");
+        }
+        if self.conflicts(i) {
+            rank += 2;
+            text.push("conflict");
+        } else if self.group(i).is_some() {
+            rank += 1;
+            text.push("dup");
+        }
+        (rank, text.join(" "))
+    }
+}
+
+/// What the user asked the app to do from the table.
+#[derive(Debug, Default)]
+pub struct TableAction {
+    /// Relabel these rows (one undo step).
+    pub relabel: Option<(Vec<usize>, Option<u8>)>,
+    /// Open the detail view of the cursor row.
+    pub open_detail: bool,
 }
 
 #[derive(Default)]
 pub struct TableView {
     pub search: String,
-    pub filter: Filter,
+    pub filters: Filters,
+    pub sort: Option<(SortColumn, bool)>,
     /// Row indices shown, in order; rebuilt when `dirty`.
     shown: Vec<usize>,
     dirty: bool,
     /// Position in `shown`.
     cursor: Option<usize>,
+    /// Rows picked with ctrl/shift+click, by row index.
+    selection: BTreeSet<usize>,
     scroll_to_cursor: bool,
     pub focus_search: bool,
     initialised: bool,
+    /// Lower-cased texts, built on the first search (a million rows are not lower-cased per
+    /// keystroke).
+    lower: Vec<String>,
+    /// Distinct keywords, for the keyword filter.
+    keywords: Vec<String>,
 }
 
 impl TableView {
     pub fn reset(&mut self) {
+        // Keep what the user chose to see; forget what belonged to the old file.
+        let (search, filters, sort) = (
+            std::mem::take(&mut self.search),
+            self.filters.clone(),
+            self.sort,
+        );
         *self = Self::default();
+        self.search = search;
+        self.filters = Filters {
+            keyword: None,
+            ..filters
+        };
+        self.sort = sort;
     }
 
     /// Labels or predictions changed: recompute what the filter shows.
     pub fn mark_dirty(&mut self) {
         self.dirty = true;
+    }
+
+    /// Row indices shown, in display order.
+    pub fn shown(&self) -> &[usize] {
+        &self.shown
     }
 
     pub fn shown_count(&self) -> usize {
@@ -45,6 +181,19 @@ impl TableView {
 
     pub fn selected_row(&self) -> Option<usize> {
         self.cursor.and_then(|c| self.shown.get(c).copied())
+    }
+
+    /// Rows a label key applies to: the multi-selection when there is one, else the cursor.
+    pub fn target_rows(&self) -> Vec<usize> {
+        if self.selection.is_empty() {
+            self.selected_row().into_iter().collect()
+        } else {
+            self.selection.iter().copied().collect()
+        }
+    }
+
+    pub fn clear_selection(&mut self) {
+        self.selection.clear();
     }
 
     pub fn move_selection(&mut self, by: i64) {
@@ -57,27 +206,51 @@ impl TableView {
         self.scroll_to_cursor = true;
     }
 
-    fn rebuild(&mut self, rows: &[Tweet], predictions: &[Option<f32>]) {
+    fn rebuild(&mut self, data: &TableData) {
         let keep = self.selected_row();
         let needle = self.search.to_lowercase();
-        self.shown = (0..rows.len())
+        if !needle.is_empty() && self.lower.len() != data.rows.len() {
+            self.lower = data.rows.iter().map(|t| t.text.to_lowercase()).collect();
+        }
+        let f = &self.filters;
+        let full_range = f.p_min <= 0.0 && f.p_max >= 1.0;
+        self.shown = (0..data.rows.len())
             .filter(|&i| {
-                let t = &rows[i];
-                let p = predictions.get(i).copied().flatten();
-                let by_filter = match self.filter {
-                    Filter::All => true,
-                    Filter::Unlabelled => t.label.is_none(),
-                    Filter::Label(l) => t.label == Some(l),
-                    Filter::Disagree => {
-                        matches!((t.label, p), (Some(l), Some(p)) if l != u8::from(p >= 0.5))
-                    }
+                let t = &data.rows[i];
+                let p = data.prediction(i);
+                let label_ok = match f.label {
+                    LabelFilter::Any => true,
+                    LabelFilter::Unlabelled => t.label.is_none(),
+                    LabelFilter::Is(l) => t.label == Some(l),
                 };
-                by_filter
+                let prediction_ok = match f.prediction {
+                    PredictionFilter::Any => true,
+                    PredictionFilter::Is(l) => p.is_some_and(|p| u8::from(p >= 0.5) == l),
+                    PredictionFilter::DisagreesWithLabel => data.disagrees(i),
+                };
+                let range_ok = full_range || p.is_some_and(|p| p >= f.p_min && p <= f.p_max);
+                let keyword_ok = f.keyword.as_ref().is_none_or(|k| &t.keyword == k);
+                let dup_ok = match f.duplicates {
+                    DuplicateFilter::Any => true,
+                    DuplicateFilter::Duplicates => data.group(i).is_some(),
+                    DuplicateFilter::Conflicts => data.conflicts(i),
+                };
+                label_ok
+                    && prediction_ok
+                    && range_ok
+                    && keyword_ok
+                    && dup_ok
                     && (needle.is_empty()
-                        || t.text.to_lowercase().contains(&needle)
+                        || self.lower[i].contains(&needle)
                         || t.keyword.to_lowercase().contains(&needle))
             })
             .collect();
+        if let Some((column, ascending)) = self.sort {
+            sort_rows(&mut self.shown, column, data);
+            if !ascending {
+                self.shown.reverse();
+            }
+        }
         // Stay on the same tweet when it is still shown, else on the same position.
         self.cursor = match keep.and_then(|r| self.shown.iter().position(|&s| s == r)) {
             Some(c) => Some(c),
@@ -87,71 +260,163 @@ impl TableView {
         self.dirty = false;
     }
 
-    /// Draws the filters and the table. Returns a bulk relabel request (rows, label) when the
-    /// user asked to label every shown row.
-    pub fn show(
-        &mut self,
-        ui: &mut egui::Ui,
-        rows: &[Tweet],
-        predictions: &[Option<f32>],
-    ) -> Option<(Vec<usize>, Option<u8>)> {
-        if !self.initialised {
-            self.initialised = true;
-            self.dirty = true;
+    fn filter_bar(&mut self, ui: &mut egui::Ui, data: &TableData, action: &mut TableAction) {
+        if self.keywords.is_empty() && !data.rows.is_empty() {
+            let set: BTreeSet<&str> = data
+                .rows
+                .iter()
+                .map(|t| t.keyword.as_str())
+                .filter(|k| !k.is_empty())
+                .collect();
+            self.keywords = set.into_iter().map(String::from).collect();
         }
-        let mut bulk = None;
-        ui.horizontal(|ui| {
+        let before = (self.search.clone(), self.filters.clone());
+        ui.horizontal_wrapped(|ui| {
             let label = ui.label("Search:");
             let search = ui
                 .add(
                     egui::TextEdit::singleline(&mut self.search)
                         .hint_text("text or keyword  ( / )")
-                        .desired_width(220.0),
+                        .desired_width(200.0),
                 )
                 .labelled_by(label.id);
             if self.focus_search {
                 search.request_focus();
                 self.focus_search = false;
             }
-            if search.changed() {
-                self.dirty = true;
-            }
-            let before = self.filter;
-            egui::ComboBox::from_label("Show")
-                .selected_text(match self.filter {
-                    Filter::All => "all rows",
-                    Filter::Unlabelled => "unlabelled",
-                    Filter::Label(0) => "labelled 0",
-                    Filter::Label(_) => "labelled 1",
-                    Filter::Disagree => "label ≠ prediction",
+            let f = &mut self.filters;
+            egui::ComboBox::from_label("Label")
+                .selected_text(match f.label {
+                    LabelFilter::Any => "any",
+                    LabelFilter::Unlabelled => "none",
+                    LabelFilter::Is(0) => "0",
+                    LabelFilter::Is(_) => "1",
                 })
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut self.filter, Filter::All, "all rows");
-                    ui.selectable_value(&mut self.filter, Filter::Unlabelled, "unlabelled");
-                    ui.selectable_value(&mut self.filter, Filter::Label(0), "labelled 0");
-                    ui.selectable_value(&mut self.filter, Filter::Label(1), "labelled 1");
-                    ui.selectable_value(&mut self.filter, Filter::Disagree, "label ≠ prediction");
+                    ui.selectable_value(&mut f.label, LabelFilter::Any, "any");
+                    ui.selectable_value(&mut f.label, LabelFilter::Unlabelled, "none");
+                    ui.selectable_value(&mut f.label, LabelFilter::Is(0), "0");
+                    ui.selectable_value(&mut f.label, LabelFilter::Is(1), "1");
                 });
-            if self.filter != before {
-                self.dirty = true;
+            egui::ComboBox::from_label("Prediction")
+                .selected_text(match f.prediction {
+                    PredictionFilter::Any => "any",
+                    PredictionFilter::Is(0) => "0",
+                    PredictionFilter::Is(_) => "1",
+                    PredictionFilter::DisagreesWithLabel => "≠ label",
+                })
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut f.prediction, PredictionFilter::Any, "any");
+                    ui.selectable_value(&mut f.prediction, PredictionFilter::Is(0), "0");
+                    ui.selectable_value(&mut f.prediction, PredictionFilter::Is(1), "1");
+                    ui.selectable_value(
+                        &mut f.prediction,
+                        PredictionFilter::DisagreesWithLabel,
+                        "≠ label",
+                    );
+                });
+            let l = ui.label("p from");
+            ui.add(
+                egui::DragValue::new(&mut f.p_min)
+                    .range(0.0..=1.0)
+                    .speed(0.01)
+                    .max_decimals(2),
+            )
+            .labelled_by(l.id);
+            let l = ui.label("to");
+            ui.add(
+                egui::DragValue::new(&mut f.p_max)
+                    .range(0.0..=1.0)
+                    .speed(0.01)
+                    .max_decimals(2),
+            )
+            .labelled_by(l.id);
+            egui::ComboBox::from_label("Keyword")
+                .selected_text(f.keyword.as_deref().unwrap_or("any"))
+                .height(400.0)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut f.keyword, None, "any");
+                    for k in &self.keywords {
+                        ui.selectable_value(&mut f.keyword, Some(k.clone()), k.replace("%20", " "));
+                    }
+                });
+            egui::ComboBox::from_label("Duplicates")
+                .selected_text(match f.duplicates {
+                    DuplicateFilter::Any => "any",
+                    DuplicateFilter::Duplicates => "duplicated",
+                    DuplicateFilter::Conflicts => "conflicting",
+                })
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut f.duplicates, DuplicateFilter::Any, "any");
+                    ui.selectable_value(
+                        &mut f.duplicates,
+                        DuplicateFilter::Duplicates,
+                        "duplicated",
+                    );
+                    ui.selectable_value(
+                        &mut f.duplicates,
+                        DuplicateFilter::Conflicts,
+                        "conflicting",
+                    );
+                });
+            if ui.button("Clear filters").clicked() {
+                self.search.clear();
+                self.filters = Filters::default();
             }
-            if self.dirty {
-                self.rebuild(rows, predictions);
-            }
-            ui.label(format!("{} of {} shown", self.shown.len(), rows.len()));
-            ui.menu_button("Label all shown", |ui| {
+        });
+        if (&self.search, &self.filters) != (&before.0, &before.1) {
+            self.dirty = true;
+        }
+        if self.dirty {
+            self.rebuild(data);
+        }
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{} of {} shown{}",
+                self.shown.len(),
+                data.rows.len(),
+                if self.selection.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · {} selected", self.selection.len())
+                }
+            ));
+            let what = if self.selection.is_empty() {
+                "Label all shown"
+            } else {
+                "Label selected"
+            };
+            ui.menu_button(what, |ui| {
                 for (text, label) in [
                     ("as 1 (disaster)", Some(1)),
                     ("as 0 (not disaster)", Some(0)),
                     ("clear", None),
                 ] {
                     if ui.button(text).clicked() {
-                        bulk = Some((self.shown.clone(), label));
+                        let target = if self.selection.is_empty() {
+                            self.shown.clone()
+                        } else {
+                            self.selection.iter().copied().collect()
+                        };
+                        action.relabel = Some((target, label));
                         ui.close();
                     }
                 }
             });
+            if !self.selection.is_empty() && ui.button("Clear selection").clicked() {
+                self.selection.clear();
+            }
         });
+    }
+
+    /// Draws the filters and the table.
+    pub fn show(&mut self, ui: &mut egui::Ui, data: &TableData) -> TableAction {
+        if !self.initialised {
+            self.initialised = true;
+            self.dirty = true;
+        }
+        let mut action = TableAction::default();
+        self.filter_bar(ui, data, &mut action);
         ui.separator();
 
         let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
@@ -161,19 +426,52 @@ impl TableView {
             .column(Column::auto().at_least(60.0))
             .column(Column::auto().at_least(90.0))
             .column(Column::remainder().clip(true))
-            .column(Column::exact(48.0))
-            .column(Column::exact(70.0));
+            .column(Column::exact(52.0))
+            .column(Column::exact(52.0))
+            .column(Column::exact(60.0))
+            .column(Column::exact(90.0));
         if self.scroll_to_cursor {
             if let Some(c) = self.cursor {
                 builder = builder.scroll_to_row(c, None);
             }
             self.scroll_to_cursor = false;
         }
+        let mut clicked: Option<(usize, egui::Modifiers)> = None;
+        let mut double_clicked = false;
+        let mut sort_clicked = None;
         builder
             .header(row_height, |mut header| {
-                for title in ["id", "keyword", "text", "label", "p(disaster)"] {
+                for (title, column) in [
+                    ("id", Some(SortColumn::Id)),
+                    ("keyword", Some(SortColumn::Keyword)),
+                    ("text", Some(SortColumn::Text)),
+                    ("label", Some(SortColumn::Label)),
+                    ("pred", None),
+                    ("p", Some(SortColumn::Probability)),
+                    ("flags", Some(SortColumn::Flags)),
+                ] {
                     header.col(|ui| {
-                        ui.strong(title);
+                        let arrow = match (self.sort, column) {
+                            (Some((c, asc)), Some(col)) if c == col => {
+                                if asc {
+                                    " ⏶"
+                                } else {
+                                    " ⏷"
+                                }
+                            }
+                            _ => "",
+                        };
+                        let response = ui.add(
+                            egui::Button::new(
+                                egui::RichText::new(format!("{title}{arrow}")).strong(),
+                            )
+                            .frame(false),
+                        );
+                        if let Some(column) = column {
+                            if response.on_hover_text("Sort by this column").clicked() {
+                                sort_clicked = Some(column);
+                            }
+                        }
                     });
                 }
             })
@@ -181,8 +479,8 @@ impl TableView {
                 body.rows(row_height, self.shown.len(), |mut row| {
                     let k = row.index();
                     let i = self.shown[k];
-                    let t = &rows[i];
-                    row.set_selected(self.cursor == Some(k));
+                    let t = &data.rows[i];
+                    row.set_selected(self.cursor == Some(k) || self.selection.contains(&i));
                     row.col(|ui| {
                         ui.label(&t.id);
                     });
@@ -195,16 +493,92 @@ impl TableView {
                     row.col(|ui| {
                         ui.label(t.label.map_or("·".to_string(), |l| l.to_string()));
                     });
+                    let p = data.prediction(i);
                     row.col(|ui| {
-                        if let Some(p) = predictions.get(i).copied().flatten() {
+                        if let Some(p) = p {
+                            ui.label(u8::from(p >= 0.5).to_string());
+                        }
+                    });
+                    row.col(|ui| {
+                        if let Some(p) = p {
                             ui.label(format!("{p:.3}"));
                         }
                     });
-                    if row.response().clicked() {
-                        self.cursor = Some(k);
+                    row.col(|ui| {
+                        ui.label(data.flags(i).1);
+                    });
+                    let response = row.response();
+                    if response.clicked() {
+                        clicked = Some((k, ui_modifiers(&response)));
+                    }
+                    if response.double_clicked() {
+                        double_clicked = true;
                     }
                 });
             });
-        bulk
+        if let Some((k, modifiers)) = clicked {
+            self.click(k, modifiers);
+        }
+        action.open_detail = double_clicked;
+        if let Some(column) = sort_clicked {
+            // Ascending, then descending, then file order.
+            self.sort = match self.sort {
+                Some((c, true)) if c == column => Some((column, false)),
+                Some((c, false)) if c == column => None,
+                _ => Some((column, true)),
+            };
+            self.dirty = true;
+        }
+        action
+    }
+
+    fn click(&mut self, k: usize, modifiers: egui::Modifiers) {
+        let row = self.shown[k];
+        if modifiers.command {
+            // Toggle one row; the cursor row joins the selection when a selection starts.
+            if self.selection.is_empty() {
+                if let Some(current) = self.selected_row() {
+                    self.selection.insert(current);
+                }
+            }
+            if !self.selection.remove(&row) {
+                self.selection.insert(row);
+            }
+        } else if modifiers.shift {
+            let from = self.cursor.unwrap_or(k);
+            let (a, b) = (from.min(k), from.max(k));
+            self.selection.extend(self.shown[a..=b].iter().copied());
+        } else {
+            self.selection.clear();
+        }
+        self.cursor = Some(k);
+    }
+}
+
+fn ui_modifiers(response: &egui::Response) -> egui::Modifiers {
+    response.ctx.input(|i| i.modifiers)
+}
+
+/// Sorts row indices ascending by `column`; stable, so ties keep file order.
+fn sort_rows(shown: &mut [usize], column: SortColumn, data: &TableData) {
+    let rows = data.rows;
+    match column {
+        SortColumn::Id => shown.sort_by(|&a, &b| {
+            let (x, y) = (&rows[a].id, &rows[b].id);
+            match (x.parse::<i64>(), y.parse::<i64>()) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                _ => x.cmp(y),
+            }
+        }),
+        SortColumn::Keyword => shown.sort_by(|&a, &b| rows[a].keyword.cmp(&rows[b].keyword)),
+        SortColumn::Text => shown.sort_by(|&a, &b| rows[a].text.cmp(&rows[b].text)),
+        SortColumn::Label => shown.sort_by_key(|&i| rows[i].label),
+        // Rows without a prediction sort first (None < Some).
+        SortColumn::Probability => shown.sort_by(|&a, &b| {
+            data.prediction(a)
+                .partial_cmp(&data.prediction(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        }),
+        SortColumn::Flags => shown.sort_by_key(|&i| data.flags(i).0),
     }
 }

@@ -1,13 +1,47 @@
-//! Train panel: settings, Start / Cancel, live loss and validation curves, and the selected
-//! tweet in full.
+//! Train panel: settings, Start / Cancel, live loss and validation curves with past runs on the
+//! same axes, and the confusion matrix of the latest epoch.
 
 use std::path::PathBuf;
 
+use std::collections::BTreeSet;
+
 use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints};
 
-use crate::data::Tweet;
+use crate::engine::device::{self, DeviceChoice};
+use crate::engine::metrics::Metrics;
 use crate::engine::source::DEFAULT_MODEL;
 use crate::engine::train::{self, TrainConfig, TrainEvent, TrainHandle, TrainJob};
+use crate::protocol::PastRun;
+
+/// A recorded run, with its curves ready to plot.
+pub struct PlottedRun {
+    pub id: i64,
+    pub label: String,
+    pub smoothed_loss: Vec<PlotPoint>,
+    pub val_f1: Vec<PlotPoint>,
+}
+
+impl PlottedRun {
+    pub fn from_past(run: &PastRun) -> Self {
+        let mut smoothed = Vec::with_capacity(run.train_loss.len());
+        for &(x, y) in &run.train_loss {
+            let avg = smoothed
+                .last()
+                .map_or(y, |p: &PlotPoint| SMOOTHING * p.y + (1.0 - SMOOTHING) * y);
+            smoothed.push(PlotPoint::new(x, avg));
+        }
+        Self {
+            id: run.id,
+            label: format!("run {} ({}, {})", run.id, run.started, run.status),
+            smoothed_loss: smoothed,
+            val_f1: run
+                .val_f1
+                .iter()
+                .map(|&(x, y)| PlotPoint::new(x, y))
+                .collect(),
+        }
+    }
+}
 
 pub struct TrainPanel {
     pub model: String,
@@ -22,6 +56,13 @@ pub struct TrainPanel {
     pub val_loss: Vec<PlotPoint>,
     progress: Option<(usize, usize, f64)>,
     out_dir: Option<PathBuf>,
+    /// Validation metrics of the latest epoch (confusion matrix).
+    pub last_val: Option<Metrics>,
+    /// The current run's id in the workspace, once recorded.
+    pub run_id: Option<i64>,
+    /// Earlier runs of this workspace, and which of them are drawn.
+    pub past: Vec<PlottedRun>,
+    pub past_shown: BTreeSet<i64>,
 }
 
 impl Default for TrainPanel {
@@ -36,6 +77,10 @@ impl Default for TrainPanel {
             val_loss: Vec::new(),
             progress: None,
             out_dir: None,
+            last_val: None,
+            run_id: None,
+            past: Vec::new(),
+            past_shown: BTreeSet::new(),
         }
     }
 }
@@ -59,6 +104,8 @@ impl TrainPanel {
         self.val_f1.clear();
         self.val_loss.clear();
         self.progress = None;
+        self.last_val = None;
+        self.run_id = None;
         self.out_dir = Some(out_dir.clone());
         let job = TrainJob {
             model: Some(self.model.clone()),
@@ -118,6 +165,7 @@ impl TrainPanel {
                         "epoch {epoch}: validation F1 {:.3}, accuracy {:.3}",
                         m.f1, m.accuracy
                     );
+                    self.last_val = Some(m);
                 }
                 if let Some(l) = val_loss {
                     self.val_loss.push(PlotPoint::new(epoch as f64, l));
@@ -145,6 +193,35 @@ impl TrainPanel {
             h.join();
         }
         self.progress = None;
+        // The run joins the past runs, so the next run can be compared with it.
+        if let Some(id) = self.run_id {
+            self.past.retain(|r| r.id != id);
+            self.past.push(PlottedRun {
+                id,
+                label: format!("run {id} (this session)"),
+                smoothed_loss: self.smoothed.clone(),
+                val_f1: self.val_f1.clone(),
+            });
+        }
+    }
+
+    /// A new workspace: its own past runs, nothing current.
+    pub fn set_past_runs(&mut self, runs: &[PastRun]) {
+        self.past = runs.iter().map(PlottedRun::from_past).collect();
+        self.past_shown.clear();
+        if self.running.is_none() {
+            self.losses.clear();
+            self.smoothed.clear();
+            self.val_f1.clear();
+            self.val_loss.clear();
+            self.last_val = None;
+        }
+    }
+
+    pub fn cancel(&self) {
+        if let Some(h) = &self.running {
+            h.cancel();
+        }
     }
 
     pub fn is_running(&self) -> bool {
@@ -152,14 +229,7 @@ impl TrainPanel {
     }
 
     /// Draws the panel; `labelled` counts the labelled rows. Returns true on Start.
-    pub fn show(
-        &mut self,
-        ui: &mut egui::Ui,
-        rows: &[Tweet],
-        labelled: usize,
-        selected: Option<usize>,
-        predictions: &[Option<f32>],
-    ) -> bool {
+    pub fn show(&mut self, ui: &mut egui::Ui, labelled: usize) -> bool {
         let mut start = false;
         ui.heading("Train");
         egui::Grid::new("train_settings")
@@ -201,6 +271,23 @@ impl TrainPanel {
                 ui.add(egui::DragValue::new(&mut self.config.seed))
                     .labelled_by(l.id);
                 ui.end_row();
+                let l = ui.label("Device");
+                let d = &mut self.config.device;
+                egui::ComboBox::from_id_salt("device")
+                    .selected_text(format!("{d:?}").to_lowercase())
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(d, DeviceChoice::Auto, "auto (CUDA if present)");
+                        ui.selectable_value(d, DeviceChoice::Cpu, "cpu");
+                        ui.add_enabled_ui(device::CUDA_COMPILED, |ui| {
+                            ui.selectable_value(d, DeviceChoice::Cuda, "cuda")
+                                .on_disabled_hover_text(
+                                    "This build has no CUDA: cargo build --release --features cuda",
+                                );
+                        });
+                    })
+                    .response
+                    .labelled_by(l.id);
+                ui.end_row();
             });
         ui.horizontal(|ui| match &self.running {
             None => {
@@ -230,19 +317,32 @@ impl TrainPanel {
                 )),
             );
         }
+        let past: Vec<&PlottedRun> = self
+            .past
+            .iter()
+            .filter(|r| self.past_shown.contains(&r.id))
+            .collect();
         Plot::new("loss_plot")
             .height(160.0)
             .legend(Legend::default())
+            .x_axis_label("step")
             .show(ui, |plot| {
                 plot.line(Line::new(
                     "training loss",
                     PlotPoints::Borrowed(&self.losses),
                 ));
                 plot.line(Line::new("smoothed", PlotPoints::Borrowed(&self.smoothed)));
+                for r in &past {
+                    plot.line(Line::new(
+                        format!("{} smoothed", r.label),
+                        PlotPoints::Borrowed(&r.smoothed_loss),
+                    ));
+                }
             });
         Plot::new("val_plot")
             .height(120.0)
             .legend(Legend::default())
+            .x_axis_label("epoch")
             .show(ui, |plot| {
                 plot.line(Line::new(
                     "validation F1",
@@ -252,32 +352,60 @@ impl TrainPanel {
                     "validation loss",
                     PlotPoints::Borrowed(&self.val_loss),
                 ));
-            });
-        ui.separator();
-        ui.heading("Tweet");
-        match selected.and_then(|i| rows.get(i).map(|t| (i, t))) {
-            Some((i, t)) => {
-                ui.label(format!(
-                    "id {} · line {} · label {}",
-                    t.id,
-                    t.line,
-                    t.label.map_or("none".into(), |l| l.to_string())
-                ));
-                if let Some(p) = predictions.get(i).copied().flatten() {
-                    ui.label(format!("p(disaster) = {p:.3}"));
+                for r in &past {
+                    plot.line(Line::new(
+                        format!("{} F1", r.label),
+                        PlotPoints::Borrowed(&r.val_f1),
+                    ));
                 }
+            });
+        if let Some(m) = &self.last_val {
+            confusion_matrix(ui, m);
+        }
+        if !self.past.is_empty() {
+            ui.collapsing(format!("Past runs ({})", self.past.len()), |ui| {
                 egui::ScrollArea::vertical()
-                    .id_salt("tweet_text")
+                    .id_salt("past_runs")
+                    .max_height(120.0)
                     .show(ui, |ui| {
-                        ui.add(egui::Label::new(&t.text).wrap());
+                        for r in self.past.iter().rev() {
+                            let mut on = self.past_shown.contains(&r.id);
+                            if ui.checkbox(&mut on, &r.label).changed() {
+                                if on {
+                                    self.past_shown.insert(r.id);
+                                } else {
+                                    self.past_shown.remove(&r.id);
+                                }
+                            }
+                        }
                     });
-            }
-            None => {
-                ui.label("Select a tweet (click, or j / k).");
-            }
+            });
         }
         start
     }
+}
+
+/// Rows: given label; columns: predicted label (validation split, latest epoch).
+fn confusion_matrix(ui: &mut egui::Ui, m: &Metrics) {
+    let c = &m.confusion;
+    ui.label(format!(
+        "Validation: F1 {:.3} · accuracy {:.3} · precision {:.3} · recall {:.3}",
+        m.f1, m.accuracy, m.precision, m.recall
+    ));
+    egui::Grid::new("confusion").striped(true).show(ui, |ui| {
+        ui.label("given \\ predicted");
+        ui.strong("0");
+        ui.strong("1");
+        ui.end_row();
+        ui.strong("0");
+        ui.label(c.true_negative.to_string());
+        ui.label(c.false_positive.to_string());
+        ui.end_row();
+        ui.strong("1");
+        ui.label(c.false_negative.to_string());
+        ui.label(c.true_positive.to_string());
+        ui.end_row();
+    });
 }
 
 /// Weight of the past in the smoothed loss curve (exponential moving average).

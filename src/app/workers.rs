@@ -1,46 +1,65 @@
-//! Background threads the UI starts. Each sends `protocol::Event`s and wakes the UI.
+//! Background threads the UI starts. Each sends `protocol::Event`s and wakes the UI; none
+//! touches UI state.
 
 use std::path::{Path, PathBuf};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
-use crate::data::store::Workspace;
-use crate::data::{load_csv_with, ImportOptions};
+use crate::data::dataset::Layout;
+use crate::data::duplicates::find_duplicates;
+use crate::data::export::{self, PredictionFormat};
+use crate::data::store::{EditRecord, RunLog, Workspace};
+use crate::data::{load_csv_with, ImportOptions, Tweet};
 use crate::engine::device::{self, DeviceChoice};
+use crate::engine::explain;
 use crate::engine::infer;
 use crate::engine::model::LoadedModel;
 use crate::engine::source;
-use crate::engine::train::TrainHandle;
-use crate::protocol::Event;
+use crate::engine::train::{TrainEvent, TrainHandle};
+use crate::protocol::{Event, ExportKind, Opened, PastRun};
 
 fn send(tx: &Sender<Event>, ctx: &egui::Context, event: Event) {
     let _ = tx.send(event);
     ctx.request_repaint();
 }
 
-/// Opens the workspace of `csv` (importing the CSV the first time).
+/// Opens the workspace of `csv` (importing the CSV the first time), finds duplicates and reads
+/// the past runs, all off the UI thread.
 pub fn load(csv: PathBuf, tx: Sender<Event>, ctx: egui::Context) {
     std::thread::spawn(move || {
-        let result = (|| -> anyhow::Result<(Workspace, Vec<crate::data::Problem>)> {
+        let result = (|| -> anyhow::Result<Opened> {
             let db = Workspace::default_path(&csv);
-            if db.is_file() {
-                return Ok((Workspace::open(&db)?, Vec::new()));
-            }
-            let data = load_csv_with(&csv, &ImportOptions::default(), &mut |done, total| {
-                send(&tx, &ctx, Event::LoadProgress { done, total })
-            })?;
-            Ok((Workspace::create(&db, &csv, &data)?, data.problems))
+            let (workspace, problems) = if db.is_file() {
+                (Workspace::open(&db)?, Vec::new())
+            } else {
+                let data = load_csv_with(&csv, &ImportOptions::default(), &mut |done, total| {
+                    send(&tx, &ctx, Event::LoadProgress { done, total })
+                })?;
+                (Workspace::create(&db, &csv, &data)?, data.problems)
+            };
+            let duplicates = find_duplicates(workspace.rows());
+            let log = workspace.run_log()?;
+            let past_runs = read_past_runs(&log)?;
+            let predictions = past_runs
+                .iter()
+                .rev()
+                .filter(|r| r.status == "finished")
+                .find_map(|r| {
+                    let dir = r.model_dir.clone()?;
+                    let p = log.predictions(r.id, workspace.rows().len()).ok()?;
+                    p.iter().any(Option::is_some).then_some((r.id, dir, p))
+                });
+            Ok(Opened {
+                csv: csv.clone(),
+                workspace,
+                problems,
+                duplicates,
+                past_runs,
+                predictions,
+            })
         })();
         match result {
-            Ok((ws, problems)) => send(
-                &tx,
-                &ctx,
-                Event::Loaded {
-                    csv,
-                    workspace: Box::new(ws),
-                    problems,
-                },
-            ),
+            Ok(opened) => send(&tx, &ctx, Event::Loaded(Box::new(opened))),
             Err(e) => send(
                 &tx,
                 &ctx,
@@ -53,7 +72,41 @@ pub fn load(csv: PathBuf, tx: Sender<Event>, ctx: egui::Context) {
     });
 }
 
-/// Shows the native file dialog off the UI thread. Without a desktop portal rfd returns None
+/// The runs a workspace has recorded, with their curves.
+fn read_past_runs(log: &RunLog) -> anyhow::Result<Vec<PastRun>> {
+    let mut out = Vec::new();
+    for run in log.runs()? {
+        let model_dir = run
+            .config
+            .get("out_dir")
+            .and_then(|d| d.as_str())
+            .map(PathBuf::from)
+            .filter(|d| d.join("config.json").is_file());
+        let mut past = PastRun {
+            id: run.id,
+            started: run.started,
+            status: run.status,
+            model_dir,
+            ..Default::default()
+        };
+        for (kind, step, value) in log.run_metrics(run.id)? {
+            let x = step as f64;
+            let get = |k: &str| value.get(k).and_then(|v| v.as_f64());
+            match kind.as_str() {
+                "step" => past.train_loss.extend(get("loss").map(|y| (x, y))),
+                "epoch" => {
+                    past.val_f1.extend(get("f1").map(|y| (x, y)));
+                    past.val_loss.extend(get("val_loss").map(|y| (x, y)));
+                }
+                _ => {}
+            }
+        }
+        out.push(past);
+    }
+    Ok(out)
+}
+
+/// Shows the native open dialog off the UI thread. Without a desktop portal rfd returns None
 /// at once; the UI then points at the path field.
 pub fn pick_file(tx: Sender<Event>, ctx: egui::Context) {
     std::thread::spawn(move || {
@@ -64,36 +117,140 @@ pub fn pick_file(tx: Sender<Event>, ctx: egui::Context) {
     });
 }
 
-/// Forwards a training run's events to the UI.
-pub fn forward_training(handle: &TrainHandle, tx: Sender<Event>, ctx: egui::Context) {
+/// Shows the native save dialog off the UI thread.
+pub fn pick_save(suggested: PathBuf, tx: Sender<Event>, ctx: egui::Context) {
+    std::thread::spawn(move || {
+        let mut dialog = rfd::FileDialog::new().add_filter("CSV", &["csv"]);
+        if let Some(dir) = suggested.parent() {
+            dialog = dialog.set_directory(dir);
+        }
+        if let Some(name) = suggested.file_name() {
+            dialog = dialog.set_file_name(name.to_string_lossy());
+        }
+        send(&tx, &ctx, Event::SavePicked(dialog.save_file()));
+    });
+}
+
+/// Forwards a training run's events to the UI and records the run (settings, per-step loss,
+/// per-epoch metrics, outcome) in the workspace through its own connection.
+pub fn forward_training(
+    handle: &TrainHandle,
+    workspace: PathBuf,
+    settings: serde_json::Value,
+    tx: Sender<Event>,
+    ctx: egui::Context,
+) {
     let events = handle.events.clone();
     std::thread::spawn(move || {
+        let mut recorder = start_recording(&workspace, &settings);
+        match &recorder {
+            Ok((_, run)) => send(
+                &tx,
+                &ctx,
+                Event::RunRecorded {
+                    workspace: workspace.clone(),
+                    run: *run,
+                },
+            ),
+            Err(e) => send(
+                &tx,
+                &ctx,
+                Event::Warning(format!("this run is not recorded in the workspace: {e:#}")),
+            ),
+        }
         for e in events.iter() {
+            if let Ok((log, run)) = &mut recorder {
+                if let Err(err) = record(log, *run, &e) {
+                    send(
+                        &tx,
+                        &ctx,
+                        Event::Warning(format!("recording the run stopped: {err:#}")),
+                    );
+                    recorder = Err(err);
+                }
+            }
             send(&tx, &ctx, Event::Train(e));
         }
     });
 }
 
-/// Predicts every text of `workspace` with the fine-tuned model in `model_dir`.
+fn start_recording(
+    workspace: &Path,
+    settings: &serde_json::Value,
+) -> anyhow::Result<(RunLog, i64)> {
+    let mut log = RunLog::open(workspace)?;
+    let model = settings
+        .get("model")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let run = log.start_run(&model, settings)?;
+    Ok((log, run))
+}
+
+fn record(log: &mut RunLog, run: i64, event: &TrainEvent) -> anyhow::Result<()> {
+    match event {
+        TrainEvent::Step { step, loss, lr, .. } => log.record_metric(
+            run,
+            "step",
+            *step,
+            &serde_json::json!({ "loss": loss, "lr": lr }),
+        )?,
+        TrainEvent::Epoch {
+            epoch,
+            train_loss,
+            val_loss,
+            val,
+            seconds,
+        } => log.record_metric(
+            run,
+            "epoch",
+            *epoch,
+            &serde_json::json!({
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "f1": val.as_ref().map(|m| m.f1),
+                "accuracy": val.as_ref().map(|m| m.accuracy),
+                "seconds": seconds,
+            }),
+        )?,
+        TrainEvent::Finished { .. } => log.finish_run(run, "finished")?,
+        TrainEvent::Cancelled { .. } => log.finish_run(run, "cancelled")?,
+        TrainEvent::Failed { .. } => log.finish_run(run, "failed")?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Predicts every text of `workspace` with the fine-tuned model in `model_dir`, and stores the
+/// probabilities with run `run` so that they come back when the workspace is reopened.
 pub fn predict(
     workspace: PathBuf,
     model_dir: PathBuf,
     texts: Vec<String>,
+    run: Option<i64>,
     tx: Sender<Event>,
     ctx: egui::Context,
 ) {
     std::thread::spawn(move || {
         let result = (|| -> anyhow::Result<Vec<f32>> {
-            let files = source::inspect_dir(&model_dir, &model_dir.display().to_string())?;
-            let model = LoadedModel::load(&files, &device::select(DeviceChoice::Auto)?, None, 0)?;
+            let model = load_model(&model_dir)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            Ok(infer::probabilities(
-                &model,
-                &refs,
-                model.default_max_len(),
-                64,
-                &mut |_, _| {},
-            )?)
+            let p =
+                infer::probabilities(&model, &refs, model.default_max_len(), 64, &mut |_, _| {})?;
+            if let Some(run) = run {
+                let indexed: Vec<(usize, f32)> = p.iter().copied().enumerate().collect();
+                if let Err(e) =
+                    RunLog::open(&workspace).and_then(|mut l| l.save_predictions(run, &indexed))
+                {
+                    send(
+                        &tx,
+                        &ctx,
+                        Event::Warning(format!("predictions not stored in the workspace: {e}")),
+                    );
+                }
+            }
+            Ok(p)
         })();
         match result {
             Ok(p_disaster) => send(
@@ -113,6 +270,119 @@ pub fn predict(
                 },
             ),
         }
+    });
+}
+
+fn load_model(model_dir: &Path) -> anyhow::Result<LoadedModel> {
+    let files = source::inspect_dir(model_dir, &model_dir.display().to_string())?;
+    Ok(LoadedModel::load(
+        &files,
+        &device::select(DeviceChoice::Auto)?,
+        None,
+        0,
+    )?)
+}
+
+/// One request to the explainer: row `row`, whose text is `text`, by the model in `model_dir`.
+pub struct ExplainRequest {
+    pub model_dir: PathBuf,
+    pub row: usize,
+    pub text: String,
+}
+
+/// A long-lived thread that explains one tweet at a time, keeping the last model loaded.
+/// Requests that queue up while it works are skipped except the newest, so holding `j` does not
+/// build a backlog.
+pub struct Explainer {
+    requests: Sender<ExplainRequest>,
+}
+
+impl Explainer {
+    pub fn spawn(tx: Sender<Event>, ctx: egui::Context) -> Self {
+        let (requests, rx) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || explain_loop(rx, tx, ctx));
+        Self { requests }
+    }
+
+    pub fn request(&self, request: ExplainRequest) {
+        let _ = self.requests.send(request);
+    }
+}
+
+fn explain_loop(rx: Receiver<ExplainRequest>, tx: Sender<Event>, ctx: egui::Context) {
+    let mut loaded: Option<(PathBuf, LoadedModel)> = None;
+    while let Ok(mut request) = rx.recv() {
+        while let Ok(newer) = rx.try_recv() {
+            request = newer;
+        }
+        let result = (|| -> anyhow::Result<explain::Explanation> {
+            if loaded.as_ref().map(|(d, _)| d) != Some(&request.model_dir) {
+                loaded = None;
+                loaded = Some((request.model_dir.clone(), load_model(&request.model_dir)?));
+            }
+            let (_, model) = loaded.as_ref().expect("loaded above");
+            Ok(explain::explain(
+                model,
+                &request.text,
+                model.default_max_len(),
+            )?)
+        })();
+        send(
+            &tx,
+            &ctx,
+            Event::Explained {
+                model_dir: request.model_dir,
+                row: request.row,
+                result: result.map_err(|e| format!("{e:#}")),
+            },
+        );
+    }
+}
+
+/// What an export writes, copied out of the workspace so the UI can go on editing.
+pub struct ExportJob {
+    pub kind: ExportKind,
+    pub path: PathBuf,
+    pub layout: Layout,
+    pub rows: Vec<Tweet>,
+    pub p_disaster: Vec<f32>,
+    pub history: Vec<EditRecord>,
+}
+
+pub fn export(job: ExportJob, tx: Sender<Event>, ctx: egui::Context) {
+    std::thread::spawn(move || {
+        let rows = match job.kind {
+            ExportKind::History => job.history.len(),
+            _ => job.rows.len(),
+        };
+        let written = match job.kind {
+            ExportKind::Kaggle => export::write_predictions(
+                &job.path,
+                &job.rows,
+                &job.p_disaster,
+                PredictionFormat::Kaggle,
+            ),
+            ExportKind::FullPredictions => export::write_predictions(
+                &job.path,
+                &job.rows,
+                &job.p_disaster,
+                PredictionFormat::Full,
+            ),
+            ExportKind::Dataset => export::write_dataset(&job.path, &job.layout, &job.rows),
+            ExportKind::History => export::write_history(&job.path, &job.history),
+        };
+        let event = match written {
+            Ok(()) => Event::Exported {
+                path: job.path,
+                kind: job.kind,
+                rows,
+            },
+            Err(e) => Event::ExportFailed {
+                path: job.path,
+                message: e.to_string(),
+            },
+        };
+        send(&tx, &ctx, event);
     });
 }
 

@@ -535,6 +535,34 @@ impl Workspace {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// A second connection to this workspace for training runs, so a background thread can
+    /// record a run while the UI keeps editing labels (SQLite's WAL lets both write in turn).
+    pub fn run_log(&self) -> Result<RunLog, StoreError> {
+        RunLog::open(&self.path)
+    }
+}
+
+/// Training runs, their metrics and predictions: what the training thread writes.
+pub struct RunLog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl RunLog {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            conn: Workspace::connect(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
     /// Records a training run; returns its id.
     pub fn start_run(
         &mut self,
@@ -645,9 +673,9 @@ impl Workspace {
         })
     }
 
-    /// Probabilities of `run`, one slot per row.
-    pub fn predictions(&self, run: i64) -> Result<Vec<Option<f32>>, StoreError> {
-        let mut out = vec![None; self.rows.len()];
+    /// Probabilities of `run`, one slot for each of the workspace's `rows` rows.
+    pub fn predictions(&self, run: i64, rows: usize) -> Result<Vec<Option<f32>>, StoreError> {
+        let mut out = vec![None; rows];
         let mut q = self
             .conn
             .prepare("SELECT row_idx, p_disaster FROM predictions WHERE run_id = ?1")
@@ -775,19 +803,26 @@ mod tests {
     fn runs_metrics_and_predictions() {
         let dir = tempfile::tempdir().unwrap();
         let mut ws = workspace(dir.path());
-        let run = ws
+        let mut log = ws.run_log().unwrap();
+        let run = log
             .start_run("tiny", &serde_json::json!({"epochs": 1}))
             .unwrap();
-        ws.record_metric(run, "step", 1, &serde_json::json!({"loss": 0.7}))
+        log.record_metric(run, "step", 1, &serde_json::json!({"loss": 0.7}))
             .unwrap();
-        ws.record_metric(run, "epoch", 1, &serde_json::json!({"f1": 0.5}))
+        // The UI edits through its own connection while the run is being logged.
+        ws.set_labels(&[(0, Some(0))], "ana", "during the run")
             .unwrap();
-        ws.save_predictions(run, &[(0, 0.25), (3, 0.75)]).unwrap();
-        ws.finish_run(run, "finished").unwrap();
-        assert_eq!(ws.runs().unwrap()[0].status, "finished");
-        assert_eq!(ws.run_metrics(run).unwrap().len(), 2);
+        log.record_metric(run, "epoch", 1, &serde_json::json!({"f1": 0.5}))
+            .unwrap();
+        log.save_predictions(run, &[(0, 0.25), (3, 0.75)]).unwrap();
+        log.finish_run(run, "finished").unwrap();
+        drop(log);
+        let log = ws.run_log().unwrap();
+        assert_eq!(log.runs().unwrap()[0].status, "finished");
+        assert_eq!(log.run_metrics(run).unwrap().len(), 2);
+        assert_eq!(ws.history().unwrap().len(), 1);
         assert_eq!(
-            ws.predictions(run).unwrap(),
+            log.predictions(run, 4).unwrap(),
             vec![Some(0.25), None, None, Some(0.75)]
         );
     }

@@ -27,6 +27,7 @@ use super::tokenize::{Batch, Encoded};
 use super::EngineError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainConfig {
     pub epochs: usize,
     /// Peak learning rate, reached after warmup.

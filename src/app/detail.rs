@@ -1,0 +1,183 @@
+//! Detail panel: the selected tweet in full, its label and prediction, and the words that drove
+//! the prediction, drawn as the tweet's own text coloured from "not disaster" (blue) to
+//! "disaster" (red). Explanations are computed by the explainer thread and cached per model.
+
+use egui::text::{LayoutJob, TextFormat};
+use egui::{Color32, RichText};
+
+use crate::data::Tweet;
+use crate::engine::explain::Explanation;
+
+/// Where the word contributions for the shown tweet stand.
+pub enum ExplainState<'a> {
+    /// No fine-tuned model yet: train one, or reopen a workspace that has one.
+    NoModel,
+    Pending,
+    Ready(&'a Explanation),
+    Failed(&'a str),
+}
+
+pub struct DetailView<'a> {
+    pub row: usize,
+    pub tweet: &'a Tweet,
+    pub prediction: Option<f32>,
+    pub explanation: ExplainState<'a>,
+}
+
+const DISASTER: Color32 = Color32::from_rgb(214, 39, 40);
+const NOT_DISASTER: Color32 = Color32::from_rgb(31, 119, 180);
+
+/// Background for a word whose score is `score`, on a scale where `max` is full colour.
+pub fn word_colour(score: f32, max: f32) -> Color32 {
+    let strength = (score.abs() / max.max(1e-6)).clamp(0.0, 1.0);
+    let base = if score >= 0.0 { DISASTER } else { NOT_DISASTER };
+    Color32::from_rgba_unmultiplied(base.r(), base.g(), base.b(), (strength * 200.0) as u8)
+}
+
+/// The tweet's text with each explained word on its colour; text between words stays plain.
+pub fn coloured_text(ui: &egui::Ui, explanation: &Explanation) -> LayoutJob {
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    let plain = TextFormat {
+        font_id: font.clone(),
+        color: ui.visuals().text_color(),
+        ..Default::default()
+    };
+    let max = scale(explanation);
+    let text = &explanation.text;
+    let mut job = LayoutJob::default();
+    job.wrap.max_width = ui.available_width();
+    let mut at = 0;
+    for w in &explanation.words {
+        if w.start < at || w.end > text.len() || !text.is_char_boundary(w.start) {
+            continue;
+        }
+        job.append(&text[at..w.start], 0.0, plain.clone());
+        job.append(
+            &text[w.start..w.end],
+            0.0,
+            TextFormat {
+                background: word_colour(w.score, max),
+                ..plain.clone()
+            },
+        );
+        at = w.end;
+    }
+    job.append(&text[at..], 0.0, plain);
+    job
+}
+
+/// Full colour at the largest contribution, but never below 1 logit, so a tweet where nothing
+/// matters does not light up.
+fn scale(explanation: &Explanation) -> f32 {
+    explanation
+        .words
+        .iter()
+        .map(|w| w.score.abs())
+        .fold(1.0, f32::max)
+}
+
+/// Draws the panel; returns a label the user set with its buttons (Some(None) clears).
+pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
+    let Some(view) = view else {
+        ui.label("Select a tweet (click, or j / k) to see it here.");
+        return None;
+    };
+    let mut set = None;
+    let t = view.tweet;
+    ui.horizontal_wrapped(|ui| {
+        ui.strong(format!("id {}", t.id));
+        ui.label(format!("line {}", t.line));
+        if !t.keyword.is_empty() {
+            ui.label(format!("keyword: {}", t.keyword.replace("%20", " ")));
+        }
+        if !t.location.is_empty() {
+            ui.label(format!("location: {}", t.location));
+        }
+        ui.separator();
+        ui.label(format!(
+            "label: {}",
+            t.label.map_or("none".to_string(), |l| l.to_string())
+        ));
+        for (text, label) in [("1 disaster", Some(1)), ("0 not", Some(0)), ("clear", None)] {
+            if ui
+                .selectable_label(t.label == label, text)
+                .on_hover_text("Set the label (keys 1, 0, x)")
+                .clicked()
+            {
+                set = Some(label);
+            }
+        }
+        ui.separator();
+        match view.prediction {
+            Some(p) => ui.label(format!("prediction: {} (p = {p:.3})", u8::from(p >= 0.5))),
+            None => ui.label("no prediction yet"),
+        };
+    });
+    ui.separator();
+    egui::ScrollArea::vertical()
+        .id_salt(("detail", view.row))
+        .show(ui, |ui| match view.explanation {
+            ExplainState::Ready(e) => {
+                ui.label(coloured_text(ui, e));
+                ui.add_space(4.0);
+                legend(ui, scale(e));
+                top_words(ui, e);
+            }
+            other => {
+                ui.add(egui::Label::new(&t.text).wrap());
+                ui.add_space(4.0);
+                match other {
+                    ExplainState::NoModel => ui.weak(
+                        "Word contributions appear here once a model is trained (Train panel).",
+                    ),
+                    ExplainState::Pending => ui.weak("Computing word contributions…"),
+                    ExplainState::Failed(message) => ui.colored_label(
+                        ui.visuals().error_fg_color,
+                        format!("Could not explain this tweet: {message}"),
+                    ),
+                    ExplainState::Ready(_) => unreachable!(),
+                };
+            }
+        });
+    set
+}
+
+/// A colour strip from "not disaster" to "disaster", with the scale in logits.
+fn legend(ui: &mut egui::Ui, max: f32) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new("not disaster").color(NOT_DISASTER));
+        let steps = 11;
+        for k in 0..steps {
+            let score = max * (2.0 * k as f32 / (steps - 1) as f32 - 1.0);
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
+            ui.painter().rect_filled(rect, 0.0, word_colour(score, max));
+        }
+        ui.label(RichText::new("disaster").color(DISASTER));
+        ui.weak(format!(
+            "(full colour: ±{max:.2} in disaster log-odds when the word is hidden)"
+        ));
+    });
+}
+
+/// The strongest words both ways, with their scores.
+fn top_words(ui: &mut egui::Ui, e: &Explanation) {
+    let mut words: Vec<_> = e.words.iter().collect();
+    words.sort_by(|a, b| b.score.abs().total_cmp(&a.score.abs()));
+    egui::Grid::new("top_words").striped(true).show(ui, |ui| {
+        ui.strong("word");
+        ui.strong("contribution");
+        ui.end_row();
+        for w in words.iter().take(8) {
+            ui.label(&w.word);
+            ui.colored_label(
+                if w.score >= 0.0 {
+                    DISASTER
+                } else {
+                    NOT_DISASTER
+                },
+                format!("{:+.2}", w.score),
+            );
+            ui.end_row();
+        }
+    });
+}
