@@ -117,10 +117,22 @@ fn keyboard_relabel_undo_and_search() {
     h.run();
     assert_eq!(label_of(&h, 1), flipped);
 
+    // A click on a row moves the cursor there.
+    let third = h.state().workspace().unwrap().rows()[2].text.clone();
+    h.get_all_by_label(&third).next().unwrap().click();
+    h.run();
+    assert_eq!(h.state().selected_row(), Some(2), "click selects the row");
+    h.key_press(Key::K);
+    h.run();
+
     // The detail panel shows the selected tweet; enter hides and shows it.
     let text = h.state().workspace().unwrap().rows()[1].text.clone();
     // Once in the table, once in the detail panel.
-    assert_eq!(h.query_all_by_label(&text).count(), 2, "detail shows the tweet");
+    assert_eq!(
+        h.query_all_by_label(&text).count(),
+        2,
+        "detail shows the tweet"
+    );
     h.key_press(Key::Enter);
     h.run();
     assert!(!h.state().settings().show_detail);

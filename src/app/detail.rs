@@ -118,10 +118,17 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
         .id_salt(("detail", view.row))
         .show(ui, |ui| match view.explanation {
             ExplainState::Ready(e) => {
-                ui.label(coloured_text(ui, e));
-                ui.add_space(4.0);
-                legend(ui, scale(e));
-                top_words(ui, e);
+                // The coloured tweet and its legend on the left, the strongest words beside it.
+                let words_width = 190.0;
+                ui.horizontal_top(|ui| {
+                    ui.vertical(|ui| {
+                        ui.set_width((ui.available_width() - words_width).max(200.0));
+                        ui.label(coloured_text(ui, e));
+                        ui.add_space(4.0);
+                        legend(ui, scale(e));
+                    });
+                    ui.vertical(|ui| top_words(ui, e));
+                });
             }
             other => {
                 ui.add(egui::Label::new(&t.text).wrap());
@@ -144,7 +151,7 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
 
 /// A colour strip from "not disaster" to "disaster", with the scale in logits.
 fn legend(ui: &mut egui::Ui, max: f32) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("not disaster").color(NOT_DISASTER));
         let steps = 11;
         for k in 0..steps {
@@ -154,7 +161,7 @@ fn legend(ui: &mut egui::Ui, max: f32) {
         }
         ui.label(RichText::new("disaster").color(DISASTER));
         ui.weak(format!(
-            "(full colour: ±{max:.2} in disaster log-odds when the word is hidden)"
+            "full colour: the disaster log-odds fall by {max:.2} (red) or rise by {max:.2} (blue) when the word is hidden"
         ));
     });
 }

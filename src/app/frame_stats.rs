@@ -1,6 +1,7 @@
 //! Debug overlay (F12): how long this app spends building each frame, and the interval between
 //! frames. While it is shown the window repaints continuously, so the interval is the real frame
-//! time (build + paint), not idle time. `TWEETLAB_FRAME_LOG=file` appends one line per frame
+//! time (build + paint), not idle time. That costs CPU (a software renderer took 4 of 5 parts of
+//! a CPU training run's throughput), so the overlay always starts hidden. `TWEETLAB_FRAME_LOG=file` appends one line per frame
 //! (`seconds_since_start interval_ms build_ms`) for measurements.
 
 use std::collections::VecDeque;
@@ -67,6 +68,17 @@ impl FrameStats {
             push(&mut self.intervals, (now - last).as_secs_f32() * 1e3);
         }
         now
+    }
+
+    /// Writes `# what <unix seconds>` to the frame log, for timing events against the launch.
+    pub fn mark(&mut self, what: &str) {
+        if let Some(log) = &mut self.log {
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let _ = writeln!(log, "# {what} {unix:.3}");
+            let _ = log.flush();
+        }
     }
 
     pub fn end_frame(&mut self, ctx: &egui::Context, start: Instant) {

@@ -71,6 +71,8 @@ pub struct TweetlabApp {
     save: SaveConfirm,
     /// Set while an export or save is being written.
     exporting: bool,
+    /// Set while every row is being predicted after a run.
+    predicting: bool,
     /// Last time the workspace committed an edit, for the status bar.
     last_autosave: Option<String>,
     status: String,
@@ -80,6 +82,8 @@ pub struct TweetlabApp {
     /// (labelled, edited) rows; None after a change, recounted once on the next frame rather
     /// than scanning every row every frame.
     counts: Option<(usize, usize)>,
+    /// A table has been drawn since the last file was loaded (for the frame log's timing mark).
+    table_drawn: bool,
 }
 
 impl TweetlabApp {
@@ -94,8 +98,7 @@ impl TweetlabApp {
         let mut train = TrainPanel::default();
         train.model = settings.model.clone();
         train.config = settings.train.clone();
-        let mut frame_stats = FrameStats::default();
-        frame_stats.visible = settings.show_frame_stats;
+        let frame_stats = FrameStats::default();
         let mut app = Self {
             explainer: Explainer::spawn(tx.clone(), ctx.clone()),
             tx,
@@ -116,12 +119,14 @@ impl TweetlabApp {
             export: ExportDialog::default(),
             save: SaveConfirm::default(),
             exporting: false,
+            predicting: false,
             last_autosave: None,
             status: "Open a CSV to start.".into(),
             error: None,
             show_help: false,
             frame_stats,
             counts: None,
+            table_drawn: false,
         };
         if let Some(csv) = csv {
             app.open(csv);
@@ -304,6 +309,7 @@ impl TweetlabApp {
                     self.workspace = Some(opened.workspace);
                     self.recompute_conflicts();
                     self.last_autosave = None;
+                    self.table_drawn = false;
                     self.loading = None;
                     self.error = None;
                 }
@@ -340,6 +346,7 @@ impl TweetlabApp {
                         if let Some(ws) = &self.workspace {
                             let texts = ws.rows().iter().map(|t| t.text.clone()).collect();
                             self.status = "training finished; predicting every row".into();
+                            self.predicting = true;
                             workers::predict(
                                 ws.path().to_path_buf(),
                                 model_dir,
@@ -356,6 +363,7 @@ impl TweetlabApp {
                     model_dir,
                     p_disaster,
                 } => {
+                    self.predicting = false;
                     // Another file may have been opened since the run started.
                     if self.workspace.as_ref().map(|w| w.path()) != Some(workspace.as_path()) {
                         continue;
@@ -367,6 +375,7 @@ impl TweetlabApp {
                     self.explanations = ExplanationCache::default();
                 }
                 Event::PredictFailed { message } => {
+                    self.predicting = false;
                     self.error = Some(format!("Prediction failed: {message}"))
                 }
                 Event::Explained {
@@ -456,7 +465,6 @@ impl TweetlabApp {
         // F12 works everywhere, even in a text field.
         if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::F12)) {
             self.frame_stats.visible = !self.frame_stats.visible;
-            self.settings.show_frame_stats = self.frame_stats.visible;
         }
         if ctx.egui_wants_keyboard_input() {
             return;
@@ -583,8 +591,13 @@ impl TweetlabApp {
             let mut set = None;
             egui::Panel::bottom("detail")
                 .resizable(true)
-                .default_size(200.0)
-                .show(ui, |ui| set = self.show_detail(ui));
+                .default_size(240.0)
+                .min_size(140.0)
+                .show(ui, |ui| {
+                    // Fill the panel, so it keeps its size when a short tweet is shown.
+                    ui.set_min_height(ui.available_height());
+                    set = self.show_detail(ui);
+                });
             if let Some(label) = set {
                 self.set_selected_label(label);
             }
@@ -618,6 +631,11 @@ impl TweetlabApp {
             }
         }
         self.dialogs(&ctx);
+        if self.workspace.is_some() && !self.table_drawn {
+            self.table_drawn = true;
+            let rows = self.workspace.as_ref().map_or(0, |w| w.rows().len());
+            self.frame_stats.mark(&format!("table-drawn rows={rows}"));
+        }
         self.frame_stats.end_frame(&ctx, frame_start);
     }
 
@@ -813,10 +831,21 @@ impl eframe::App for TweetlabApp {
 /// Opens the window (blocks until it is closed). Without `csv`, the most recent file that still
 /// exists reopens, else `fallback` (the sample data in a checkout).
 pub fn run(csv: Option<PathBuf>, fallback: Option<PathBuf>) -> anyhow::Result<()> {
+    // OpenGL (glow) by default: on a software-rendered desktop (VMs, remote sessions, Mesa
+    // llvmpipe) a frame of this window took 13 ms with glow and 58 ms with wgpu (README).
+    // TWEETLAB_RENDERER=wgpu picks wgpu, e.g. when an OpenGL driver misbehaves.
+    let renderer = match std::env::var("TWEETLAB_RENDERER") {
+        Ok(name) => name.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        Err(_) => eframe::Renderer::Glow,
+    };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1280.0, 800.0])
             .with_drag_and_drop(true),
+        renderer,
+        // Dithering only smooths gradients, which this window hardly has; off saves about 7%
+        // of a software-rendered frame.
+        dithering: false,
         ..Default::default()
     };
     eframe::run_native(

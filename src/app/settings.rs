@@ -20,7 +20,6 @@ pub struct Settings {
     /// Most recent first; the first one reopens at start when no file is given.
     pub recent: Vec<PathBuf>,
     pub show_detail: bool,
-    pub show_frame_stats: bool,
 }
 
 impl Default for Settings {
@@ -30,7 +29,6 @@ impl Default for Settings {
             train: TrainConfig::default(),
             recent: Vec::new(),
             show_detail: true,
-            show_frame_stats: false,
         }
     }
 }

@@ -18,6 +18,8 @@ pub fn show(app: &mut TweetlabApp, ui: &mut egui::Ui) {
         }
         let engine = if app.train.is_running() {
             "engine: training"
+        } else if app.predicting {
+            "engine: predicting"
         } else if app.exporting {
             "engine: exporting"
         } else if app.explanations.pending.is_some() {

@@ -251,7 +251,9 @@ impl TableView {
                 self.shown.reverse();
             }
         }
-        // Stay on the same tweet when it is still shown, else on the same position.
+        // Stay on the same tweet when it is still shown, else on the same position, and bring
+        // it into view.
+        self.scroll_to_cursor = true;
         self.cursor = match keep.and_then(|r| self.shown.iter().position(|&s| s == r)) {
             Some(c) => Some(c),
             None if self.shown.is_empty() => None,
@@ -285,7 +287,8 @@ impl TableView {
                 self.focus_search = false;
             }
             let f = &mut self.filters;
-            egui::ComboBox::from_label("Label")
+            let l = ui.label("Label:");
+            egui::ComboBox::from_id_salt("filter_label")
                 .selected_text(match f.label {
                     LabelFilter::Any => "any",
                     LabelFilter::Unlabelled => "none",
@@ -297,8 +300,11 @@ impl TableView {
                     ui.selectable_value(&mut f.label, LabelFilter::Unlabelled, "none");
                     ui.selectable_value(&mut f.label, LabelFilter::Is(0), "0");
                     ui.selectable_value(&mut f.label, LabelFilter::Is(1), "1");
-                });
-            egui::ComboBox::from_label("Prediction")
+                })
+                .response
+                .labelled_by(l.id);
+            let l = ui.label("Prediction:");
+            egui::ComboBox::from_id_salt("filter_prediction")
                 .selected_text(match f.prediction {
                     PredictionFilter::Any => "any",
                     PredictionFilter::Is(0) => "0",
@@ -314,7 +320,9 @@ impl TableView {
                         PredictionFilter::DisagreesWithLabel,
                         "≠ label",
                     );
-                });
+                })
+                .response
+                .labelled_by(l.id);
             let l = ui.label("p from");
             ui.add(
                 egui::DragValue::new(&mut f.p_min)
@@ -331,7 +339,8 @@ impl TableView {
                     .max_decimals(2),
             )
             .labelled_by(l.id);
-            egui::ComboBox::from_label("Keyword")
+            let l = ui.label("Keyword:");
+            egui::ComboBox::from_id_salt("filter_keyword")
                 .selected_text(f.keyword.as_deref().unwrap_or("any"))
                 .height(400.0)
                 .show_ui(ui, |ui| {
@@ -339,8 +348,11 @@ impl TableView {
                     for k in &self.keywords {
                         ui.selectable_value(&mut f.keyword, Some(k.clone()), k.replace("%20", " "));
                     }
-                });
-            egui::ComboBox::from_label("Duplicates")
+                })
+                .response
+                .labelled_by(l.id);
+            let l = ui.label("Duplicates:");
+            egui::ComboBox::from_id_salt("filter_duplicates")
                 .selected_text(match f.duplicates {
                     DuplicateFilter::Any => "any",
                     DuplicateFilter::Duplicates => "duplicated",
@@ -358,7 +370,9 @@ impl TableView {
                         DuplicateFilter::Conflicts,
                         "conflicting",
                     );
-                });
+                })
+                .response
+                .labelled_by(l.id);
             if ui.button("Clear filters").clicked() {
                 self.search.clear();
                 self.filters = Filters::default();
@@ -419,12 +433,15 @@ impl TableView {
         self.filter_bar(ui, data, &mut action);
         ui.separator();
 
+        // Cells are plain labels: selectable text would take the click meant for the row.
+        ui.style_mut().interaction.selectable_labels = false;
         let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
         let mut builder = TableBuilder::new(ui)
             .striped(true)
+            .resizable(true)
             .sense(egui::Sense::click())
-            .column(Column::auto().at_least(60.0))
-            .column(Column::auto().at_least(90.0))
+            .column(Column::initial(60.0).at_least(40.0).clip(true))
+            .column(Column::initial(110.0).at_least(60.0).clip(true))
             .column(Column::remainder().clip(true))
             .column(Column::exact(52.0))
             .column(Column::exact(52.0))
@@ -482,10 +499,10 @@ impl TableView {
                     let t = &data.rows[i];
                     row.set_selected(self.cursor == Some(k) || self.selection.contains(&i));
                     row.col(|ui| {
-                        ui.label(&t.id);
+                        ui.add(egui::Label::new(&t.id).truncate());
                     });
                     row.col(|ui| {
-                        ui.label(t.keyword.replace("%20", " "));
+                        ui.add(egui::Label::new(t.keyword.replace("%20", " ")).truncate());
                     });
                     row.col(|ui| {
                         ui.add(egui::Label::new(t.text.replace(['\n', '\r'], " ")).truncate());

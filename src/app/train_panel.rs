@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use std::collections::BTreeSet;
 
-use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints};
+use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints, Points};
 
 use crate::engine::device::{self, DeviceChoice};
 use crate::engine::metrics::Metrics;
@@ -16,6 +16,9 @@ use crate::protocol::PastRun;
 /// A recorded run, with its curves ready to plot.
 pub struct PlottedRun {
     pub id: i64,
+    /// "run 3": short, for the plots' legends.
+    pub name: String,
+    /// With its start time and outcome, for the list of runs.
     pub label: String,
     pub smoothed_loss: Vec<PlotPoint>,
     pub val_f1: Vec<PlotPoint>,
@@ -32,6 +35,7 @@ impl PlottedRun {
         }
         Self {
             id: run.id,
+            name: format!("run {}", run.id),
             label: format!("run {} ({}, {})", run.id, run.started, run.status),
             smoothed_loss: smoothed,
             val_f1: run
@@ -198,6 +202,7 @@ impl TrainPanel {
             self.past.retain(|r| r.id != id);
             self.past.push(PlottedRun {
                 id,
+                name: format!("run {id}"),
                 label: format!("run {id} (this session)"),
                 smoothed_loss: self.smoothed.clone(),
                 val_f1: self.val_f1.clone(),
@@ -334,7 +339,7 @@ impl TrainPanel {
                 plot.line(Line::new("smoothed", PlotPoints::Borrowed(&self.smoothed)));
                 for r in &past {
                     plot.line(Line::new(
-                        format!("{} smoothed", r.label),
+                        format!("{} loss (smoothed)", r.name),
                         PlotPoints::Borrowed(&r.smoothed_loss),
                     ));
                 }
@@ -344,17 +349,21 @@ impl TrainPanel {
             .legend(Legend::default())
             .x_axis_label("epoch")
             .show(ui, |plot| {
-                plot.line(Line::new(
-                    "validation F1",
-                    PlotPoints::Borrowed(&self.val_f1),
-                ));
-                plot.line(Line::new(
-                    "validation loss",
-                    PlotPoints::Borrowed(&self.val_loss),
-                ));
+                // Markers as well as lines: after one epoch a line has nothing to draw.
+                for (name, points, colour) in [
+                    ("validation F1", &self.val_f1, F1_COLOUR),
+                    ("validation loss", &self.val_loss, VAL_LOSS_COLOUR),
+                ] {
+                    plot.line(Line::new(name, PlotPoints::Borrowed(points)).color(colour));
+                    plot.points(
+                        Points::new(name, PlotPoints::Borrowed(points))
+                            .color(colour)
+                            .radius(3.0),
+                    );
+                }
                 for r in &past {
                     plot.line(Line::new(
-                        format!("{} F1", r.label),
+                        format!("{} validation F1", r.name),
                         PlotPoints::Borrowed(&r.val_f1),
                     ));
                 }
@@ -407,6 +416,9 @@ fn confusion_matrix(ui: &mut egui::Ui, m: &Metrics) {
         ui.end_row();
     });
 }
+
+const F1_COLOUR: egui::Color32 = egui::Color32::from_rgb(255, 127, 14);
+const VAL_LOSS_COLOUR: egui::Color32 = egui::Color32::from_rgb(31, 119, 180);
 
 /// Weight of the past in the smoothed loss curve (exponential moving average).
 const SMOOTHING: f64 = 0.9;

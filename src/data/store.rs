@@ -810,7 +810,7 @@ mod tests {
         log.record_metric(run, "step", 1, &serde_json::json!({"loss": 0.7}))
             .unwrap();
         // The UI edits through its own connection while the run is being logged.
-        ws.set_labels(&[(0, Some(0))], "ana", "during the run")
+        ws.set_labels(&[(0, None)], "ana", "during the run")
             .unwrap();
         log.record_metric(run, "epoch", 1, &serde_json::json!({"f1": 0.5}))
             .unwrap();
