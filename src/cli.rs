@@ -54,6 +54,11 @@ enum Command {
     Bench(BenchArgs),
     /// Summarise a CSV: rows, labels, duplicates, conflicts and problem rows.
     Stats(StatsArgs),
+    /// Rank labelled rows by how likely their label is wrong (k-fold, out-of-sample).
+    Suspects(SuspectsArgs),
+    /// Simulate labelling a labelled CSV with the active-learning queue and in random order:
+    /// F1 on held-out rows against labels used.
+    LearningCurve(CurveArgs),
     /// Manage pretrained models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -103,6 +108,62 @@ struct StatsArgs {
     /// Print one JSON object: rows, labelled, per_class, duplicate_groups, conflicting_groups, problems.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    import: ImportArgs,
+}
+
+#[derive(Args, Debug)]
+struct SuspectsArgs {
+    /// Labelled CSV.
+    csv: PathBuf,
+    /// Pretrained encoder whose frozen embeddings feed the per-fold logistic regression.
+    #[arg(long, default_value = source::DEFAULT_MODEL)]
+    model: String,
+    /// Cross-validation folds: every row is scored by a model that did not see it.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Where to write `id,given,suggested,score` (most suspect first); default stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Longest input in tokens.
+    #[arg(long, default_value_t = 64)]
+    max_len: usize,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// Print a JSON summary (estimated errors, suspects, thresholds) on stdout; needs --out.
+    #[arg(long, requires = "out")]
+    json: bool,
+    #[command(flatten)]
+    import: ImportArgs,
+}
+
+#[derive(Args, Debug)]
+struct CurveArgs {
+    /// Labelled CSV: 20% (stratified, seeded) is held out for scoring, the rest is the pool.
+    csv: PathBuf,
+    #[arg(long, default_value = source::DEFAULT_MODEL)]
+    model: String,
+    /// Rows labelled at random before the first model.
+    #[arg(long, default_value_t = 20)]
+    start: usize,
+    /// Rows labelled between two retrainings of the fast model.
+    #[arg(long, default_value_t = 20)]
+    step: usize,
+    /// Stop after this many labels.
+    #[arg(long, default_value_t = 1000)]
+    until: usize,
+    /// Random orders (and starting sets) averaged.
+    #[arg(long, default_value_t = 3)]
+    repeats: u64,
+    #[arg(long, default_value_t = 64)]
+    max_len: usize,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// CSV with labels,f1_queue,f1_random; default stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
     #[command(flatten)]
     import: ImportArgs,
 }
@@ -253,6 +314,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Explain(a)) => explain_cmd(a),
         Some(Command::Bench(a)) => bench_cmd(a),
         Some(Command::Stats(a)) => stats_cmd(a),
+        Some(Command::Suspects(a)) => suspects_cmd(a),
+        Some(Command::LearningCurve(a)) => curve_cmd(a),
         Some(Command::Model(ModelCommand::Fetch { source })) => {
             let files = source::resolve(source.as_deref(), &|m| eprintln!("{m}"))?;
             println!("{}", files.dir.display());
@@ -489,6 +552,165 @@ fn predict_rows(model: &LoadedModel, data: &Dataset, run: &RunArgs) -> Result<Ve
     )?;
     progress.finish_and_clear();
     Ok(probs)
+}
+
+/// Frozen embeddings of every row of `data` (read from `csv`), cached in the CSV's workspace
+/// (created, never overwritten, if there is none yet).
+fn cached_embeddings(
+    csv: &Path,
+    data: &Dataset,
+    model: &str,
+    choice: DeviceChoice,
+    max_len: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let files = source::resolve(Some(model), &|m| eprintln!("{m}"))?;
+    let device = device::select(choice)?;
+    let model = LoadedModel::load(&files, &device, None, 0)?;
+    let db = Workspace::default_path(csv);
+    if !db.is_file() {
+        Workspace::create(&db, csv, data)?;
+    }
+    let mut cache = crate::data::store::EmbeddingCache::open(&db)?;
+    let texts: Vec<&str> = data.rows.iter().map(|t| t.text.as_str()).collect();
+    let progress = bar(
+        texts.len() as u64,
+        "{elapsed_precise} [{bar:30}] {pos}/{len} new embeddings ETA {eta_precise}",
+    );
+    let (embeddings, from_cache) = crate::label_quality::embeddings(
+        &model,
+        &files.dir.display().to_string(),
+        &texts,
+        max_len,
+        Some(&mut cache),
+        &mut |done, total| {
+            progress.set_length(total as u64);
+            progress.set_position(done as u64)
+        },
+    )?;
+    progress.finish_and_clear();
+    eprintln!(
+        "{from_cache} of {} embeddings from the cache in {}",
+        texts.len(),
+        db.display()
+    );
+    Ok(embeddings)
+}
+
+fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
+    use crate::label_quality::{learning_curve, Strategy};
+    let mut data = load_data(&a.csv, &a.import)?;
+    data.rows.retain(|t| t.label.is_some());
+    if data.rows.len() < 50 {
+        bail!(
+            "{}: {} labelled rows; a learning curve needs at least 50",
+            a.csv.display(),
+            data.rows.len()
+        );
+    }
+    let features = cached_embeddings(&a.csv, &data, &a.model, a.device, a.max_len)?;
+    let labels: Vec<u8> = data.rows.iter().map(|t| t.label.unwrap_or(0)).collect();
+    let mut sums: Vec<(usize, f64, f64)> = Vec::new();
+    for r in 0..a.repeats.max(1) {
+        let (pool, eval) = train::stratified_split(&labels, 0.2, 1000 + r);
+        let queue = learning_curve(
+            &features,
+            &labels,
+            &pool,
+            &eval,
+            Strategy::Uncertainty,
+            a.start,
+            a.step,
+            a.until,
+            r,
+        );
+        let random = learning_curve(
+            &features,
+            &labels,
+            &pool,
+            &eval,
+            Strategy::Random,
+            a.start,
+            a.step,
+            a.until,
+            r,
+        );
+        for (k, (q, rd)) in queue.iter().zip(&random).enumerate() {
+            if sums.len() <= k {
+                sums.push((q.labels, 0.0, 0.0));
+            }
+            sums[k].1 += q.f1;
+            sums[k].2 += rd.f1;
+        }
+        eprintln!("order {} of {}: done", r + 1, a.repeats.max(1));
+    }
+    let n = a.repeats.max(1) as f64;
+    let mut out = String::from("labels,f1_queue,f1_random\n");
+    for (labels, q, rd) in &sums {
+        out.push_str(&format!("{labels},{:.4},{:.4}\n", q / n, rd / n));
+    }
+    match &a.out {
+        Some(path) => {
+            crate::data::atomic::write_atomic(path, |w| {
+                std::io::Write::write_all(w, out.as_bytes())
+            })
+            .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {} points to {}", sums.len(), path.display());
+        }
+        None => print!("{out}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn suspects_cmd(a: SuspectsArgs) -> Result<ExitCode> {
+    let data = load_data(&a.csv, &a.import)?;
+    let labelled = data.rows.iter().filter(|t| t.label.is_some()).count();
+    if labelled < 2 * a.folds.max(2) {
+        bail!(
+            "{}: {labelled} labelled rows; {} folds need at least {}",
+            a.csv.display(),
+            a.folds,
+            2 * a.folds.max(2)
+        );
+    }
+    let started = std::time::Instant::now();
+    let embeddings = cached_embeddings(&a.csv, &data, &a.model, a.device, a.max_len)?;
+    let embedded = started.elapsed().as_secs_f64();
+    let report = crate::label_quality::suspects(&data.rows, &embeddings, a.folds, a.seed);
+    let total = started.elapsed().as_secs_f64();
+    let issues = &report.issues;
+    eprintln!(
+        "{labelled} labelled rows, {}-fold out-of-sample accuracy {:.4}; estimated label errors: {} labelled 0, {} labelled 1; the first {} rows are the suspects ({embedded:.1} s loading the model and embedding, {total:.1} s in all)",
+        a.folds,
+        report.accuracy,
+        issues.estimated_errors[0],
+        issues.estimated_errors[1],
+        issues.suspects
+    );
+    match &a.out {
+        Some(out) => {
+            crate::label_quality::write_suspects(out, &data.rows, &report)
+                .with_context(|| format!("writing {}", out.display()))?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "labelled": labelled,
+                        "folds": a.folds,
+                        "accuracy": report.accuracy,
+                        "estimated_errors": issues.estimated_errors,
+                        "suspects": issues.suspects,
+                        "thresholds": issues.thresholds,
+                        "confident_joint": issues.confident_joint,
+                        "seconds": total,
+                    })
+                );
+            }
+        }
+        None => {
+            crate::label_quality::write_suspects_to(std::io::stdout().lock(), &data.rows, &report)?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {

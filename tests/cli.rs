@@ -177,3 +177,57 @@ fn stats_json_has_exactly_the_documented_keys_and_fails_on_unusable_files() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("empty"), "{err}");
 }
+
+/// `tweetlab suspects` on the sample data: one row per labelled row with exactly the
+/// documented columns, most suspect first, and a second run served from the embedding cache
+/// gives the same file.
+#[test]
+fn suspects_writes_a_ranked_csv_and_reuses_cached_embeddings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("suspects.csv");
+    let run = |out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+            .args([
+                "suspects",
+                "sample-data/train.csv",
+                "--folds",
+                "5",
+                "--json",
+                "--out",
+            ])
+            .arg(out)
+            .env("TWEETLAB_DATA_DIR", tmp.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let first = run(&out);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(summary["labelled"], 203);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("id,given,suggested,score"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 203);
+    let suspects = summary["suspects"].as_u64().unwrap() as usize;
+    assert!(suspects > 0 && suspects < 100);
+    let scores: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
+    // Suspects first, then the rest; each part most suspect first.
+    assert!(scores[..suspects].windows(2).all(|w| w[0] >= w[1]));
+    assert!(scores[suspects..].windows(2).all(|w| w[0] >= w[1]));
+    for r in &rows {
+        assert_eq!(r[1].parse::<u8>().unwrap() + r[2].parse::<u8>().unwrap(), 1);
+    }
+    let again = tmp.path().join("again.csv");
+    let second = run(&again);
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&first.stderr).contains("0 of 203 embeddings from the cache"));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("203 of 203 embeddings from the cache")
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+}
