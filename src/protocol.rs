@@ -73,6 +73,17 @@ impl ExportKind {
     }
 }
 
+/// A labelled row the out-of-sample model doubts (see `engine::quality`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SuspectRow {
+    /// Row index in the workspace.
+    pub row: usize,
+    pub given: u8,
+    pub suggested: u8,
+    /// 1 - p(given label), out of sample.
+    pub score: f32,
+}
+
 pub enum Event {
     /// A CSV finished loading into its workspace.
     Loaded(Box<Opened>),
@@ -117,6 +128,24 @@ pub enum Event {
     ExportFailed {
         path: PathBuf,
         message: String,
+    },
+    /// Suspect labels of the workspace file `workspace`, most suspect first.
+    Suspects {
+        workspace: PathBuf,
+        suspects: Vec<SuspectRow>,
+        /// Estimated label errors among rows labelled 0 and among rows labelled 1.
+        estimated_errors: [usize; 2],
+        /// Out-of-sample accuracy of the fast model.
+        accuracy: f64,
+    },
+    SuspectsFailed {
+        message: String,
+    },
+    /// Long work reporting how far it is (`what` says which).
+    Progress {
+        what: String,
+        done: usize,
+        total: usize,
     },
     /// Background bookkeeping failed (recording a run); the work itself went on.
     Warning(String),

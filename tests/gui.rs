@@ -358,3 +358,62 @@ fn train_explain_export_and_reopen() {
         assert!((a.unwrap() - b.unwrap()).abs() < 1e-6);
     }
 }
+
+/// The review window on the sample data: suspects found by the fast model (MiniLM, fetched
+/// like the app does), `a` accepts a suggestion, `s` keeps a label (both in the history), and
+/// on the conflicts tab `1` labels a whole conflicting group.
+#[test]
+fn review_queue_accepts_keeps_and_resolves_conflicts() {
+    use tweetlab::data::store::Action;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    open_sample(&mut h, tmp.path());
+    h.get_by_label("Review…").click();
+    h.run();
+    h.get_by_label("Find suspect labels").click();
+    h.run();
+    wait_until(&mut h, "suspects", |app| {
+        app.review_state().0.is_some() || app.error().is_some()
+    });
+    assert_eq!(h.state().error(), None);
+    let (found, position, _) = h.state().review_state();
+    assert!(found.unwrap() > 0);
+    assert_eq!(position, 0);
+    // The cursor follows the queue; accept the first suggestion.
+    let first = h.state().selected_row().unwrap();
+    let given = h.state().workspace().unwrap().rows()[first].label.unwrap();
+    h.key_press(Key::A);
+    h.run();
+    assert_eq!(label_of(&h, first), Some(1 - given));
+    // Keep the second: label unchanged, the review recorded.
+    let second = h.state().selected_row().unwrap();
+    assert_ne!(second, first);
+    let kept = label_of(&h, second);
+    h.key_press(Key::S);
+    h.run();
+    assert_eq!(label_of(&h, second), kept);
+    assert_eq!(h.state().review_state().1, 2);
+    let history = h.state().workspace().unwrap().history().unwrap();
+    assert_eq!(history.len(), 2, "{history:?} {:?}", h.state().error());
+    assert_eq!((history[0].action, history[0].row), (Action::Edit, first));
+    assert_eq!(
+        (history[1].action, history[1].row),
+        (Action::Review, second)
+    );
+    assert!(history[0].description.contains("suggestion accepted"));
+
+    // Conflicts: `1` labels the whole group, and one fewer group conflicts.
+    let rows = h.state().workspace().unwrap().rows().to_vec();
+    let before = find_duplicates(&rows).conflicting().count();
+    h.get_by_label_contains("Conflicts (").click();
+    h.run();
+    let row = h.state().selected_row().unwrap();
+    h.key_press(Key::Num1);
+    h.run();
+    let rows = h.state().workspace().unwrap().rows().to_vec();
+    let dups = find_duplicates(&rows);
+    assert_eq!(dups.conflicting().count(), before - 1);
+    let group = &dups.groups[dups.group_of[row].unwrap()];
+    assert!(group.rows.iter().all(|&r| rows[r].label == Some(1)));
+}

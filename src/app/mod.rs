@@ -6,6 +6,7 @@
 mod detail;
 mod export_dialog;
 mod frame_stats;
+mod review;
 pub mod settings;
 mod status_bar;
 mod table;
@@ -27,6 +28,7 @@ use crate::protocol::{Event, ExportKind};
 use detail::{DetailView, ExplainState};
 use export_dialog::{ExportDialog, ExportRequest, SaveConfirm};
 use frame_stats::FrameStats;
+use review::{ReviewAction, ReviewKey, ReviewPanel};
 use settings::Settings;
 use table::{TableData, TableView};
 use train_panel::TrainPanel;
@@ -69,6 +71,7 @@ pub struct TweetlabApp {
     explanations: ExplanationCache,
     export: ExportDialog,
     save: SaveConfirm,
+    review: ReviewPanel,
     /// Set while an export or save is being written.
     exporting: bool,
     /// Set while every row is being predicted after a run.
@@ -118,6 +121,7 @@ impl TweetlabApp {
             explanations: ExplanationCache::default(),
             export: ExportDialog::default(),
             save: SaveConfirm::default(),
+            review: ReviewPanel::default(),
             exporting: false,
             predicting: false,
             last_autosave: None,
@@ -293,6 +297,7 @@ impl TweetlabApp {
                     self.problems = opened.problems;
                     self.duplicates = opened.duplicates;
                     self.train.set_past_runs(&opened.past_runs);
+                    self.review.reset();
                     self.explanations = ExplanationCache::default();
                     match opened.predictions {
                         Some((_, dir, p)) => {
@@ -403,6 +408,35 @@ impl TweetlabApp {
                         path.display()
                     ));
                 }
+                Event::Suspects {
+                    workspace,
+                    suspects,
+                    estimated_errors,
+                    accuracy,
+                } => {
+                    if self.workspace.as_ref().map(|w| w.path()) != Some(workspace.as_path()) {
+                        continue;
+                    }
+                    self.review.running = false;
+                    self.review.progress = None;
+                    self.review.summary = Some(format!(
+                        "{} suspects: an estimated {} wrong among the 0s and {} among the 1s (out-of-sample accuracy {accuracy:.3}).",
+                        suspects.len(),
+                        estimated_errors[0],
+                        estimated_errors[1]
+                    ));
+                    self.review.suspects = Some(suspects);
+                    self.review.position = 0;
+                    self.focus_review_row();
+                }
+                Event::SuspectsFailed { message } => {
+                    self.review.running = false;
+                    self.review.progress = None;
+                    self.error = Some(format!("Could not find suspect labels: {message}"));
+                }
+                Event::Progress { what, done, total } => {
+                    self.review.progress = Some((what, done, total));
+                }
                 Event::Warning(message) => self.status = format!("warning: {message}"),
             }
         }
@@ -419,13 +453,18 @@ impl TweetlabApp {
 
     /// Sets (or clears) the label of `rows` as one undo step, committed before returning.
     fn label_rows(&mut self, rows: &[usize], label: Option<u8>) {
+        self.label_rows_because(rows, label, "");
+    }
+
+    /// `label_rows`, with `why` ("review: ", ...) leading the history's description.
+    fn label_rows_because(&mut self, rows: &[usize], label: Option<u8>, why: &str) {
         let Some(ws) = self.workspace.as_mut() else {
             return;
         };
         let what = label.map_or("cleared".to_string(), |l| l.to_string());
         let description = match rows {
-            [row] => format!("row {} -> {what}", ws.rows()[*row].id),
-            _ => format!("{} rows -> {what}", rows.len()),
+            [row] => format!("{why}row {} -> {what}", ws.rows()[*row].id),
+            _ => format!("{why}{} rows -> {what}", rows.len()),
         };
         let changes: Vec<(usize, Option<u8>)> = rows.iter().map(|&r| (r, label)).collect();
         match ws.set_labels(&changes, EDITOR, &description) {
@@ -468,6 +507,37 @@ impl TweetlabApp {
         }
         if ctx.egui_wants_keyboard_input() {
             return;
+        }
+        if self.review.open {
+            let tab = self.review.tab;
+            let key = ctx.input_mut(|i| match tab {
+                review::Tab::Suspects => {
+                    if i.consume_key(Modifiers::NONE, Key::A) {
+                        Some(ReviewKey::Accept)
+                    } else if i.consume_key(Modifiers::NONE, Key::S) {
+                        Some(ReviewKey::Keep)
+                    } else if i.consume_key(Modifiers::NONE, Key::N) {
+                        Some(ReviewKey::Next)
+                    } else {
+                        None
+                    }
+                }
+                review::Tab::Conflicts => {
+                    if i.consume_key(Modifiers::NONE, Key::Num1) {
+                        Some(ReviewKey::Label(1))
+                    } else if i.consume_key(Modifiers::NONE, Key::Num0) {
+                        Some(ReviewKey::Label(0))
+                    } else if i.consume_key(Modifiers::NONE, Key::N) {
+                        Some(ReviewKey::Next)
+                    } else {
+                        None
+                    }
+                }
+            });
+            if let Some(key) = key {
+                let action = self.review.decide(key, &self.duplicates, &self.conflicting);
+                self.apply_review(action);
+            }
         }
         let mut keys = Keys::default();
         ctx.input_mut(|i| {
@@ -656,6 +726,14 @@ impl TweetlabApp {
     }
 
     fn dialogs(&mut self, ctx: &egui::Context) {
+        if let Some(ws) = &self.workspace {
+            let action = self
+                .review
+                .show(ctx, ws.rows(), &self.duplicates, &self.conflicting);
+            if action.is_some() {
+                self.apply_review(action);
+            }
+        }
         if let Some(source) = self.workspace.as_ref().map(|w| w.source().to_path_buf()) {
             let has_predictions = self.predictions.iter().any(Option::is_some);
             let (request, browse) = self.export.show(ctx, &source, has_predictions);
@@ -696,6 +774,14 @@ impl TweetlabApp {
                                 "click a column title",
                                 "sort (again: reverse, again: file order)",
                             ),
+                            (
+                                "a / s / n",
+                                "review window: accept the suggestion / keep the label / next",
+                            ),
+                            (
+                                "1 / 0 (conflicts tab)",
+                                "review window: label the whole group",
+                            ),
                             ("F12", "frame-time overlay"),
                             ("?", "this help"),
                         ] {
@@ -717,6 +803,66 @@ impl TweetlabApp {
                     }
                 });
         }
+    }
+
+    /// Carries out a review decision, then moves the table cursor to the next item.
+    fn apply_review(&mut self, action: Option<ReviewAction>) {
+        match action {
+            Some(ReviewAction::Find) => {
+                if let Some(ws) = &self.workspace {
+                    self.review.running = true;
+                    self.review.progress = None;
+                    workers::find_suspects(
+                        ws.path().to_path_buf(),
+                        ws.rows().to_vec(),
+                        crate::engine::source::DEFAULT_MODEL.to_string(),
+                        self.tx.clone(),
+                        self.ctx.clone(),
+                    );
+                }
+            }
+            Some(ReviewAction::Accept { row, label }) => {
+                self.label_rows_because(&[row], Some(label), "review, suggestion accepted: ")
+            }
+            Some(ReviewAction::Keep { row }) => {
+                if let Some(ws) = self.workspace.as_mut() {
+                    let description = format!("review, label kept: row {}", ws.rows()[row].id);
+                    if let Err(e) = ws.record_review(&[row], EDITOR, &description) {
+                        self.error = Some(e.to_string());
+                    }
+                    self.last_autosave = Some(crate::data::store::now_rfc3339());
+                }
+            }
+            Some(ReviewAction::SetGroup { rows, label }) => {
+                self.label_rows_because(&rows, Some(label), "conflict resolved: ")
+            }
+            None => {}
+        }
+        self.focus_review_row();
+    }
+
+    /// Puts the table cursor on the review queue's current tweet, so the detail panel shows it.
+    fn focus_review_row(&mut self) {
+        if let Some(row) = self.review.focus_row(&self.duplicates, &self.conflicting) {
+            self.table.select_row(row);
+        }
+    }
+
+    /// Opens or closes the review window, as its top-bar button does.
+    pub fn toggle_review(&mut self) {
+        self.review.open = !self.review.open;
+        if self.review.open {
+            self.focus_review_row();
+        }
+    }
+
+    /// The review queue's state: (suspects found, position, searching).
+    pub fn review_state(&self) -> (Option<usize>, usize, bool) {
+        (
+            self.review.suspects.as_ref().map(Vec::len),
+            self.review.position,
+            self.review.running,
+        )
     }
 
     /// Copies what `request` needs out of the workspace and writes it on a worker.

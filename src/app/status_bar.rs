@@ -22,6 +22,8 @@ pub fn show(app: &mut TweetlabApp, ui: &mut egui::Ui) {
             "engine: predicting"
         } else if app.exporting {
             "engine: exporting"
+        } else if app.review.running {
+            "engine: finding suspect labels"
         } else if app.explanations.pending.is_some() {
             "engine: explaining"
         } else {

@@ -196,6 +196,14 @@ impl TableView {
         self.selection.clear();
     }
 
+    /// Puts the cursor on `row` when the table shows it.
+    pub fn select_row(&mut self, row: usize) {
+        if let Some(k) = self.shown.iter().position(|&r| r == row) {
+            self.cursor = Some(k);
+            self.scroll_to_cursor = true;
+        }
+    }
+
     pub fn move_selection(&mut self, by: i64) {
         if self.shown.is_empty() {
             return;

@@ -77,6 +77,13 @@ pub fn show(app: &mut TweetlabApp, ui: &mut egui::Ui) {
             };
             app.open_export(kind);
         }
+        if ui
+            .add_enabled(app.workspace.is_some(), egui::Button::new("Review…"))
+            .on_hover_text("Suspect labels and conflicting duplicates, one key per decision")
+            .clicked()
+        {
+            app.toggle_review();
+        }
         ui.separator();
         if app.train.is_running() {
             if ui.button("Cancel training").clicked() {

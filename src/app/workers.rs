@@ -16,7 +16,7 @@ use crate::engine::infer;
 use crate::engine::model::LoadedModel;
 use crate::engine::source;
 use crate::engine::train::{TrainEvent, TrainHandle};
-use crate::protocol::{Event, ExportKind, Opened, PastRun};
+use crate::protocol::{Event, ExportKind, Opened, PastRun, SuspectRow};
 
 fn send(tx: &Sender<Event>, ctx: &egui::Context, event: Event) {
     let _ = tx.send(event);
@@ -389,4 +389,82 @@ pub fn export(job: ExportJob, tx: Sender<Event>, ctx: egui::Context) {
 /// Where a workspace keeps its fine-tuned models: next to the workspace file.
 pub fn runs_dir(workspace: &Path) -> PathBuf {
     workspace.with_extension("runs")
+}
+
+/// Finds suspect labels in `rows` with the fast mode (frozen embeddings of `model`, cached in
+/// the workspace, and a logistic regression per fold).
+pub fn find_suspects(
+    workspace: PathBuf,
+    rows: Vec<Tweet>,
+    model: String,
+    tx: Sender<Event>,
+    ctx: egui::Context,
+) {
+    std::thread::spawn(move || {
+        let result = (|| -> anyhow::Result<Event> {
+            send(
+                &tx,
+                &ctx,
+                Event::Progress {
+                    what: format!("loading {model}"),
+                    done: 0,
+                    total: 0,
+                },
+            );
+            let files = source::resolve(Some(&model), &|m| {
+                send(
+                    &tx,
+                    &ctx,
+                    Event::Progress {
+                        what: m.to_string(),
+                        done: 0,
+                        total: 0,
+                    },
+                )
+            })?;
+            let encoder = LoadedModel::load(&files, &device::select(DeviceChoice::Auto)?, None, 0)?;
+            let mut cache = crate::data::store::EmbeddingCache::open(&workspace)?;
+            let texts: Vec<&str> = rows.iter().map(|t| t.text.as_str()).collect();
+            let (vectors, _) = crate::label_quality::embeddings(
+                &encoder,
+                &files.dir.display().to_string(),
+                &texts,
+                64,
+                Some(&mut cache),
+                &mut |done, total| {
+                    send(
+                        &tx,
+                        &ctx,
+                        Event::Progress {
+                            what: "embedding tweets".into(),
+                            done,
+                            total,
+                        },
+                    )
+                },
+            )?;
+            let report = crate::label_quality::suspects(&rows, &vectors, 5, 42);
+            let suspects = report
+                .issues
+                .suspects()
+                .iter()
+                .map(|s| SuspectRow {
+                    row: report.labelled_rows[s.index],
+                    given: s.given,
+                    suggested: s.suggested,
+                    score: s.score,
+                })
+                .collect();
+            Ok(Event::Suspects {
+                workspace: workspace.clone(),
+                suspects,
+                estimated_errors: report.issues.estimated_errors,
+                accuracy: report.accuracy,
+            })
+        })();
+        let event = result.unwrap_or_else(|e| Event::SuspectsFailed {
+            message: format!("{e:#}"),
+        });
+        send(&tx, &ctx, event);
+    });
 }

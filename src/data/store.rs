@@ -13,7 +13,12 @@ use serde::Serialize;
 
 use super::dataset::{Dataset, Layout, Tweet};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: edit groups may be reviews (a label looked at and kept). 1 is migrated on open.
+const SCHEMA_VERSION: i64 = 2;
+
+/// The edit_groups table as of schema 2.
+const EDIT_GROUPS_DDL: &str = "CREATE TABLE edit_groups (id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL CHECK (action IN ('edit','undo','redo','review')),
+                 reverts INTEGER REFERENCES edit_groups(id), description TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL);";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,6 +37,8 @@ pub enum Action {
     Edit,
     Undo,
     Redo,
+    /// A row was reviewed and its label kept (old = new): recorded, never undone.
+    Review,
 }
 
 impl Action {
@@ -40,6 +47,7 @@ impl Action {
             Action::Edit => "edit",
             Action::Undo => "undo",
             Action::Redo => "redo",
+            Action::Review => "review",
         }
     }
 
@@ -47,6 +55,7 @@ impl Action {
         match s {
             "undo" => Action::Undo,
             "redo" => Action::Redo,
+            "review" => Action::Review,
             _ => Action::Edit,
         }
     }
@@ -194,12 +203,11 @@ impl Workspace {
             source,
         };
         let tx = conn.transaction().map_err(wrap)?;
-        tx.execute_batch(
+        tx.execute_batch(&format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE rows (idx INTEGER PRIMARY KEY, id TEXT NOT NULL, keyword TEXT NOT NULL, location TEXT NOT NULL,
                  text TEXT NOT NULL, label INTEGER, original_label INTEGER, unparsed_label TEXT, extra TEXT, line INTEGER NOT NULL);
-             CREATE TABLE edit_groups (id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL CHECK (action IN ('edit','undo','redo')),
-                 reverts INTEGER REFERENCES edit_groups(id), description TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL);
+             {EDIT_GROUPS_DDL}
              CREATE TABLE edits (seq INTEGER PRIMARY KEY AUTOINCREMENT, group_id INTEGER NOT NULL REFERENCES edit_groups(id),
                  row_idx INTEGER NOT NULL REFERENCES rows(idx), old INTEGER, new INTEGER);
              CREATE INDEX edits_by_group ON edits(group_id);
@@ -209,8 +217,8 @@ impl Workspace {
              CREATE TABLE run_metrics (run_id INTEGER NOT NULL REFERENCES runs(id), kind TEXT NOT NULL, step INTEGER NOT NULL,
                  value TEXT NOT NULL);
              CREATE TABLE predictions (run_id INTEGER NOT NULL REFERENCES runs(id), row_idx INTEGER NOT NULL REFERENCES rows(idx),
-                 p_disaster REAL NOT NULL, PRIMARY KEY (run_id, row_idx));",
-        )
+                 p_disaster REAL NOT NULL, PRIMARY KEY (run_id, row_idx));"
+        ))
         .map_err(wrap)?;
         let layout = serde_json::to_string(&data.layout).expect("layout serialises");
         for (k, v) in [
@@ -275,7 +283,11 @@ impl Workspace {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .map_err(wrap)
         };
-        let version: i64 = meta("schema_version")?.parse().unwrap_or(0);
+        let mut version: i64 = meta("schema_version")?.parse().unwrap_or(0);
+        if version == 1 {
+            migrate_1_to_2(&conn).map_err(wrap)?;
+            version = 2;
+        }
         if version != SCHEMA_VERSION {
             return Err(StoreError::Invalid {
                 path: path.to_path_buf(),
@@ -408,6 +420,27 @@ impl Workspace {
             self.rows[row].label = new;
         }
         Ok(group)
+    }
+
+    /// Records that `rows` were reviewed and keep their current labels, as one history entry
+    /// (old = new). Reviews are not undo steps: undo and redo pass over them.
+    pub fn record_review(
+        &mut self,
+        rows: &[usize],
+        who: &str,
+        description: &str,
+    ) -> Result<i64, StoreError> {
+        if let Some(&bad) = rows.iter().find(|&&i| i >= self.rows.len()) {
+            return Err(StoreError::Invalid {
+                path: self.path.clone(),
+                message: format!("no row {bad}"),
+            });
+        }
+        let edits: Vec<(usize, Option<u8>, Option<u8>)> = rows
+            .iter()
+            .map(|&r| (r, self.rows[r].label, self.rows[r].label))
+            .collect();
+        self.record(Action::Review, None, description, who, &edits)
     }
 
     /// The latest edit or redo that no undo has reverted.
@@ -777,6 +810,28 @@ impl EmbeddingCache {
     }
 }
 
+/// Schema 1 to 2: edit_groups' CHECK gains 'review'. SQLite cannot alter a CHECK, so the table
+/// is rebuilt (foreign keys off while its rows move), all in one transaction.
+fn migrate_1_to_2(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA foreign_keys=OFF;")?;
+    let result = conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         {ddl}
+         INSERT INTO edit_groups_new SELECT id, action, reverts, description, who, at FROM edit_groups;
+         DROP TABLE edit_groups;
+         ALTER TABLE edit_groups_new RENAME TO edit_groups;
+         CREATE INDEX groups_by_reverts ON edit_groups(reverts);
+         UPDATE meta SET value = '2' WHERE key = 'schema_version';
+         COMMIT;",
+        ddl = EDIT_GROUPS_DDL.replacen("CREATE TABLE edit_groups", "CREATE TABLE edit_groups_new", 1)
+    ));
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK;");
+    }
+    conn.execute_batch("PRAGMA foreign_keys=ON;")?;
+    result
+}
+
 fn write_group(
     tx: &Transaction,
     action: Action,
@@ -879,6 +934,61 @@ mod tests {
         ws.undo("x").unwrap();
         assert_eq!(ws.rows()[1].label, Some(1));
         assert!(ws.set_labels(&[(99, Some(1))], "x", "bad").is_err());
+    }
+
+    #[test]
+    fn a_schema_1_workspace_is_migrated_and_keeps_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ws = workspace(dir.path());
+        ws.set_labels(&[(1, None)], "ana", "before the upgrade")
+            .unwrap();
+        let path = ws.path().to_path_buf();
+        drop(ws);
+        // Turn it back into schema 1: the old CHECK, version 1.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys=OFF;
+             CREATE TABLE g1 (id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL CHECK (action IN ('edit','undo','redo')),
+                 reverts INTEGER REFERENCES edit_groups(id), description TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL);
+             INSERT INTO g1 SELECT * FROM edit_groups;
+             DROP TABLE edit_groups;
+             ALTER TABLE g1 RENAME TO edit_groups;
+             UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+        drop(conn);
+        let mut ws = Workspace::open(&path).unwrap();
+        assert_eq!(ws.history().unwrap().len(), 1);
+        ws.record_review(&[2], "ana", "kept").unwrap();
+        assert_eq!(ws.undo("ana").unwrap().unwrap().rows, vec![1]);
+        let fk: i64 = ws
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        drop(ws);
+        assert_eq!(Workspace::open(&path).unwrap().history().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn reviews_are_recorded_and_skipped_by_undo() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ws = workspace(dir.path());
+        let before = ws.rows()[2].label;
+        ws.set_labels(&[(0, None)], "ana", "clear row 1").unwrap();
+        ws.record_review(&[2], "ana", "kept the label").unwrap();
+        let history = ws.history().unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[1].action, Action::Review);
+        assert_eq!((history[1].old, history[1].new), (before, before));
+        // Undo reverts the edit, not the review; redo still works after it.
+        let undone = ws.undo("ana").unwrap().unwrap();
+        assert_eq!(undone.rows, vec![0]);
+        ws.record_review(&[2], "ana", "kept again").unwrap();
+        assert!(ws.redo("ana").unwrap().is_some());
+        assert_eq!(ws.rows()[0].label, None);
+        assert_eq!(ws.rows()[2].label, before);
+        assert!(ws.record_review(&[99], "ana", "bad").is_err());
     }
 
     #[test]

@@ -1,0 +1,302 @@
+//! Review window: two queues over the labels. Suspects (labels the out-of-sample fast model
+//! doubts, most suspect first): `a` accepts the suggested label, `s` keeps the given one, both
+//! recorded in the edit history, `n` passes without a decision. Conflicts (the same text with
+//! both labels): `1` / `0` set the whole group in one step. The table cursor follows the queue,
+//! so the detail panel shows the tweet and its word contributions.
+
+use crate::data::duplicates::Duplicates;
+use crate::data::Tweet;
+use crate::protocol::SuspectRow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tab {
+    #[default]
+    Suspects,
+    Conflicts,
+}
+
+#[derive(Default)]
+pub struct ReviewPanel {
+    pub open: bool,
+    pub tab: Tab,
+    /// Suspects of the open workspace, once found.
+    pub suspects: Option<Vec<SuspectRow>>,
+    /// Position in `suspects`.
+    pub position: usize,
+    /// Position among the conflicting groups.
+    pub group_position: usize,
+    /// Set while the worker looks for suspects.
+    pub running: bool,
+    /// What the worker is doing, with (done, total) when it can count.
+    pub progress: Option<(String, usize, usize)>,
+    pub summary: Option<String>,
+    /// Decisions taken in this window (accepted, kept).
+    pub decided: (usize, usize),
+}
+
+/// What the user decided in the review window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReviewAction {
+    /// Start looking for suspects.
+    Find,
+    /// Set `row` to `label` (an accepted suggestion).
+    Accept { row: usize, label: u8 },
+    /// Keep `row`'s label, and record that it was reviewed.
+    Keep { row: usize },
+    /// Set every row of a conflicting group.
+    SetGroup { rows: Vec<usize>, label: u8 },
+}
+
+impl ReviewPanel {
+    /// A new file: forget the old queues.
+    pub fn reset(&mut self) {
+        let open = self.open;
+        *self = Self::default();
+        self.open = open;
+    }
+
+    /// The suspect under review, if any.
+    pub fn current(&self) -> Option<SuspectRow> {
+        self.suspects.as_ref()?.get(self.position).copied()
+    }
+
+    /// Indices (into `duplicates.groups`) of the groups that carry both labels now.
+    pub fn conflict_groups(conflicting: &[bool]) -> Vec<usize> {
+        (0..conflicting.len()).filter(|&g| conflicting[g]).collect()
+    }
+
+    /// The row the table cursor should show.
+    pub fn focus_row(&self, duplicates: &Duplicates, conflicting: &[bool]) -> Option<usize> {
+        match self.tab {
+            Tab::Suspects => self.current().map(|s| s.row),
+            Tab::Conflicts => Self::conflict_groups(conflicting)
+                .get(self.group_position)
+                .map(|&g| duplicates.groups[g].rows[0]),
+        }
+    }
+
+    /// A key decision for the current item: `accept` (a), `keep` (s), `next` (n), or a group
+    /// label (1 / 0 on the conflicts tab).
+    pub fn decide(
+        &mut self,
+        key: ReviewKey,
+        duplicates: &Duplicates,
+        conflicting: &[bool],
+    ) -> Option<ReviewAction> {
+        match (self.tab, key) {
+            (Tab::Suspects, ReviewKey::Accept) => {
+                let s = self.current()?;
+                self.position += 1;
+                self.decided.0 += 1;
+                Some(ReviewAction::Accept {
+                    row: s.row,
+                    label: s.suggested,
+                })
+            }
+            (Tab::Suspects, ReviewKey::Keep) => {
+                let s = self.current()?;
+                self.position += 1;
+                self.decided.1 += 1;
+                Some(ReviewAction::Keep { row: s.row })
+            }
+            (Tab::Suspects, ReviewKey::Next) => {
+                self.current()?;
+                self.position += 1;
+                None
+            }
+            (Tab::Conflicts, ReviewKey::Label(label)) => {
+                let groups = Self::conflict_groups(conflicting);
+                let g = *groups.get(self.group_position)?;
+                // The group stops conflicting, so the same position shows the next one.
+                Some(ReviewAction::SetGroup {
+                    rows: duplicates.groups[g].rows.clone(),
+                    label,
+                })
+            }
+            (Tab::Conflicts, ReviewKey::Next) => {
+                let groups = Self::conflict_groups(conflicting);
+                if self.group_position + 1 < groups.len() {
+                    self.group_position += 1;
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    pub fn show(
+        &mut self,
+        ctx: &egui::Context,
+        rows: &[Tweet],
+        duplicates: &Duplicates,
+        conflicting: &[bool],
+    ) -> Option<ReviewAction> {
+        if !self.open {
+            return None;
+        }
+        let mut action = None;
+        let mut open = true;
+        egui::Window::new("Review labels")
+            .open(&mut open)
+            .default_width(460.0)
+            .anchor(egui::Align2::RIGHT_TOP, egui::vec2(-400.0, 60.0))
+            .show(ctx, |ui| {
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut self.tab, Tab::Suspects, "Suspect labels");
+                    let n = Self::conflict_groups(conflicting).len();
+                    ui.selectable_value(&mut self.tab, Tab::Conflicts, format!("Conflicts ({n})"));
+                });
+                ui.separator();
+                match self.tab {
+                    Tab::Suspects => action = self.suspects_tab(ui, rows, duplicates, conflicting),
+                    Tab::Conflicts => {
+                        action = self.conflicts_tab(ui, rows, duplicates, conflicting)
+                    }
+                }
+            });
+        if !open {
+            self.open = false;
+        }
+        action
+    }
+
+    fn suspects_tab(
+        &mut self,
+        ui: &mut egui::Ui,
+        rows: &[Tweet],
+        duplicates: &Duplicates,
+        conflicting: &[bool],
+    ) -> Option<ReviewAction> {
+        let mut action = None;
+        if self.running {
+            // No spinner: an animation repaints every frame, and on a software-rendered
+            // desktop that takes CPU from the embedding work (events repaint the bar).
+            match &self.progress {
+                Some((what, done, total)) if *total > 0 => {
+                    ui.add(
+                        egui::ProgressBar::new(*done as f32 / *total as f32)
+                            .text(format!("{what}: {done} / {total}")),
+                    );
+                }
+                Some((what, _, _)) => {
+                    ui.label(format!("{what}…"));
+                }
+                None => {
+                    ui.label("starting…");
+                }
+            }
+            return None;
+        }
+        let Some(suspects) = &self.suspects else {
+            ui.label("Score every labelled tweet with a model that never saw it (5 folds, frozen MiniLM embeddings and a logistic regression; about a minute for 6000 tweets the first time, seconds after) and list the labels it doubts.");
+            if ui.button("Find suspect labels").clicked() {
+                action = Some(ReviewAction::Find);
+            }
+            return action;
+        };
+        if let Some(summary) = &self.summary {
+            ui.label(summary);
+        }
+        ui.label(format!(
+            "{} accepted, {} kept in this window",
+            self.decided.0, self.decided.1
+        ));
+        match suspects.get(self.position).copied() {
+            Some(s) => {
+                let t = &rows[s.row];
+                ui.separator();
+                ui.strong(format!(
+                    "{} of {} · id {} · line {}",
+                    self.position + 1,
+                    suspects.len(),
+                    t.id,
+                    t.line
+                ));
+                ui.add(egui::Label::new(&t.text).wrap());
+                ui.label(format!(
+                    "given {} · suggested {} · score {:.3}",
+                    s.given, s.suggested, s.score
+                ));
+                ui.horizontal(|ui| {
+                    let key = if ui.button(format!("Accept {} (a)", s.suggested)).clicked() {
+                        Some(ReviewKey::Accept)
+                    } else if ui.button(format!("Keep {} (s)", s.given)).clicked() {
+                        Some(ReviewKey::Keep)
+                    } else if ui.button("Next (n)").clicked() {
+                        Some(ReviewKey::Next)
+                    } else {
+                        None
+                    };
+                    if let Some(key) = key {
+                        action = self.decide(key, duplicates, conflicting);
+                    }
+                });
+            }
+            None => {
+                ui.label("All suspects reviewed.");
+            }
+        }
+        if ui.small_button("Find again").clicked() {
+            action = Some(ReviewAction::Find);
+        }
+        action
+    }
+
+    fn conflicts_tab(
+        &mut self,
+        ui: &mut egui::Ui,
+        rows: &[Tweet],
+        duplicates: &Duplicates,
+        conflicting: &[bool],
+    ) -> Option<ReviewAction> {
+        let groups = Self::conflict_groups(conflicting);
+        if groups.is_empty() {
+            ui.label("No text carries both labels.");
+            return None;
+        }
+        self.group_position = self.group_position.min(groups.len() - 1);
+        let group = &duplicates.groups[groups[self.group_position]];
+        ui.strong(format!(
+            "group {} of {} · {} rows",
+            self.group_position + 1,
+            groups.len(),
+            group.rows.len()
+        ));
+        egui::Grid::new("conflict_rows")
+            .striped(true)
+            .show(ui, |ui| {
+                for &r in group.rows.iter().take(12) {
+                    let t = &rows[r];
+                    ui.label(&t.id);
+                    ui.label(t.label.map_or("·".into(), |l| l.to_string()));
+                    ui.add(egui::Label::new(&t.text).truncate());
+                    ui.end_row();
+                }
+            });
+        let mut action = None;
+        ui.horizontal(|ui| {
+            let key = if ui.button("Whole group 1 (1)").clicked() {
+                Some(ReviewKey::Label(1))
+            } else if ui.button("Whole group 0 (0)").clicked() {
+                Some(ReviewKey::Label(0))
+            } else if ui.button("Next (n)").clicked() {
+                Some(ReviewKey::Next)
+            } else {
+                None
+            };
+            if let Some(key) = key {
+                action = self.decide(key, duplicates, conflicting);
+            }
+        });
+        action
+    }
+}
+
+/// Keys the review window takes while it is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewKey {
+    Accept,
+    Keep,
+    Next,
+    Label(u8),
+}
