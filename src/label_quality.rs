@@ -92,6 +92,26 @@ pub fn suspects(rows: &[Tweet], embeddings: &[Vec<f32>], folds: usize, seed: u64
     }
 }
 
+/// The fast baseline: a logistic regression on frozen embeddings, fitted on the training part of
+/// the same stratified split a fine-tuning run with `val_split` and `seed` uses, and scored on
+/// its validation part. `features[i]` and `labels[i]` are the labelled rows in file order, as
+/// the training job gets them.
+pub fn baseline(
+    features: &[Vec<f32>],
+    labels: &[u8],
+    val_split: f64,
+    seed: u64,
+) -> crate::engine::metrics::Metrics {
+    use crate::engine::logreg::{FitOptions, LogReg};
+    let (train, val) = crate::engine::train::stratified_split(labels, val_split, seed);
+    let x: Vec<&[f32]> = train.iter().map(|&i| features[i].as_slice()).collect();
+    let y: Vec<u8> = train.iter().map(|&i| labels[i]).collect();
+    let model = LogReg::fit(&x, &y, FitOptions::default());
+    let p: Vec<f32> = val.iter().map(|&i| model.predict(&features[i])).collect();
+    let truth: Vec<u8> = val.iter().map(|&i| labels[i]).collect();
+    crate::engine::metrics::Metrics::from_probabilities(&truth, &p)
+}
+
 /// Writes `id,given,suggested,score`, one row per labelled row, most suspect first.
 pub fn write_suspects(path: &Path, rows: &[Tweet], report: &SuspectReport) -> std::io::Result<()> {
     crate::data::atomic::write_atomic(path, |w| write_suspects_to(w, rows, report))

@@ -141,6 +141,16 @@ pub enum Event {
     SuspectsFailed {
         message: String,
     },
+    /// Validation metrics of the fast baseline (frozen encoder + logistic regression) on the
+    /// split the Train panel's settings give.
+    Baseline {
+        workspace: PathBuf,
+        f1: f64,
+        accuracy: f64,
+    },
+    BaselineFailed {
+        message: String,
+    },
     /// Long work reporting how far it is (`what` says which).
     Progress {
         what: String,

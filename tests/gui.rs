@@ -291,6 +291,17 @@ fn train_explain_export_and_reopen() {
     );
     assert_eq!(h.state().predictions().len(), 203);
 
+    // The fast baseline goes on the same validation plot.
+    h.get_by_label("Fast baseline").click();
+    h.run();
+    wait_until(&mut h, "the baseline", |app| {
+        app.baseline().is_some() || app.error().is_some()
+    });
+    assert_eq!(h.state().error(), None);
+    let (f1, accuracy) = h.state().baseline().unwrap();
+    assert!((0.0..=1.0).contains(&f1) && accuracy > 0.0);
+    assert!(h.query_by_label_contains("Fast baseline (frozen").is_some());
+
     // Word contributions of the selected tweet, computed on the explainer thread.
     let row = h.state().selected_row().unwrap();
     wait_until(&mut h, "word contributions", |app| {

@@ -434,8 +434,23 @@ impl TweetlabApp {
                     self.review.progress = None;
                     self.error = Some(format!("Could not find suspect labels: {message}"));
                 }
+                Event::Baseline {
+                    workspace,
+                    f1,
+                    accuracy,
+                } => {
+                    self.train.baseline_running = false;
+                    if self.workspace.as_ref().map(|w| w.path()) == Some(workspace.as_path()) {
+                        self.train.baseline = Some((f1, accuracy));
+                        self.status = format!("fast baseline: validation F1 {f1:.3}");
+                    }
+                }
                 Event::Progress { what, done, total } => {
                     self.review.progress = Some((what, done, total));
+                }
+                Event::BaselineFailed { message } => {
+                    self.train.baseline_running = false;
+                    self.error = Some(format!("The fast baseline failed: {message}"));
                 }
                 Event::Warning(message) => self.status = format!("warning: {message}"),
             }
@@ -652,8 +667,12 @@ impl TweetlabApp {
                     .id_salt("train_scroll")
                     .show(ui, |ui| {
                         let (labelled, _) = self.counts();
-                        if self.train.show(ui, labelled) {
+                        let (start, baseline) = self.train.show(ui, labelled);
+                        if start {
                             self.start_training();
+                        }
+                        if baseline {
+                            self.start_baseline();
                         }
                     });
             });
@@ -910,6 +929,32 @@ impl TweetlabApp {
             self.tx.clone(),
             self.ctx.clone(),
         );
+    }
+
+    /// Computes the fast baseline on the split the training settings give.
+    fn start_baseline(&mut self) {
+        let Some(ws) = &self.workspace else { return };
+        let labelled: Vec<_> = ws
+            .rows()
+            .iter()
+            .filter(|t| t.label.is_some())
+            .cloned()
+            .collect();
+        self.train.baseline_running = true;
+        workers::baseline(
+            ws.path().to_path_buf(),
+            labelled,
+            self.train.model.clone(),
+            self.train.config.val_split,
+            self.train.config.seed,
+            self.tx.clone(),
+            self.ctx.clone(),
+        );
+    }
+
+    /// The fast baseline's validation (F1, accuracy), once computed.
+    pub fn baseline(&self) -> Option<(f64, f64)> {
+        self.train.baseline
     }
 
     fn start_training(&mut self) {

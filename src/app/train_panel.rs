@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use std::collections::BTreeSet;
 
-use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints, Points};
+use egui_plot::{HLine, Legend, Line, Plot, PlotPoint, PlotPoints, Points};
 
 use crate::engine::device::{self, DeviceChoice};
 use crate::engine::metrics::Metrics;
@@ -67,6 +67,10 @@ pub struct TrainPanel {
     /// Earlier runs of this workspace, and which of them are drawn.
     pub past: Vec<PlottedRun>,
     pub past_shown: BTreeSet<i64>,
+    /// Validation (F1, accuracy) of the fast baseline with the current split settings.
+    pub baseline: Option<(f64, f64)>,
+    /// Set while the baseline is being computed.
+    pub baseline_running: bool,
 }
 
 impl Default for TrainPanel {
@@ -85,6 +89,8 @@ impl Default for TrainPanel {
             run_id: None,
             past: Vec::new(),
             past_shown: BTreeSet::new(),
+            baseline: None,
+            baseline_running: false,
         }
     }
 }
@@ -212,6 +218,7 @@ impl TrainPanel {
 
     /// A new workspace: its own past runs, nothing current.
     pub fn set_past_runs(&mut self, runs: &[PastRun]) {
+        self.baseline = None;
         self.past = runs.iter().map(PlottedRun::from_past).collect();
         self.past_shown.clear();
         if self.running.is_none() {
@@ -233,8 +240,10 @@ impl TrainPanel {
         self.running.is_some()
     }
 
-    /// Draws the panel; `labelled` counts the labelled rows. Returns true on Start.
-    pub fn show(&mut self, ui: &mut egui::Ui, labelled: usize) -> bool {
+    /// Draws the panel; `labelled` counts the labelled rows. Returns (Start clicked, Baseline
+    /// clicked).
+    pub fn show(&mut self, ui: &mut egui::Ui, labelled: usize) -> (bool, bool) {
+        let mut baseline = false;
         let mut start = false;
         ui.heading("Train");
         egui::Grid::new("train_settings")
@@ -303,6 +312,16 @@ impl TrainPanel {
                     start = true;
                 }
                 ui.label(format!("{labelled} labelled rows"));
+                if ui
+                    .add_enabled(
+                        labelled >= 10 && !self.baseline_running,
+                        egui::Button::new("Fast baseline"),
+                    )
+                    .on_hover_text("Frozen encoder + logistic regression on the same validation split, in seconds once the embeddings are cached")
+                    .clicked()
+                {
+                    baseline = true;
+                }
             }
             Some(h) => {
                 if ui.button("Cancel").clicked() {
@@ -361,6 +380,9 @@ impl TrainPanel {
                             .radius(3.0),
                     );
                 }
+                if let Some((f1, _)) = self.baseline {
+                    plot.hline(HLine::new("fast baseline F1", f1));
+                }
                 for r in &past {
                     plot.line(Line::new(
                         format!("{} validation F1", r.name),
@@ -368,6 +390,17 @@ impl TrainPanel {
                     ));
                 }
             });
+        match (self.baseline, self.baseline_running) {
+            (_, true) => {
+                ui.label("Fast baseline: working…");
+            }
+            (Some((f1, accuracy)), false) => {
+                ui.label(format!(
+                    "Fast baseline (frozen encoder + logistic regression, same split): F1 {f1:.3} · accuracy {accuracy:.3}"
+                ));
+            }
+            (None, false) => {}
+        }
         if let Some(m) = &self.last_val {
             confusion_matrix(ui, m);
         }
@@ -390,7 +423,7 @@ impl TrainPanel {
                     });
             });
         }
-        start
+        (start, baseline)
     }
 }
 

@@ -402,47 +402,7 @@ pub fn find_suspects(
 ) {
     std::thread::spawn(move || {
         let result = (|| -> anyhow::Result<Event> {
-            send(
-                &tx,
-                &ctx,
-                Event::Progress {
-                    what: format!("loading {model}"),
-                    done: 0,
-                    total: 0,
-                },
-            );
-            let files = source::resolve(Some(&model), &|m| {
-                send(
-                    &tx,
-                    &ctx,
-                    Event::Progress {
-                        what: m.to_string(),
-                        done: 0,
-                        total: 0,
-                    },
-                )
-            })?;
-            let encoder = LoadedModel::load(&files, &device::select(DeviceChoice::Auto)?, None, 0)?;
-            let mut cache = crate::data::store::EmbeddingCache::open(&workspace)?;
-            let texts: Vec<&str> = rows.iter().map(|t| t.text.as_str()).collect();
-            let (vectors, _) = crate::label_quality::embeddings(
-                &encoder,
-                &files.dir.display().to_string(),
-                &texts,
-                64,
-                Some(&mut cache),
-                &mut |done, total| {
-                    send(
-                        &tx,
-                        &ctx,
-                        Event::Progress {
-                            what: "embedding tweets".into(),
-                            done,
-                            total,
-                        },
-                    )
-                },
-            )?;
+            let vectors = frozen_embeddings(&workspace, &rows, &model, &tx, &ctx)?;
             let report = crate::label_quality::suspects(&rows, &vectors, 5, 42);
             let suspects = report
                 .issues
@@ -466,5 +426,66 @@ pub fn find_suspects(
             message: format!("{e:#}"),
         });
         send(&tx, &ctx, event);
+    });
+}
+
+/// Frozen embeddings of `rows` by `model`, cached in the workspace; progress goes to the UI.
+fn frozen_embeddings(
+    workspace: &Path,
+    rows: &[Tweet],
+    model: &str,
+    tx: &Sender<Event>,
+    ctx: &egui::Context,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let progress = |what: String, done: usize, total: usize| {
+        send(tx, ctx, Event::Progress { what, done, total })
+    };
+    progress(format!("loading {model}"), 0, 0);
+    let files = source::resolve(Some(model), &|m| progress(m.to_string(), 0, 0))?;
+    let encoder = LoadedModel::load(&files, &device::select(DeviceChoice::Auto)?, None, 0)?;
+    let mut cache = crate::data::store::EmbeddingCache::open(workspace)?;
+    let texts: Vec<&str> = rows.iter().map(|t| t.text.as_str()).collect();
+    let (vectors, _) = crate::label_quality::embeddings(
+        &encoder,
+        &files.dir.display().to_string(),
+        &texts,
+        64,
+        Some(&mut cache),
+        &mut |done, total| progress("embedding tweets".into(), done, total),
+    )?;
+    Ok(vectors)
+}
+
+/// The fast baseline on the labelled rows (in file order, as training gets them).
+pub fn baseline(
+    workspace: PathBuf,
+    labelled: Vec<Tweet>,
+    model: String,
+    val_split: f64,
+    seed: u64,
+    tx: Sender<Event>,
+    ctx: egui::Context,
+) {
+    std::thread::spawn(move || {
+        let result = (|| -> anyhow::Result<Event> {
+            let vectors = frozen_embeddings(&workspace, &labelled, &model, &tx, &ctx)?;
+            let labels: Vec<u8> = labelled.iter().map(|t| t.label.unwrap_or(0)).collect();
+            let m = crate::label_quality::baseline(&vectors, &labels, val_split, seed);
+            Ok(Event::Baseline {
+                workspace: workspace.clone(),
+                f1: m.f1,
+                accuracy: m.accuracy,
+            })
+        })();
+        match result {
+            Ok(event) => send(&tx, &ctx, event),
+            Err(e) => send(
+                &tx,
+                &ctx,
+                Event::BaselineFailed {
+                    message: format!("{e:#}"),
+                },
+            ),
+        }
     });
 }
