@@ -151,6 +151,13 @@ pub enum Event {
     BaselineFailed {
         message: String,
     },
+    /// Unlabelled rows of `workspace` worth labelling next, first first, with the fast model's
+    /// p(disaster) for each; ranked by a model fitted on `labelled` rows.
+    NextToLabel {
+        workspace: PathBuf,
+        queue: Vec<(usize, f32)>,
+        labelled: usize,
+    },
     /// Long work reporting how far it is (`what` says which).
     Progress {
         what: String,

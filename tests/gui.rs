@@ -428,3 +428,69 @@ fn review_queue_accepts_keeps_and_resolves_conflicts() {
     let group = &dups.groups[dups.group_of[row].unwrap()];
     assert!(group.rows.iter().all(|&r| rows[r].label == Some(1)));
 }
+
+/// The next-to-label queue: unlabelled rows ranked by the fast model; `1` / `0` label them and
+/// after 20 labels the queue is re-ranked on the larger labelled set.
+#[test]
+fn label_next_queue_labels_unlabelled_rows_and_reranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    data_dir();
+    // The sample data with every third label removed.
+    let data = tweetlab::data::load_csv(&common::sample_train_csv()).unwrap();
+    let csv = tmp.path().join("partly.csv");
+    let mut out = String::from("id,keyword,location,text,target\n");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for (i, t) in data.rows.iter().enumerate() {
+        let label = if i % 3 == 0 {
+            String::new()
+        } else {
+            t.label.unwrap().to_string()
+        };
+        w.write_record([&t.id, &t.keyword, &t.location, &t.text, &label])
+            .unwrap();
+    }
+    out.push_str(&String::from_utf8(w.into_inner().unwrap()).unwrap());
+    std::fs::write(&csv, out).unwrap();
+
+    let mut h = harness();
+    h.state_mut().open(csv);
+    wait_until(&mut h, "the CSV to load", |app| app.workspace().is_some());
+    let unlabelled = |h: &Harness<'static, TweetlabApp>| {
+        h.state()
+            .workspace()
+            .unwrap()
+            .rows()
+            .iter()
+            .filter(|t| t.label.is_none())
+            .count()
+    };
+    let before = unlabelled(&h);
+    assert_eq!(before, 68);
+    h.get_by_label("Review…").click();
+    h.run();
+    h.get_by_label("Label next").click();
+    h.run();
+    h.get_by_label("Rank unlabelled rows").click();
+    h.run();
+    wait_until(&mut h, "the ranking", |app| {
+        app.next_to_label_state().0.is_some() || app.error().is_some()
+    });
+    assert_eq!(h.state().error(), None);
+    assert_eq!(h.state().next_to_label_state().0, Some(before));
+    let first = h.state().selected_row().unwrap();
+    assert_eq!(label_of(&h, first), None, "the queue holds unlabelled rows");
+    h.key_press(Key::Num1);
+    h.run();
+    assert_eq!(label_of(&h, first), Some(1));
+    for _ in 1..20 {
+        h.key_press(Key::Num0);
+        h.run();
+    }
+    assert_eq!(unlabelled(&h), before - 20);
+    wait_until(&mut h, "the re-ranking", |app| {
+        let (len, position, ranking) = app.next_to_label_state();
+        !ranking && position == 0 && len == Some(before - 20)
+    });
+    let head = h.state().selected_row().unwrap();
+    assert_eq!(label_of(&h, head), None);
+}

@@ -431,8 +431,25 @@ impl TweetlabApp {
                 }
                 Event::SuspectsFailed { message } => {
                     self.review.running = false;
+                    self.review.ranking = false;
                     self.review.progress = None;
-                    self.error = Some(format!("Could not find suspect labels: {message}"));
+                    self.error = Some(format!("Label review: {message}"));
+                }
+                Event::NextToLabel {
+                    workspace,
+                    queue,
+                    labelled,
+                } => {
+                    if self.workspace.as_ref().map(|w| w.path()) != Some(workspace.as_path()) {
+                        continue;
+                    }
+                    self.review.ranking = false;
+                    self.review.progress = None;
+                    self.review.next = Some(queue);
+                    self.review.next_position = 0;
+                    self.review.since_rank = 0;
+                    self.review.ranked_on = labelled;
+                    self.focus_review_row();
                 }
                 Event::Baseline {
                     workspace,
@@ -537,7 +554,7 @@ impl TweetlabApp {
                         None
                     }
                 }
-                review::Tab::Conflicts => {
+                review::Tab::Conflicts | review::Tab::Next => {
                     if i.consume_key(Modifiers::NONE, Key::Num1) {
                         Some(ReviewKey::Label(1))
                     } else if i.consume_key(Modifiers::NONE, Key::Num0) {
@@ -855,9 +872,30 @@ impl TweetlabApp {
             Some(ReviewAction::SetGroup { rows, label }) => {
                 self.label_rows_because(&rows, Some(label), "conflict resolved: ")
             }
+            Some(ReviewAction::Rank) => self.rank_unlabelled(),
+            Some(ReviewAction::LabelNext { row, label }) => {
+                self.label_rows_because(&[row], Some(label), "labelled next: ");
+                if self.review.since_rank >= review::RERANK_EVERY && !self.review.ranking {
+                    self.rank_unlabelled();
+                }
+            }
             None => {}
         }
         self.focus_review_row();
+    }
+
+    fn rank_unlabelled(&mut self) {
+        if let Some(ws) = &self.workspace {
+            self.review.ranking = true;
+            self.review.progress = None;
+            workers::rank_unlabelled(
+                ws.path().to_path_buf(),
+                ws.rows().to_vec(),
+                crate::engine::source::DEFAULT_MODEL.to_string(),
+                self.tx.clone(),
+                self.ctx.clone(),
+            );
+        }
     }
 
     /// Puts the table cursor on the review queue's current tweet, so the detail panel shows it.
@@ -873,6 +911,15 @@ impl TweetlabApp {
         if self.review.open {
             self.focus_review_row();
         }
+    }
+
+    /// The next-to-label queue: (rows ranked, position, ranking now).
+    pub fn next_to_label_state(&self) -> (Option<usize>, usize, bool) {
+        (
+            self.review.next.as_ref().map(Vec::len),
+            self.review.next_position,
+            self.review.ranking,
+        )
     }
 
     /// The review queue's state: (suspects found, position, searching).

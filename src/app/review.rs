@@ -1,8 +1,10 @@
-//! Review window: two queues over the labels. Suspects (labels the out-of-sample fast model
+//! Review window: three queues over the labels. Suspects (labels the out-of-sample fast model
 //! doubts, most suspect first): `a` accepts the suggested label, `s` keeps the given one, both
 //! recorded in the edit history, `n` passes without a decision. Conflicts (the same text with
-//! both labels): `1` / `0` set the whole group in one step. The table cursor follows the queue,
-//! so the detail panel shows the tweet and its word contributions.
+//! both labels): `1` / `0` set the whole group in one step. Label next (unlabelled rows the
+//! fast model is least sure of, near-copies pushed back): `1` / `0` label the row; every
+//! `RERANK_EVERY` labels the fast model is refitted in the background and the queue re-ranked.
+//! The table cursor follows the queue, so the detail panel shows the tweet and its words.
 
 use crate::data::duplicates::Duplicates;
 use crate::data::Tweet;
@@ -13,7 +15,11 @@ pub enum Tab {
     #[default]
     Suspects,
     Conflicts,
+    Next,
 }
+
+/// Labels given from the next-to-label queue between two re-rankings.
+pub const RERANK_EVERY: usize = 20;
 
 #[derive(Default)]
 pub struct ReviewPanel {
@@ -32,6 +38,15 @@ pub struct ReviewPanel {
     pub summary: Option<String>,
     /// Decisions taken in this window (accepted, kept).
     pub decided: (usize, usize),
+    /// Unlabelled rows to label next with the fast model's p(disaster), once ranked.
+    pub next: Option<Vec<(usize, f32)>>,
+    pub next_position: usize,
+    /// Labels given from the queue since it was ranked.
+    pub since_rank: usize,
+    /// Labelled rows the current ranking was fitted on.
+    pub ranked_on: usize,
+    /// Set while the queue is being (re)ranked.
+    pub ranking: bool,
 }
 
 /// What the user decided in the review window.
@@ -43,6 +58,10 @@ pub enum ReviewAction {
     Accept { row: usize, label: u8 },
     /// Keep `row`'s label, and record that it was reviewed.
     Keep { row: usize },
+    /// Rank (or re-rank) the unlabelled rows.
+    Rank,
+    /// Label a row from the next-to-label queue.
+    LabelNext { row: usize, label: u8 },
     /// Set every row of a conflicting group.
     SetGroup { rows: Vec<usize>, label: u8 },
 }
@@ -72,7 +91,13 @@ impl ReviewPanel {
             Tab::Conflicts => Self::conflict_groups(conflicting)
                 .get(self.group_position)
                 .map(|&g| duplicates.groups[g].rows[0]),
+            Tab::Next => self.current_next().map(|(row, _)| row),
         }
+    }
+
+    /// The unlabelled row at the head of the queue.
+    pub fn current_next(&self) -> Option<(usize, f32)> {
+        self.next.as_ref()?.get(self.next_position).copied()
     }
 
     /// A key decision for the current item: `accept` (a), `keep` (s), `next` (n), or a group
@@ -120,6 +145,17 @@ impl ReviewPanel {
                 }
                 None
             }
+            (Tab::Next, ReviewKey::Label(label)) => {
+                let (row, _) = self.current_next()?;
+                self.next_position += 1;
+                self.since_rank += 1;
+                Some(ReviewAction::LabelNext { row, label })
+            }
+            (Tab::Next, ReviewKey::Next) => {
+                self.current_next()?;
+                self.next_position += 1;
+                None
+            }
             _ => None,
         }
     }
@@ -145,6 +181,7 @@ impl ReviewPanel {
                     ui.selectable_value(&mut self.tab, Tab::Suspects, "Suspect labels");
                     let n = Self::conflict_groups(conflicting).len();
                     ui.selectable_value(&mut self.tab, Tab::Conflicts, format!("Conflicts ({n})"));
+                    ui.selectable_value(&mut self.tab, Tab::Next, "Label next");
                 });
                 ui.separator();
                 match self.tab {
@@ -152,6 +189,7 @@ impl ReviewPanel {
                     Tab::Conflicts => {
                         action = self.conflicts_tab(ui, rows, duplicates, conflicting)
                     }
+                    Tab::Next => action = self.next_tab(ui, rows),
                 }
             });
         if !open {
@@ -288,6 +326,77 @@ impl ReviewPanel {
                 action = self.decide(key, duplicates, conflicting);
             }
         });
+        action
+    }
+}
+
+impl ReviewPanel {
+    fn next_tab(&mut self, ui: &mut egui::Ui, rows: &[Tweet]) -> Option<ReviewAction> {
+        let mut action = None;
+        let unlabelled = rows.iter().filter(|t| t.label.is_none()).count();
+        if unlabelled == 0 {
+            ui.label("Every row has a label: nothing to label next.");
+            return None;
+        }
+        if self.ranking {
+            match &self.progress {
+                Some((what, done, total)) if *total > 0 => {
+                    ui.add(
+                        egui::ProgressBar::new(*done as f32 / *total as f32)
+                            .text(format!("{what}: {done} / {total}")),
+                    );
+                }
+                _ => {
+                    ui.label("ranking the unlabelled rows…");
+                }
+            }
+        }
+        let Some(queue) = &self.next else {
+            ui.label(format!(
+                "{unlabelled} rows have no label. The fast model (fitted on the labelled rows) ranks them least certain first, pushing back near-copies of rows already queued; it is refitted every {RERANK_EVERY} labels."
+            ));
+            if !self.ranking && ui.button("Rank unlabelled rows").clicked() {
+                action = Some(ReviewAction::Rank);
+            }
+            return action;
+        };
+        ui.label(format!(
+            "ranked on {} labelled rows · {} labelled here since · {unlabelled} unlabelled left",
+            self.ranked_on, self.since_rank
+        ));
+        match queue.get(self.next_position).copied() {
+            Some((row, p)) => {
+                let t = &rows[row];
+                ui.separator();
+                ui.strong(format!(
+                    "{} of {} · id {} · fast model p = {p:.2}",
+                    self.next_position + 1,
+                    queue.len(),
+                    t.id
+                ));
+                ui.add(egui::Label::new(&t.text).wrap());
+                ui.horizontal(|ui| {
+                    let key = if ui.button("Disaster (1)").clicked() {
+                        Some(ReviewKey::Label(1))
+                    } else if ui.button("Not (0)").clicked() {
+                        Some(ReviewKey::Label(0))
+                    } else if ui.button("Next (n)").clicked() {
+                        Some(ReviewKey::Next)
+                    } else {
+                        None
+                    };
+                    if let Some(key) = key {
+                        action = self.decide(key, &Duplicates::default(), &[]);
+                    }
+                });
+            }
+            None => {
+                ui.label("End of this ranking.");
+            }
+        }
+        if !self.ranking && ui.small_button("Rank again").clicked() {
+            action = Some(ReviewAction::Rank);
+        }
         action
     }
 }

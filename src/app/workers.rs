@@ -489,3 +489,54 @@ pub fn baseline(
         }
     });
 }
+
+/// Ranks the unlabelled rows for labelling next: the fast model fitted on every labelled row,
+/// least certain first, near-copies pushed back (`quality::next_to_label`).
+pub fn rank_unlabelled(
+    workspace: PathBuf,
+    rows: Vec<Tweet>,
+    model: String,
+    tx: Sender<Event>,
+    ctx: egui::Context,
+) {
+    std::thread::spawn(move || {
+        let result = (|| -> anyhow::Result<Event> {
+            let vectors = frozen_embeddings(&workspace, &rows, &model, &tx, &ctx)?;
+            let (labelled, unlabelled): (Vec<usize>, Vec<usize>) =
+                (0..rows.len()).partition(|&i| rows[i].label.is_some());
+            let y: Vec<u8> = labelled
+                .iter()
+                .map(|&i| rows[i].label.unwrap_or(0))
+                .collect();
+            if !(y.contains(&0) && y.contains(&1)) {
+                anyhow::bail!("label at least one tweet of each class first");
+            }
+            let x: Vec<&[f32]> = labelled.iter().map(|&i| vectors[i].as_slice()).collect();
+            let fast = crate::engine::logreg::LogReg::fit(&x, &y, Default::default());
+            let p: Vec<f32> = unlabelled
+                .iter()
+                .map(|&i| fast.predict(&vectors[i]))
+                .collect();
+            let candidates: Vec<Vec<f32>> =
+                unlabelled.iter().map(|&i| vectors[i].clone()).collect();
+            let order = crate::engine::quality::next_to_label(
+                &p,
+                &candidates,
+                QUEUE_LENGTH,
+                crate::label_quality::DIVERSITY,
+            );
+            Ok(Event::NextToLabel {
+                workspace: workspace.clone(),
+                queue: order.into_iter().map(|k| (unlabelled[k], p[k])).collect(),
+                labelled: labelled.len(),
+            })
+        })();
+        let event = result.unwrap_or_else(|e| Event::SuspectsFailed {
+            message: format!("ranking the unlabelled rows: {e:#}"),
+        });
+        send(&tx, &ctx, event);
+    });
+}
+
+/// How many rows one ranking of the next-to-label queue holds.
+const QUEUE_LENGTH: usize = 100;
