@@ -597,7 +597,6 @@ fn cached_embeddings(
 }
 
 fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
-    use crate::label_quality::{learning_curve, Strategy};
     let mut data = load_data(&a.csv, &a.import)?;
     data.rows.retain(|t| t.label.is_some());
     if data.rows.len() < 50 {
@@ -609,44 +608,12 @@ fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
     }
     let features = cached_embeddings(&a.csv, &data, &a.model, a.device, a.max_len)?;
     let labels: Vec<u8> = data.rows.iter().map(|t| t.label.unwrap_or(0)).collect();
-    let mut sums: Vec<(usize, f64, f64)> = Vec::new();
-    for r in 0..a.repeats.max(1) {
-        let (pool, eval) = train::stratified_split(&labels, 0.2, 1000 + r);
-        let queue = learning_curve(
-            &features,
-            &labels,
-            &pool,
-            &eval,
-            Strategy::Uncertainty,
-            a.start,
-            a.step,
-            a.until,
-            r,
-        );
-        let random = learning_curve(
-            &features,
-            &labels,
-            &pool,
-            &eval,
-            Strategy::Random,
-            a.start,
-            a.step,
-            a.until,
-            r,
-        );
-        for (k, (q, rd)) in queue.iter().zip(&random).enumerate() {
-            if sums.len() <= k {
-                sums.push((q.labels, 0.0, 0.0));
-            }
-            sums[k].1 += q.f1;
-            sums[k].2 += rd.f1;
-        }
-        eprintln!("order {} of {}: done", r + 1, a.repeats.max(1));
-    }
-    let n = a.repeats.max(1) as f64;
+    let sums = crate::label_quality::compare_strategies(
+        &features, &labels, a.start, a.step, a.until, a.repeats,
+    );
     let mut out = String::from("labels,f1_queue,f1_random\n");
     for (labels, q, rd) in &sums {
-        out.push_str(&format!("{labels},{:.4},{:.4}\n", q / n, rd / n));
+        out.push_str(&format!("{labels},{q:.4},{rd:.4}\n"));
     }
     match &a.out {
         Some(path) => {

@@ -222,6 +222,54 @@ pub fn learning_curve(
     curve
 }
 
+/// Learning curves for both strategies, averaged over `repeats` seeded orders and held-out
+/// splits (20% of the labelled rows each time): (labels used, mean F1 of the queue, mean F1 of
+/// random order). What `tweetlab learning-curve` prints and the review window draws.
+pub fn compare_strategies(
+    features: &[Vec<f32>],
+    labels: &[u8],
+    start: usize,
+    step: usize,
+    until: usize,
+    repeats: u64,
+) -> Vec<(usize, f64, f64)> {
+    let mut sums: Vec<(usize, f64, f64)> = Vec::new();
+    let repeats = repeats.max(1);
+    for r in 0..repeats {
+        let (pool, eval) = crate::engine::train::stratified_split(labels, 0.2, 1000 + r);
+        let queue = learning_curve(
+            features,
+            labels,
+            &pool,
+            &eval,
+            Strategy::Uncertainty,
+            start,
+            step,
+            until,
+            r,
+        );
+        let random = learning_curve(
+            features,
+            labels,
+            &pool,
+            &eval,
+            Strategy::Random,
+            start,
+            step,
+            until,
+            r,
+        );
+        for (k, (q, rd)) in queue.iter().zip(&random).enumerate() {
+            if sums.len() <= k {
+                sums.push((q.labels, 0.0, 0.0));
+            }
+            sums[k].1 += q.f1 / repeats as f64;
+            sums[k].2 += rd.f1 / repeats as f64;
+        }
+    }
+    sums
+}
+
 /// Cosine distance under which two queued tweets count as copies of each other. Exact
 /// duplicates sit at 0; 0.05 is a judgement of "the same tweet again", not a tuned value.
 pub const DIVERSITY: f32 = 0.05;

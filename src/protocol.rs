@@ -151,6 +151,13 @@ pub enum Event {
     BaselineFailed {
         message: String,
     },
+    /// A simulated labelling session on the labelled rows: (labels used, held-out F1) for the
+    /// next-to-label queue and for random order.
+    LearningCurve {
+        workspace: PathBuf,
+        queue: Vec<(f64, f64)>,
+        random: Vec<(f64, f64)>,
+    },
     /// Unlabelled rows of `workspace` worth labelling next, first first, with the fast model's
     /// p(disaster) for each; ranked by a model fitted on `labelled` rows.
     NextToLabel {

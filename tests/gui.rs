@@ -493,4 +493,17 @@ fn label_next_queue_labels_unlabelled_rows_and_reranks() {
     });
     let head = h.state().selected_row().unwrap();
     assert_eq!(label_of(&h, head), None);
+
+    // The simulated learning curve, drawn in the window.
+    h.get_by_label("Queue against random order (simulated on the labelled rows)")
+        .click();
+    h.run();
+    h.get_by_label("Simulate a learning curve").click();
+    h.run();
+    wait_until(&mut h, "the learning curve", |app| {
+        app.learning_curve().is_some() || app.error().is_some()
+    });
+    assert_eq!(h.state().error(), None);
+    // 155 labelled rows now: 124 in the pool, labelled 20 at a time from 20.
+    assert_eq!(h.state().learning_curve(), Some((7, 7)));
 }

@@ -432,8 +432,25 @@ impl TweetlabApp {
                 Event::SuspectsFailed { message } => {
                     self.review.running = false;
                     self.review.ranking = false;
+                    self.review.simulating = false;
                     self.review.progress = None;
                     self.error = Some(format!("Label review: {message}"));
+                }
+                Event::LearningCurve {
+                    workspace,
+                    queue,
+                    random,
+                } => {
+                    self.review.simulating = false;
+                    self.review.progress = None;
+                    if self.workspace.as_ref().map(|w| w.path()) == Some(workspace.as_path()) {
+                        let points = |v: Vec<(f64, f64)>| {
+                            v.into_iter()
+                                .map(|(x, y)| egui_plot::PlotPoint::new(x, y))
+                                .collect()
+                        };
+                        self.review.curve = Some((points(queue), points(random)));
+                    }
                 }
                 Event::NextToLabel {
                     workspace,
@@ -873,6 +890,24 @@ impl TweetlabApp {
                 self.label_rows_because(&rows, Some(label), "conflict resolved: ")
             }
             Some(ReviewAction::Rank) => self.rank_unlabelled(),
+            Some(ReviewAction::Simulate) => {
+                if let Some(ws) = &self.workspace {
+                    self.review.simulating = true;
+                    let labelled = ws
+                        .rows()
+                        .iter()
+                        .filter(|t| t.label.is_some())
+                        .cloned()
+                        .collect();
+                    workers::simulate_curve(
+                        ws.path().to_path_buf(),
+                        labelled,
+                        crate::engine::source::DEFAULT_MODEL.to_string(),
+                        self.tx.clone(),
+                        self.ctx.clone(),
+                    );
+                }
+            }
             Some(ReviewAction::LabelNext { row, label }) => {
                 self.label_rows_because(&[row], Some(label), "labelled next: ");
                 if self.review.since_rank >= review::RERANK_EVERY && !self.review.ranking {
@@ -911,6 +946,11 @@ impl TweetlabApp {
         if self.review.open {
             self.focus_review_row();
         }
+    }
+
+    /// Points of the simulated learning curve (queue, random order), once computed.
+    pub fn learning_curve(&self) -> Option<(usize, usize)> {
+        self.review.curve.as_ref().map(|(q, r)| (q.len(), r.len()))
     }
 
     /// The next-to-label queue: (rows ranked, position, ranking now).

@@ -47,6 +47,9 @@ pub struct ReviewPanel {
     pub ranked_on: usize,
     /// Set while the queue is being (re)ranked.
     pub ranking: bool,
+    /// A simulated labelling session: held-out F1 against labels used, (queue, random order).
+    pub curve: Option<(Vec<egui_plot::PlotPoint>, Vec<egui_plot::PlotPoint>)>,
+    pub simulating: bool,
 }
 
 /// What the user decided in the review window.
@@ -62,6 +65,8 @@ pub enum ReviewAction {
     Rank,
     /// Label a row from the next-to-label queue.
     LabelNext { row: usize, label: u8 },
+    /// Simulate a labelling session on the labelled rows.
+    Simulate,
     /// Set every row of a conflicting group.
     SetGroup { rows: Vec<usize>, label: u8 },
 }
@@ -332,11 +337,11 @@ impl ReviewPanel {
 
 impl ReviewPanel {
     fn next_tab(&mut self, ui: &mut egui::Ui, rows: &[Tweet]) -> Option<ReviewAction> {
-        let mut action = None;
+        let mut action = self.curve_section(ui);
         let unlabelled = rows.iter().filter(|t| t.label.is_none()).count();
         if unlabelled == 0 {
             ui.label("Every row has a label: nothing to label next.");
-            return None;
+            return action;
         }
         if self.ranking {
             match &self.progress {
@@ -397,6 +402,45 @@ impl ReviewPanel {
         if !self.ranking && ui.small_button("Rank again").clicked() {
             action = Some(ReviewAction::Rank);
         }
+        action
+    }
+}
+
+impl ReviewPanel {
+    /// Does the queue beat random order here? A button to simulate it on the labelled rows, and
+    /// the two curves.
+    fn curve_section(&mut self, ui: &mut egui::Ui) -> Option<ReviewAction> {
+        let mut action = None;
+        ui.collapsing("Queue against random order (simulated on the labelled rows)", |ui| {
+            match (&self.curve, self.simulating) {
+                (_, true) => {
+                    ui.label("simulating…");
+                }
+                (None, false) => {
+                    ui.label("Hides the labels of 80% of the labelled rows, then labels them 20 at a time in the queue's order and in random order, refitting the fast model each time, and scores it on the other 20% (3 orders averaged).");
+                    if ui.button("Simulate a learning curve").clicked() {
+                        action = Some(ReviewAction::Simulate);
+                    }
+                }
+                (Some((queue, random)), false) => {
+                    egui_plot::Plot::new("learning_curve")
+                        .height(180.0)
+                        .legend(egui_plot::Legend::default())
+                        .x_axis_label("labels used")
+                        .y_axis_label("held-out F1")
+                        .show(ui, |plot| {
+                            plot.line(egui_plot::Line::new(
+                                "label-next queue",
+                                egui_plot::PlotPoints::Borrowed(queue),
+                            ));
+                            plot.line(egui_plot::Line::new(
+                                "random order",
+                                egui_plot::PlotPoints::Borrowed(random),
+                            ));
+                        });
+                }
+            }
+        });
         action
     }
 }

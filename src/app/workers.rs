@@ -540,3 +540,31 @@ pub fn rank_unlabelled(
 
 /// How many rows one ranking of the next-to-label queue holds.
 const QUEUE_LENGTH: usize = 100;
+
+/// Simulates labelling the labelled rows in the queue's order and in random order (20% held
+/// out, 20 labels at a time, up to 1000, 3 orders), for the review window's plot.
+pub fn simulate_curve(
+    workspace: PathBuf,
+    labelled: Vec<Tweet>,
+    model: String,
+    tx: Sender<Event>,
+    ctx: egui::Context,
+) {
+    std::thread::spawn(move || {
+        let result = (|| -> anyhow::Result<Event> {
+            let vectors = frozen_embeddings(&workspace, &labelled, &model, &tx, &ctx)?;
+            let labels: Vec<u8> = labelled.iter().map(|t| t.label.unwrap_or(0)).collect();
+            let points =
+                crate::label_quality::compare_strategies(&vectors, &labels, 20, 20, 1000, 3);
+            Ok(Event::LearningCurve {
+                workspace: workspace.clone(),
+                queue: points.iter().map(|p| (p.0 as f64, p.1)).collect(),
+                random: points.iter().map(|p| (p.0 as f64, p.2)).collect(),
+            })
+        })();
+        let event = result.unwrap_or_else(|e| Event::SuspectsFailed {
+            message: format!("simulating a learning curve: {e:#}"),
+        });
+        send(&tx, &ctx, event);
+    });
+}
