@@ -260,20 +260,17 @@ impl ReviewPanel {
                     "given {} · suggested {} · score {:.3}",
                     s.given, s.suggested, s.score
                 ));
-                ui.horizontal(|ui| {
-                    let key = if ui.button(format!("Accept {} (a)", s.suggested)).clicked() {
-                        Some(ReviewKey::Accept)
-                    } else if ui.button(format!("Keep {} (s)", s.given)).clicked() {
-                        Some(ReviewKey::Keep)
-                    } else if ui.button("Next (n)").clicked() {
-                        Some(ReviewKey::Next)
-                    } else {
-                        None
-                    };
-                    if let Some(key) = key {
-                        action = self.decide(key, duplicates, conflicting);
-                    }
-                });
+                let key = key_buttons(
+                    ui,
+                    &[
+                        (&format!("Accept {} (a)", s.suggested), ReviewKey::Accept),
+                        (&format!("Keep {} (s)", s.given), ReviewKey::Keep),
+                        ("Next (n)", ReviewKey::Next),
+                    ],
+                );
+                if let Some(key) = key {
+                    action = self.decide(key, duplicates, conflicting);
+                }
             }
             None => {
                 ui.label("All suspects reviewed.");
@@ -316,22 +313,15 @@ impl ReviewPanel {
                     ui.end_row();
                 }
             });
-        let mut action = None;
-        ui.horizontal(|ui| {
-            let key = if ui.button("Whole group 1 (1)").clicked() {
-                Some(ReviewKey::Label(1))
-            } else if ui.button("Whole group 0 (0)").clicked() {
-                Some(ReviewKey::Label(0))
-            } else if ui.button("Next (n)").clicked() {
-                Some(ReviewKey::Next)
-            } else {
-                None
-            };
-            if let Some(key) = key {
-                action = self.decide(key, duplicates, conflicting);
-            }
-        });
-        action
+        let key = key_buttons(
+            ui,
+            &[
+                ("Whole group 1 (1)", ReviewKey::Label(1)),
+                ("Whole group 0 (0)", ReviewKey::Label(0)),
+                ("Next (n)", ReviewKey::Next),
+            ],
+        );
+        key.and_then(|key| self.decide(key, duplicates, conflicting))
     }
 }
 
@@ -380,20 +370,17 @@ impl ReviewPanel {
                     t.id
                 ));
                 ui.add(egui::Label::new(&t.text).wrap());
-                ui.horizontal(|ui| {
-                    let key = if ui.button("Disaster (1)").clicked() {
-                        Some(ReviewKey::Label(1))
-                    } else if ui.button("Not (0)").clicked() {
-                        Some(ReviewKey::Label(0))
-                    } else if ui.button("Next (n)").clicked() {
-                        Some(ReviewKey::Next)
-                    } else {
-                        None
-                    };
-                    if let Some(key) = key {
-                        action = self.decide(key, &Duplicates::default(), &[]);
-                    }
-                });
+                let key = key_buttons(
+                    ui,
+                    &[
+                        ("Disaster (1)", ReviewKey::Label(1)),
+                        ("Not (0)", ReviewKey::Label(0)),
+                        ("Next (n)", ReviewKey::Next),
+                    ],
+                );
+                if let Some(key) = key {
+                    action = self.decide(key, &Duplicates::default(), &[]);
+                }
             }
             None => {
                 ui.label("End of this ranking.");
@@ -443,6 +430,20 @@ impl ReviewPanel {
         });
         action
     }
+}
+
+/// A row of buttons, each standing for a key; returns the key of the one clicked.
+fn key_buttons(ui: &mut egui::Ui, buttons: &[(&str, ReviewKey)]) -> Option<ReviewKey> {
+    ui.horizontal(|ui| {
+        let mut clicked = None;
+        for &(text, key) in buttons {
+            if ui.button(text).clicked() {
+                clicked = Some(key);
+            }
+        }
+        clicked
+    })
+    .inner
 }
 
 /// Keys the review window takes while it is open.

@@ -391,41 +391,26 @@ pub fn runs_dir(workspace: &Path) -> PathBuf {
     workspace.with_extension("runs")
 }
 
-/// Finds suspect labels in `rows` with the fast mode (frozen embeddings of `model`, cached in
-/// the workspace, and a logistic regression per fold).
-pub fn find_suspects(
+/// Runs `work` on a thread with the frozen embeddings of `rows` by `model` (cached in the
+/// workspace, progress sent to the UI) and sends the event it returns; a failure anywhere is
+/// sent as `failed(message)`. The label-quality workers below are this plus their own `work`.
+fn with_embeddings(
     workspace: PathBuf,
     rows: Vec<Tweet>,
     model: String,
     tx: Sender<Event>,
     ctx: egui::Context,
+    failed: fn(String) -> Event,
+    work: impl FnOnce(&Path, &[Tweet], &[Vec<f32>]) -> anyhow::Result<Event> + Send + 'static,
 ) {
     std::thread::spawn(move || {
-        let result = (|| -> anyhow::Result<Event> {
-            let vectors = frozen_embeddings(&workspace, &rows, &model, &tx, &ctx)?;
-            let report = crate::label_quality::suspects(&rows, &vectors, 5, 42);
-            let suspects = report
-                .issues
-                .suspects()
-                .iter()
-                .map(|s| SuspectRow {
-                    row: report.labelled_rows[s.index],
-                    given: s.given,
-                    suggested: s.suggested,
-                    score: s.score,
-                })
-                .collect();
-            Ok(Event::Suspects {
-                workspace: workspace.clone(),
-                suspects,
-                estimated_errors: report.issues.estimated_errors,
-                accuracy: report.accuracy,
-            })
-        })();
-        let event = result.unwrap_or_else(|e| Event::SuspectsFailed {
-            message: format!("{e:#}"),
-        });
-        send(&tx, &ctx, event);
+        let result = frozen_embeddings(&workspace, &rows, &model, &tx, &ctx)
+            .and_then(|vectors| work(&workspace, &rows, &vectors));
+        send(
+            &tx,
+            &ctx,
+            result.unwrap_or_else(|e| failed(format!("{e:#}"))),
+        );
     });
 }
 
@@ -456,6 +441,48 @@ fn frozen_embeddings(
     Ok(vectors)
 }
 
+fn review_failed(message: String) -> Event {
+    Event::SuspectsFailed { message }
+}
+
+/// Suspect labels in `rows` by the fast mode (a logistic regression per fold).
+pub fn find_suspects(
+    workspace: PathBuf,
+    rows: Vec<Tweet>,
+    model: String,
+    tx: Sender<Event>,
+    ctx: egui::Context,
+) {
+    with_embeddings(
+        workspace,
+        rows,
+        model,
+        tx,
+        ctx,
+        review_failed,
+        |workspace, rows, vectors| {
+            let report = crate::label_quality::suspects(rows, vectors, 5, 42);
+            let suspects = report
+                .issues
+                .suspects()
+                .iter()
+                .map(|s| SuspectRow {
+                    row: report.labelled_rows[s.index],
+                    given: s.given,
+                    suggested: s.suggested,
+                    score: s.score,
+                })
+                .collect();
+            Ok(Event::Suspects {
+                workspace: workspace.to_path_buf(),
+                suspects,
+                estimated_errors: report.issues.estimated_errors,
+                accuracy: report.accuracy,
+            })
+        },
+    );
+}
+
 /// The fast baseline on the labelled rows (in file order, as training gets them).
 pub fn baseline(
     workspace: PathBuf,
@@ -466,28 +493,24 @@ pub fn baseline(
     tx: Sender<Event>,
     ctx: egui::Context,
 ) {
-    std::thread::spawn(move || {
-        let result = (|| -> anyhow::Result<Event> {
-            let vectors = frozen_embeddings(&workspace, &labelled, &model, &tx, &ctx)?;
-            let labels: Vec<u8> = labelled.iter().map(|t| t.label.unwrap_or(0)).collect();
-            let m = crate::label_quality::baseline(&vectors, &labels, val_split, seed);
+    let failed = |message| Event::BaselineFailed { message };
+    with_embeddings(
+        workspace,
+        labelled,
+        model,
+        tx,
+        ctx,
+        failed,
+        move |workspace, rows, vectors| {
+            let labels: Vec<u8> = rows.iter().map(|t| t.label.unwrap_or(0)).collect();
+            let m = crate::label_quality::baseline(vectors, &labels, val_split, seed);
             Ok(Event::Baseline {
-                workspace: workspace.clone(),
+                workspace: workspace.to_path_buf(),
                 f1: m.f1,
                 accuracy: m.accuracy,
             })
-        })();
-        match result {
-            Ok(event) => send(&tx, &ctx, event),
-            Err(e) => send(
-                &tx,
-                &ctx,
-                Event::BaselineFailed {
-                    message: format!("{e:#}"),
-                },
-            ),
-        }
-    });
+        },
+    );
 }
 
 /// Ranks the unlabelled rows for labelling next: the fast model fitted on every labelled row,
@@ -499,9 +522,14 @@ pub fn rank_unlabelled(
     tx: Sender<Event>,
     ctx: egui::Context,
 ) {
-    std::thread::spawn(move || {
-        let result = (|| -> anyhow::Result<Event> {
-            let vectors = frozen_embeddings(&workspace, &rows, &model, &tx, &ctx)?;
+    with_embeddings(
+        workspace,
+        rows,
+        model,
+        tx,
+        ctx,
+        review_failed,
+        |workspace, rows, vectors| {
             let (labelled, unlabelled): (Vec<usize>, Vec<usize>) =
                 (0..rows.len()).partition(|&i| rows[i].label.is_some());
             let y: Vec<u8> = labelled
@@ -526,16 +554,12 @@ pub fn rank_unlabelled(
                 crate::label_quality::DIVERSITY,
             );
             Ok(Event::NextToLabel {
-                workspace: workspace.clone(),
+                workspace: workspace.to_path_buf(),
                 queue: order.into_iter().map(|k| (unlabelled[k], p[k])).collect(),
                 labelled: labelled.len(),
             })
-        })();
-        let event = result.unwrap_or_else(|e| Event::SuspectsFailed {
-            message: format!("ranking the unlabelled rows: {e:#}"),
-        });
-        send(&tx, &ctx, event);
-    });
+        },
+    );
 }
 
 /// How many rows one ranking of the next-to-label queue holds.
@@ -550,21 +574,22 @@ pub fn simulate_curve(
     tx: Sender<Event>,
     ctx: egui::Context,
 ) {
-    std::thread::spawn(move || {
-        let result = (|| -> anyhow::Result<Event> {
-            let vectors = frozen_embeddings(&workspace, &labelled, &model, &tx, &ctx)?;
-            let labels: Vec<u8> = labelled.iter().map(|t| t.label.unwrap_or(0)).collect();
+    with_embeddings(
+        workspace,
+        labelled,
+        model,
+        tx,
+        ctx,
+        review_failed,
+        |workspace, rows, vectors| {
+            let labels: Vec<u8> = rows.iter().map(|t| t.label.unwrap_or(0)).collect();
             let points =
-                crate::label_quality::compare_strategies(&vectors, &labels, 20, 20, 1000, 3);
+                crate::label_quality::compare_strategies(vectors, &labels, 20, 20, 1000, 3);
             Ok(Event::LearningCurve {
-                workspace: workspace.clone(),
+                workspace: workspace.to_path_buf(),
                 queue: points.iter().map(|p| (p.0 as f64, p.1)).collect(),
                 random: points.iter().map(|p| (p.0 as f64, p.2)).collect(),
             })
-        })();
-        let event = result.unwrap_or_else(|e| Event::SuspectsFailed {
-            message: format!("simulating a learning curve: {e:#}"),
-        });
-        send(&tx, &ctx, event);
-    });
+        },
+    );
 }
