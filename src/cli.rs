@@ -112,6 +112,12 @@ struct StatsArgs {
     import: ImportArgs,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum SuspectMode {
+    Fast,
+    Full,
+}
+
 #[derive(Args, Debug)]
 struct SuspectsArgs {
     /// Labelled CSV.
@@ -122,6 +128,16 @@ struct SuspectsArgs {
     /// Cross-validation folds: every row is scored by a model that did not see it.
     #[arg(long, default_value_t = 5)]
     folds: usize,
+    /// fast = frozen embeddings + logistic regression per fold (seconds to a minute);
+    /// full = the model fine-tuned per fold (one training run per fold).
+    #[arg(long, default_value = "fast")]
+    mode: SuspectMode,
+    /// Epochs per fold in full mode.
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    epochs: usize,
+    /// Peak learning rate in full mode (small sets want more epochs and a higher rate).
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    lr: f64,
     /// Where to write `id,given,suggested,score` (most suspect first); default stdout.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -640,13 +656,39 @@ fn suspects_cmd(a: SuspectsArgs) -> Result<ExitCode> {
         );
     }
     let started = std::time::Instant::now();
-    let embeddings = cached_embeddings(&a.csv, &data, &a.model, a.device, a.max_len)?;
-    let embedded = started.elapsed().as_secs_f64();
-    let report = crate::label_quality::suspects(&data.rows, &embeddings, a.folds, a.seed);
+    let report = match a.mode {
+        SuspectMode::Fast => {
+            let embeddings = cached_embeddings(&a.csv, &data, &a.model, a.device, a.max_len)?;
+            eprintln!(
+                "{:.1} s loading the model and embedding",
+                started.elapsed().as_secs_f64()
+            );
+            crate::label_quality::suspects(&data.rows, &embeddings, a.folds, a.seed)
+        }
+        SuspectMode::Full => {
+            let work = tempfile::tempdir().context("a temporary folder for the fold models")?;
+            let config = TrainConfig {
+                epochs: a.epochs,
+                lr: a.lr,
+                max_len: a.max_len,
+                seed: a.seed,
+                device: a.device,
+                ..TrainConfig::default()
+            };
+            crate::label_quality::suspects_fine_tuned(
+                &data.rows,
+                &a.model,
+                &config,
+                a.folds,
+                work.path(),
+                &mut |done, folds| eprintln!("fold {done} of {folds} fine-tuned and scored"),
+            )?
+        }
+    };
     let total = started.elapsed().as_secs_f64();
     let issues = &report.issues;
     eprintln!(
-        "{labelled} labelled rows, {}-fold out-of-sample accuracy {:.4}; estimated label errors: {} labelled 0, {} labelled 1; the first {} rows are the suspects ({embedded:.1} s loading the model and embedding, {total:.1} s in all)",
+        "{labelled} labelled rows, {}-fold out-of-sample accuracy {:.4}; estimated label errors: {} labelled 0, {} labelled 1; the first {} rows are the suspects ({total:.1} s in all)",
         a.folds,
         report.accuracy,
         issues.estimated_errors[0],

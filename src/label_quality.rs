@@ -67,18 +67,23 @@ pub struct SuspectReport {
 }
 
 pub fn suspects(rows: &[Tweet], embeddings: &[Vec<f32>], folds: usize, seed: u64) -> SuspectReport {
-    let labelled_rows: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].label.is_some())
-        .collect();
-    let labels: Vec<u8> = labelled_rows
-        .iter()
-        .map(|&i| rows[i].label.unwrap_or(0))
-        .collect();
+    let (labelled_rows, labels) = labelled(rows);
     let features: Vec<Vec<f32>> = labelled_rows
         .iter()
         .map(|&i| embeddings[i].clone())
         .collect();
     let p = quality::cross_val_probs(&features, &labels, folds, seed);
+    report(labelled_rows, &labels, p)
+}
+
+/// Row indices of the labelled rows, and their labels.
+fn labelled(rows: &[Tweet]) -> (Vec<usize>, Vec<u8>) {
+    (0..rows.len())
+        .filter_map(|i| rows[i].label.map(|l| (i, l)))
+        .unzip()
+}
+
+fn report(labelled_rows: Vec<usize>, labels: &[u8], p: Vec<f32>) -> SuspectReport {
     let correct = labels
         .iter()
         .zip(&p)
@@ -86,10 +91,68 @@ pub fn suspects(rows: &[Tweet], embeddings: &[Vec<f32>], folds: usize, seed: u64
         .count();
     SuspectReport {
         accuracy: correct as f64 / labels.len().max(1) as f64,
-        issues: quality::find_label_issues(&labels, &p),
+        issues: quality::find_label_issues(labels, &p),
         labelled_rows,
         p_disaster: p,
     }
+}
+
+/// Suspect labels by the full mode: for each of `folds` stratified folds, `model` is fine-tuned
+/// (with `config`, no validation split) on the other folds in `work_dir` and predicts this one.
+/// Slow (one fine-tuning per fold); `progress(folds_done, folds)`.
+pub fn suspects_fine_tuned(
+    rows: &[Tweet],
+    model: &str,
+    config: &crate::engine::train::TrainConfig,
+    folds: usize,
+    work_dir: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SuspectReport> {
+    use crate::engine::train::{self, TrainConfig, TrainJob};
+    let (labelled_rows, labels) = labelled(rows);
+    let fold_of = quality::stratified_folds(&labels, folds, config.seed);
+    let mut p = vec![0.5f32; labels.len()];
+    let folds = folds.max(2);
+    for f in 0..folds {
+        let (fit, held): (Vec<usize>, Vec<usize>) =
+            (0..labels.len()).partition(|&i| fold_of[i] != f);
+        let out_dir = work_dir.join(format!("fold-{f}"));
+        let job = TrainJob {
+            model: Some(model.to_string()),
+            texts: fit
+                .iter()
+                .map(|&i| rows[labelled_rows[i]].text.clone())
+                .collect(),
+            labels: fit.iter().map(|&i| labels[i]).collect(),
+            out_dir: out_dir.clone(),
+            config: TrainConfig {
+                val_split: 0.0,
+                ..config.clone()
+            },
+        };
+        // Events are not needed here; the run's outcome is its result.
+        let (events, _) = crossbeam_channel::unbounded();
+        train::run(&job, &events, &std::sync::atomic::AtomicBool::new(false))?;
+        let files = crate::engine::source::inspect_dir(&out_dir, &out_dir.display().to_string())?;
+        let device = crate::engine::device::select(config.device)?;
+        let fine_tuned = LoadedModel::load(&files, &device, None, 0)?;
+        let texts: Vec<&str> = held
+            .iter()
+            .map(|&i| rows[labelled_rows[i]].text.as_str())
+            .collect();
+        let held_p = crate::engine::infer::probabilities(
+            &fine_tuned,
+            &texts,
+            fine_tuned.default_max_len(),
+            64,
+            &mut |_, _| {},
+        )?;
+        for (&i, q) in held.iter().zip(held_p) {
+            p[i] = q;
+        }
+        progress(f + 1, folds);
+    }
+    Ok(report(labelled_rows, &labels, p))
 }
 
 /// The fast baseline: a logistic regression on frozen embeddings, fitted on the training part of

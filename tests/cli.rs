@@ -231,3 +231,48 @@ fn suspects_writes_a_ranked_csv_and_reuses_cached_embeddings() {
     );
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
 }
+
+/// `suspects --mode full` fine-tunes the model once per fold (here the tiny model, 2 folds, 1
+/// epoch) and scores every labelled row out of sample, in the same output format.
+#[test]
+fn suspects_full_mode_fine_tunes_per_fold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    common::write_tiny_model(&model, 7);
+    let out = tmp.path().join("suspects.csv");
+    let run = Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+        .args([
+            "suspects",
+            "sample-data/train.csv",
+            "--mode",
+            "full",
+            "--folds",
+            "2",
+        ])
+        .args(["--epochs", "1", "--device", "cpu", "--json", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .env("TWEETLAB_DATA_DIR", tmp.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("fold 2 of 2 fine-tuned and scored"),
+        "{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["labelled"], 203);
+    assert_eq!(summary["folds"], 2);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().next(), Some("id,given,suggested,score"));
+    assert_eq!(text.lines().count(), 204);
+    // Out-of-sample probabilities, not the 0.5 placeholder: the scores differ.
+    let scores: std::collections::BTreeSet<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().to_string())
+        .collect();
+    assert!(scores.len() > 100);
+}

@@ -507,3 +507,32 @@ fn label_next_queue_labels_unlabelled_rows_and_reranks() {
     // 155 labelled rows now: 124 in the pool, labelled 20 at a time from 20.
     assert_eq!(h.state().learning_curve(), Some((7, 7)));
 }
+
+/// Full mode from the review window: the Train panel's model (the tiny one) is fine-tuned once
+/// per fold on a worker, and the suspects it finds fill the same queue.
+#[test]
+fn review_full_mode_fine_tunes_per_fold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    common::write_tiny_model(&model, 7);
+    let mut h = harness();
+    {
+        let (source, config) = h.state_mut().train_settings();
+        *source = model.display().to_string();
+        *config = common::tiny_train_config();
+    }
+    open_sample(&mut h, tmp.path());
+    h.get_by_label("Review…").click();
+    h.run();
+    h.get_by_label_contains("Full mode:").click();
+    h.run();
+    h.get_by_label("Find suspect labels").click();
+    h.run();
+    wait_until(&mut h, "suspects by fine-tuning", |app| {
+        app.review_state().0.is_some() || app.error().is_some()
+    });
+    assert_eq!(h.state().error(), None);
+    let (found, _, running) = h.state().review_state();
+    assert!(!running);
+    assert!(found.unwrap() > 0 && found.unwrap() < 203);
+}

@@ -861,17 +861,20 @@ impl TweetlabApp {
     /// Carries out a review decision, then moves the table cursor to the next item.
     fn apply_review(&mut self, action: Option<ReviewAction>) {
         match action {
-            Some(ReviewAction::Find) => {
+            Some(ReviewAction::Find { full }) => {
                 if let Some(ws) = &self.workspace {
                     self.review.running = true;
                     self.review.progress = None;
-                    workers::find_suspects(
-                        ws.path().to_path_buf(),
-                        ws.rows().to_vec(),
-                        crate::engine::source::DEFAULT_MODEL.to_string(),
-                        self.tx.clone(),
-                        self.ctx.clone(),
-                    );
+                    let (path, rows) = (ws.path().to_path_buf(), ws.rows().to_vec());
+                    let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
+                    if full {
+                        let model = self.train.model.clone();
+                        let config = self.train.config.clone();
+                        workers::find_suspects_fine_tuned(path, rows, model, config, tx, ctx);
+                    } else {
+                        let model = crate::engine::source::DEFAULT_MODEL.to_string();
+                        workers::find_suspects(path, rows, model, tx, ctx);
+                    }
                 }
             }
             Some(ReviewAction::Accept { row, label }) => {

@@ -33,6 +33,8 @@ pub struct ReviewPanel {
     pub group_position: usize,
     /// Set while the worker looks for suspects.
     pub running: bool,
+    /// Fine-tune per fold (the Train panel's settings) instead of the fast mode.
+    pub full_mode: bool,
     /// What the worker is doing, with (done, total) when it can count.
     pub progress: Option<(String, usize, usize)>,
     pub summary: Option<String>,
@@ -55,8 +57,8 @@ pub struct ReviewPanel {
 /// What the user decided in the review window.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReviewAction {
-    /// Start looking for suspects.
-    Find,
+    /// Start looking for suspects (`full`: fine-tune per fold instead of the fast mode).
+    Find { full: bool },
     /// Set `row` to `label` (an accepted suggestion).
     Accept { row: usize, label: u8 },
     /// Keep `row`'s label, and record that it was reviewed.
@@ -231,9 +233,15 @@ impl ReviewPanel {
             return None;
         }
         let Some(suspects) = &self.suspects else {
-            ui.label("Score every labelled tweet with a model that never saw it (5 folds, frozen MiniLM embeddings and a logistic regression; about a minute for 6000 tweets the first time, seconds after) and list the labels it doubts.");
+            ui.label("Score every labelled tweet with a model that never saw it (5 folds) and list the labels it doubts. Fast mode: frozen MiniLM embeddings and a logistic regression, about a minute for 6000 tweets the first time, seconds after.");
+            ui.checkbox(
+                &mut self.full_mode,
+                "Full mode: fine-tune the Train panel's model once per fold (5 training runs)",
+            );
             if ui.button("Find suspect labels").clicked() {
-                action = Some(ReviewAction::Find);
+                action = Some(ReviewAction::Find {
+                    full: self.full_mode,
+                });
             }
             return action;
         };
@@ -277,7 +285,9 @@ impl ReviewPanel {
             }
         }
         if ui.small_button("Find again").clicked() {
-            action = Some(ReviewAction::Find);
+            action = Some(ReviewAction::Find {
+                full: self.full_mode,
+            });
         }
         action
     }

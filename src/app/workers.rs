@@ -462,25 +462,71 @@ pub fn find_suspects(
         review_failed,
         |workspace, rows, vectors| {
             let report = crate::label_quality::suspects(rows, vectors, 5, 42);
-            let suspects = report
-                .issues
-                .suspects()
-                .iter()
-                .map(|s| SuspectRow {
-                    row: report.labelled_rows[s.index],
-                    given: s.given,
-                    suggested: s.suggested,
-                    score: s.score,
-                })
-                .collect();
-            Ok(Event::Suspects {
-                workspace: workspace.to_path_buf(),
-                suspects,
-                estimated_errors: report.issues.estimated_errors,
-                accuracy: report.accuracy,
-            })
+            Ok(suspects_event(workspace, &report))
         },
     );
+}
+
+/// Suspect labels by the full mode: `model` fine-tuned with `config` once per fold (in a
+/// temporary folder), each fold scored by the model that did not see it. Progress per fold.
+pub fn find_suspects_fine_tuned(
+    workspace: PathBuf,
+    rows: Vec<Tweet>,
+    model: String,
+    config: crate::engine::train::TrainConfig,
+    tx: Sender<Event>,
+    ctx: egui::Context,
+) {
+    std::thread::spawn(move || {
+        let result = (|| -> anyhow::Result<Event> {
+            let work = tempfile::tempdir()?;
+            let report = crate::label_quality::suspects_fine_tuned(
+                &rows,
+                &model,
+                &config,
+                5,
+                work.path(),
+                &mut |done, folds| {
+                    let what = format!("fine-tuning fold {} of {folds}", (done + 1).min(folds));
+                    send(
+                        &tx,
+                        &ctx,
+                        Event::Progress {
+                            what,
+                            done,
+                            total: folds,
+                        },
+                    )
+                },
+            )?;
+            Ok(suspects_event(&workspace, &report))
+        })();
+        send(
+            &tx,
+            &ctx,
+            result.unwrap_or_else(|e| review_failed(format!("{e:#}"))),
+        );
+    });
+}
+
+fn suspects_event(workspace: &Path, report: &crate::label_quality::SuspectReport) -> Event {
+    let suspects = report
+        .issues
+        .suspects()
+        .iter()
+        .map(|s| SuspectRow {
+            row: report.labelled_rows[s.index],
+            given: s.given,
+            suggested: s.suggested,
+            score: s.score,
+        })
+        .collect();
+    Event::Suspects {
+        workspace: workspace.to_path_buf(),
+        suspects,
+        estimated_errors: report.issues.estimated_errors,
+        accuracy: report.accuracy,
+    }
 }
 
 /// The fast baseline on the labelled rows (in file order, as training gets them).
