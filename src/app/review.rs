@@ -214,22 +214,7 @@ impl ReviewPanel {
     ) -> Option<ReviewAction> {
         let mut action = None;
         if self.running {
-            // No spinner: an animation repaints every frame, and on a software-rendered
-            // desktop that takes CPU from the embedding work (events repaint the bar).
-            match &self.progress {
-                Some((what, done, total)) if *total > 0 => {
-                    ui.add(
-                        egui::ProgressBar::new(*done as f32 / *total as f32)
-                            .text(format!("{what}: {done} / {total}")),
-                    );
-                }
-                Some((what, _, _)) => {
-                    ui.label(format!("{what}…"));
-                }
-                None => {
-                    ui.label("starting…");
-                }
-            }
+            show_progress(ui, &self.progress, "starting");
             return None;
         }
         let Some(suspects) = &self.suspects else {
@@ -344,17 +329,7 @@ impl ReviewPanel {
             return action;
         }
         if self.ranking {
-            match &self.progress {
-                Some((what, done, total)) if *total > 0 => {
-                    ui.add(
-                        egui::ProgressBar::new(*done as f32 / *total as f32)
-                            .text(format!("{what}: {done} / {total}")),
-                    );
-                }
-                _ => {
-                    ui.label("ranking the unlabelled rows…");
-                }
-            }
+            show_progress(ui, &self.progress, "ranking the unlabelled rows");
         }
         let Some(queue) = &self.next else {
             ui.label(format!(
@@ -439,6 +414,26 @@ impl ReviewPanel {
             }
         });
         action
+    }
+}
+
+/// What a worker reports: a bar when it can count, else its words. No spinner: an animation
+/// repaints every frame, and on a software-rendered desktop that takes CPU from the work itself
+/// (the worker's events repaint the bar).
+fn show_progress(ui: &mut egui::Ui, progress: &Option<(String, usize, usize)>, idle: &str) {
+    match progress {
+        Some((what, done, total)) if *total > 0 => {
+            ui.add(
+                egui::ProgressBar::new(*done as f32 / *total as f32)
+                    .text(format!("{what}: {done} / {total}")),
+            );
+        }
+        Some((what, _, _)) => {
+            ui.label(format!("{what}…"));
+        }
+        None => {
+            ui.label(format!("{idle}…"));
+        }
     }
 }
 
