@@ -779,15 +779,27 @@ impl TweetlabApp {
     }
 
     fn dialogs(&mut self, ctx: &egui::Context) {
+        let (labelled, _) = self.counts();
         if let Some(ws) = &self.workspace {
-            let action = self
-                .review
-                .show(ctx, ws.rows(), &self.duplicates, &self.conflicting);
+            let action = self.review.show(
+                ctx,
+                ws.rows(),
+                labelled,
+                &self.duplicates,
+                &self.conflicting,
+            );
             if action.is_some() {
                 self.apply_review(action);
             }
         }
-        if let Some(source) = self.workspace.as_ref().map(|w| w.source().to_path_buf()) {
+        // Only while a dialog is open: the prediction scan is a pass over every row.
+        let dialog_open = self.export.open || self.save.open;
+        if let Some(source) = self
+            .workspace
+            .as_ref()
+            .filter(|_| dialog_open)
+            .map(|w| w.source().to_path_buf())
+        {
             let has_predictions = self.predictions.iter().any(Option::is_some);
             let (request, browse) = self.export.show(ctx, &source, has_predictions);
             if browse {

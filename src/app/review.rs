@@ -167,10 +167,12 @@ impl ReviewPanel {
         }
     }
 
+    /// Draws the window; `labelled` is the app's cached count of labelled rows.
     pub fn show(
         &mut self,
         ctx: &egui::Context,
         rows: &[Tweet],
+        labelled: usize,
         duplicates: &Duplicates,
         conflicting: &[bool],
     ) -> Option<ReviewAction> {
@@ -196,7 +198,7 @@ impl ReviewPanel {
                     Tab::Conflicts => {
                         action = self.conflicts_tab(ui, rows, duplicates, conflicting)
                     }
-                    Tab::Next => action = self.next_tab(ui, rows),
+                    Tab::Next => action = self.next_tab(ui, rows, rows.len() - labelled),
                 }
             });
         if !open {
@@ -321,9 +323,13 @@ impl ReviewPanel {
 }
 
 impl ReviewPanel {
-    fn next_tab(&mut self, ui: &mut egui::Ui, rows: &[Tweet]) -> Option<ReviewAction> {
+    fn next_tab(
+        &mut self,
+        ui: &mut egui::Ui,
+        rows: &[Tweet],
+        unlabelled: usize,
+    ) -> Option<ReviewAction> {
         let mut action = self.curve_section(ui);
-        let unlabelled = rows.iter().filter(|t| t.label.is_none()).count();
         if unlabelled == 0 {
             ui.label("Every row has a label: nothing to label next.");
             return action;

@@ -146,6 +146,9 @@ pub struct TableView {
     lower: Vec<String>,
     /// Distinct keywords, for the keyword filter.
     keywords: Vec<String>,
+    /// The search and filters `shown` was built with: compared each frame, copied only when
+    /// they change (no allocation per frame).
+    applied: (String, Filters),
 }
 
 impl TableView {
@@ -280,7 +283,6 @@ impl TableView {
                 .collect();
             self.keywords = set.into_iter().map(String::from).collect();
         }
-        let before = (self.search.clone(), self.filters.clone());
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("Search:");
             let search = ui
@@ -386,7 +388,8 @@ impl TableView {
                 self.filters = Filters::default();
             }
         });
-        if (&self.search, &self.filters) != (&before.0, &before.1) {
+        if self.search != self.applied.0 || self.filters != self.applied.1 {
+            self.applied = (self.search.clone(), self.filters.clone());
             self.dirty = true;
         }
         if self.dirty {
