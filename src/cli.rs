@@ -21,6 +21,7 @@ use crate::engine::explain::explain;
 use crate::engine::infer;
 use crate::engine::metrics::Metrics;
 use crate::engine::model::LoadedModel;
+use crate::engine::ops;
 use crate::engine::source;
 use crate::engine::train::{self, TrainConfig, TrainEvent, TrainJob};
 
@@ -34,6 +35,10 @@ pub struct Cli {
     /// CPU threads for tensor work (default: all cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// CPU kernels: `fused` (custom ops with their own backward passes, the default) or `plain`
+    /// (composed candle ops, the reference). Also TWEETLAB_KERNELS.
+    #[arg(long, global = true, value_parser = ["fused", "plain"])]
+    kernels: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
     /// A CSV to open in the desktop workbench.
@@ -312,6 +317,9 @@ pub fn main() -> ExitCode {
     if let Some(n) = cli.threads {
         // Read by rayon and by candle's matmul; must be set before either starts.
         std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
+    if let Some(k) = cli.kernels.as_deref().and_then(ops::Kernels::parse) {
+        ops::set_kernels(k);
     }
     match run(cli) {
         Ok(code) => code,

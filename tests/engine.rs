@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tweetlab::engine::infer;
 use tweetlab::engine::model::LoadedModel;
+use tweetlab::engine::ops::{kernels, with_kernels, Kernels};
 use tweetlab::engine::source::{inspect_dir, resolve};
 use tweetlab::engine::tokenize::{Batch, Encoded};
 use tweetlab::engine::train::{self, train_step, Optimisers, TrainEvent, TrainJob};
@@ -62,6 +63,13 @@ fn train_tiny_into(dir: &std::path::Path, out: &std::path::Path, epochs: usize) 
 
 #[test]
 fn one_step_gives_every_parameter_a_gradient_and_changes_it() {
+    // Both implementations: the fused CPU kernels (the default) and the composed reference.
+    for kernels in [Kernels::Fused, Kernels::Plain] {
+        with_kernels(kernels, one_step_changes_every_parameter);
+    }
+}
+
+fn one_step_changes_every_parameter() {
     let (_tmp, dir) = tiny_model();
     let model = load(&dir);
     let (texts, labels) = sample_rows();
@@ -79,6 +87,7 @@ fn one_step_gives_every_parameter_a_gradient_and_changes_it() {
         .collect();
     // Without weight decay a parameter can only change through its gradient.
     let mut opt = Optimisers::new(&model.net.vars, 1e-3, 0.0).unwrap();
+    assert_eq!(opt.implementation(), kernels().name());
     train_step(
         &model,
         &mut opt,
@@ -103,7 +112,8 @@ fn one_step_gives_every_parameter_a_gradient_and_changes_it() {
     );
     assert!(
         unchanged.is_empty(),
-        "not updated by one step: {unchanged:?}"
+        "not updated by one step with {} kernels: {unchanged:?}",
+        kernels().name()
     );
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::model::LoadedModel;
 use super::ops::Mode;
 use super::tokenize::{Batch, Encoded};
-use super::train::{train_step, Optimisers};
+use super::train::{train_step_timed, Optimisers, StepTimes};
 use super::EngineError;
 
 #[derive(Debug, Clone)]
@@ -54,6 +54,13 @@ pub struct BenchReport {
     pub infer_ms_per_batch: f64,
     pub loadavg_1m: f64,
     pub host: String,
+    /// Which kernels ran: "fused" (CPU custom ops) or "plain" (composed candle ops).
+    pub kernels: String,
+    /// Milliseconds per timed training step in forward (with the loss), backward, and gradient
+    /// clipping plus the AdamW update.
+    pub train_forward_ms: f64,
+    pub train_backward_ms: f64,
+    pub train_optimiser_ms: f64,
 }
 
 /// The texts bench_torch.py uses, so token content matches too.
@@ -108,11 +115,22 @@ pub fn run(
     let mut rng = StdRng::seed_from_u64(0);
     progress("training steps");
     let mut t0 = Instant::now();
+    let mut times = StepTimes::default();
     for i in 0..cfg.warmup + cfg.steps {
         if i == cfg.warmup {
             t0 = Instant::now();
+            times = StepTimes::default();
         }
-        train_step(model, &mut opt, &train_batch, &labels, &mut rng, 1.0, i + 1)?;
+        train_step_timed(
+            model,
+            &mut opt,
+            &train_batch,
+            &labels,
+            &mut rng,
+            1.0,
+            i + 1,
+            &mut times,
+        )?;
     }
     let first_var = opt.vars.first().map(|v| v.as_tensor().clone());
     if let Some(v) = &first_var {
@@ -152,5 +170,9 @@ pub fn run(
         host: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
+        kernels: super::ops::kernels_in_use(&model.device).name().into(),
+        train_forward_ms: round1(1000.0 * times.forward_s / steps),
+        train_backward_ms: round1(1000.0 * times.backward_s / steps),
+        train_optimiser_ms: round1(1000.0 * times.optimiser_s / steps),
     })
 }

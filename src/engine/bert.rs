@@ -7,7 +7,7 @@
 use candle_core::{Module, Tensor, D};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use super::ops::{additive_attention_mask, softmax_last_dim, LayerNorm, Linear, Mode};
+use super::ops::{additive_attention_mask, bias_gelu, masked_softmax, LayerNorm, Linear, Mode};
 use super::params::{Init, Params};
 use super::EngineError;
 
@@ -123,8 +123,7 @@ impl SelfAttention {
         let k = self.split_heads(&self.key.forward(xs)?)?;
         let v = self.split_heads(&self.value.forward(xs)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-        let probs = softmax_last_dim(&scores)?;
+        let probs = masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?;
         let probs = mode.dropout(&probs, self.dropout)?;
         probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))
     }
@@ -146,11 +145,13 @@ impl Layer {
         let attended = self.attention.forward(xs, mask, mode)?;
         let attended = mode.dropout(&self.attention_out.forward(&attended)?, self.dropout)?;
         let xs = self.attention_norm.forward(&(attended + xs)?)?;
-        let inner = self.intermediate.forward(&xs)?;
         let inner = match self.act {
-            HiddenAct::Gelu => inner.gelu_erf()?,
-            HiddenAct::GeluApproximate => inner.gelu()?,
-            HiddenAct::Relu => inner.relu()?,
+            HiddenAct::Gelu => bias_gelu(
+                &self.intermediate.forward_no_bias(&xs)?,
+                &self.intermediate.bias,
+            )?,
+            HiddenAct::GeluApproximate => self.intermediate.forward(&xs)?.gelu()?,
+            HiddenAct::Relu => self.intermediate.forward(&xs)?.relu()?,
         };
         let out = mode.dropout(&self.output.forward(&inner)?, self.dropout)?;
         self.output_norm.forward(&(out + xs)?)

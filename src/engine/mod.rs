@@ -1,6 +1,7 @@
 //! The model side of tweetlab: candle only, no UI. The CLI and the GUI worker call the same
 //! functions here.
 
+pub mod adamw;
 pub mod batching;
 pub mod bench;
 pub mod bert;
@@ -9,6 +10,7 @@ pub mod classifier;
 pub mod device;
 pub mod embed;
 pub mod explain;
+pub mod fused;
 pub mod infer;
 pub mod logreg;
 pub mod metrics;

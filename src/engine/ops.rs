@@ -1,30 +1,170 @@
-//! Differentiable building blocks for the trainable encoder.
+//! Building blocks for the trainable encoder, every one differentiable.
 //!
 //! candle's fused `layer_norm` and `softmax_last_dim` record no backward op: a model built on
-//! them trains only its head, silently. Everything here is composed from ops that candle can
-//! differentiate. These plain-op versions are the reference that faster fused kernels must match.
+//! them trains only its head, silently. Here each block has two implementations: [`plain`],
+//! composed from ops candle can differentiate (the reference, and the only one off the CPU), and
+//! [`super::fused`], CPU custom ops with hand-written backward passes (the default on the CPU).
+//! [`set_kernels`] or `TWEETLAB_KERNELS=plain` picks the reference everywhere.
 
-use candle_core::{DType, Device, Module, Tensor, D};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use candle_core::{DType, Device, Module, Tensor};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-/// LayerNorm over the last dimension, from differentiable tensor ops.
+use super::fused;
+
+/// Which implementation of LayerNorm, attention softmax and bias+GELU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// CPU custom ops with their own backward passes (f32 on the CPU only).
+    Fused,
+    /// Composed candle ops: the reference implementation, and what runs on CUDA.
+    Plain,
+}
+
+impl Kernels {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Fused => "fused",
+            Kernels::Plain => "plain",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fused" => Some(Kernels::Fused),
+            "plain" => Some(Kernels::Plain),
+            _ => None,
+        }
+    }
+}
+
+/// 0: not chosen yet (read `TWEETLAB_KERNELS` on first use), 1: fused, 2: plain.
+static KERNELS: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the kernels for the whole process (the CLI's `--kernels`).
+pub fn set_kernels(k: Kernels) {
+    KERNELS.store(
+        match k {
+            Kernels::Fused => 1,
+            Kernels::Plain => 2,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+thread_local! {
+    static OVERRIDE: std::cell::Cell<Option<Kernels>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with `k` on this thread only, whatever the process-wide choice (tests compare the
+/// two implementations side by side this way).
+pub fn with_kernels<R>(k: Kernels, f: impl FnOnce() -> R) -> R {
+    let before = OVERRIDE.with(|o| o.replace(Some(k)));
+    let out = f();
+    OVERRIDE.with(|o| o.set(before));
+    out
+}
+
+/// The choice in force on this thread: [`with_kernels`], else `set_kernels`, else
+/// `TWEETLAB_KERNELS`, else fused.
+pub fn kernels() -> Kernels {
+    if let Some(k) = OVERRIDE.with(|o| o.get()) {
+        return k;
+    }
+    match KERNELS.load(Ordering::Relaxed) {
+        1 => Kernels::Fused,
+        2 => Kernels::Plain,
+        _ => {
+            let k = std::env::var("TWEETLAB_KERNELS")
+                .ok()
+                .and_then(|v| Kernels::parse(&v))
+                .unwrap_or(Kernels::Fused);
+            set_kernels(k);
+            k
+        }
+    }
+}
+
+/// What actually runs on `device`: the fused kernels exist for the CPU only.
+pub fn kernels_in_use(device: &Device) -> Kernels {
+    if device.is_cpu() {
+        kernels()
+    } else {
+        Kernels::Plain
+    }
+}
+
+fn fused_for(xs: &Tensor) -> bool {
+    xs.dtype() == DType::F32 && kernels_in_use(xs.device()) == Kernels::Fused
+}
+
+/// The composed reference implementations.
+pub mod plain {
+    use candle_core::{Tensor, D};
+
+    /// LayerNorm over the last dimension, from differentiable tensor ops.
+    pub fn layer_norm(
+        xs: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        eps: f64,
+    ) -> candle_core::Result<Tensor> {
+        let mean = xs.mean_keepdim(D::Minus1)?;
+        let centred = xs.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
+        normed.broadcast_mul(weight)?.broadcast_add(bias)
+    }
+
+    /// `softmax(scores * scale + mask)` over the last dimension (generic candle softmax, which
+    /// has a backward pass).
+    pub fn masked_softmax(
+        scores: &Tensor,
+        mask: &Tensor,
+        scale: f64,
+    ) -> candle_core::Result<Tensor> {
+        candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(mask)?, D::Minus1)
+    }
+
+    /// `gelu_erf(xs + bias)`, bias broadcast over the last dimension.
+    pub fn bias_gelu(xs: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+        xs.broadcast_add(bias)?.gelu_erf()
+    }
+}
+
+/// LayerNorm over the last dimension.
 pub fn layer_norm(
     xs: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
     eps: f64,
 ) -> candle_core::Result<Tensor> {
-    let mean = xs.mean_keepdim(D::Minus1)?;
-    let centred = xs.broadcast_sub(&mean)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
-    normed.broadcast_mul(weight)?.broadcast_add(bias)
+    if fused_for(xs) {
+        fused::layer_norm(xs, weight, bias, eps)
+    } else {
+        plain::layer_norm(xs, weight, bias, eps)
+    }
 }
 
-/// Softmax over the last dimension (the generic candle op, which has a backward pass).
-pub fn softmax_last_dim(xs: &Tensor) -> candle_core::Result<Tensor> {
-    candle_nn::ops::softmax(xs, D::Minus1)
+/// Attention probabilities: `softmax(scores * scale + mask)` over the last dimension, for
+/// scores `[B, H, Lq, Lk]` and an additive mask `[B, 1, 1, Lk]`.
+pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
+    if fused_for(scores) {
+        fused::masked_softmax(scores, mask, scale)
+    } else {
+        plain::masked_softmax(scores, mask, scale)
+    }
+}
+
+/// `gelu_erf(xs + bias)`, bias broadcast over the last dimension.
+pub fn bias_gelu(xs: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+    if fused_for(xs) {
+        fused::bias_gelu(xs, bias)
+    } else {
+        plain::bias_gelu(xs, bias)
+    }
 }
 
 /// A dense layer with Hugging Face's `[out, in]` weight layout.
@@ -34,18 +174,22 @@ pub struct Linear {
     pub bias: Tensor,
 }
 
-impl Module for Linear {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+impl Linear {
+    /// `xs · Wᵀ` without the bias, for callers that fuse the bias into the next op.
+    pub fn forward_no_bias(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let dims = xs.dims().to_vec();
         let in_dim = *dims.last().expect("input has a last dimension");
         let rows: usize = dims[..dims.len() - 1].iter().product();
-        let out = xs
-            .reshape((rows, in_dim))?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?;
+        let out = xs.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
         let mut out_dims = dims;
         *out_dims.last_mut().expect("non-empty") = self.weight.dim(0)?;
         out.reshape(out_dims)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_no_bias(xs)?.broadcast_add(&self.bias)
     }
 }
 
@@ -81,6 +225,7 @@ impl Mode<'_> {
         match self {
             Mode::Eval => Ok(xs.clone()),
             Mode::Train { .. } if p <= 0.0 => Ok(xs.clone()),
+            Mode::Train { rng } if fused_for(xs) => fused::dropout(xs, p, rng.random::<u64>()),
             Mode::Train { rng } => {
                 let n = xs.elem_count();
                 let keep = 1.0 - p as f32;

@@ -15,13 +15,14 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use super::adamw::FusedAdamW;
 use super::batching::{bucketed_batches, sorted_batches};
 use super::checkpoint::{self, EpochRecord, RunMetadata};
 use super::classifier::Pooling;
 use super::device::{self, DeviceChoice};
 use super::metrics::Metrics;
 use super::model::LoadedModel;
-use super::ops::Mode;
+use super::ops::{kernels_in_use, Kernels, Mode};
 use super::source;
 use super::tokenize::{Batch, Encoded};
 use super::EngineError;
@@ -231,11 +232,18 @@ pub fn clip_gradients(
     Ok(norm)
 }
 
-/// Two AdamW groups: with and without weight decay.
+/// AdamW over every parameter, biases and LayerNorm weights without weight decay.
 pub struct Optimisers {
-    decay: AdamW,
-    no_decay: AdamW,
+    kind: OptimiserKind,
     pub vars: Vec<Var>,
+}
+
+enum OptimiserKind {
+    /// candle-nn's AdamW, two groups (with and without decay): the reference, and the one used
+    /// off the CPU.
+    Plain { decay: AdamW, no_decay: AdamW },
+    /// One in-place pass per parameter (CPU, f32).
+    Fused(FusedAdamW),
 }
 
 impl Optimisers {
@@ -244,33 +252,74 @@ impl Optimisers {
         lr: f64,
         weight_decay: f64,
     ) -> candle_core::Result<Self> {
-        let (d, nd): (Vec<_>, Vec<_>) = vars.iter().partition(|(n, _)| decays(n));
-        let params = |wd| ParamsAdamW {
-            lr,
-            weight_decay: wd,
-            ..Default::default()
+        let fused = vars.values().all(|v| {
+            v.dtype() == candle_core::DType::F32 && kernels_in_use(v.device()) == Kernels::Fused
+        });
+        let kind = if fused {
+            OptimiserKind::Fused(FusedAdamW::new(
+                vars.iter()
+                    .map(|(n, v)| (v.clone(), if decays(n) { weight_decay } else { 0.0 }))
+                    .collect(),
+                lr,
+            ))
+        } else {
+            let (d, nd): (Vec<_>, Vec<_>) = vars.iter().partition(|(n, _)| decays(n));
+            let params = |wd| ParamsAdamW {
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            };
+            OptimiserKind::Plain {
+                decay: AdamW::new(
+                    d.into_iter().map(|(_, v)| v.clone()).collect(),
+                    params(weight_decay),
+                )?,
+                no_decay: AdamW::new(
+                    nd.into_iter().map(|(_, v)| v.clone()).collect(),
+                    params(0.0),
+                )?,
+            }
         };
         Ok(Self {
-            decay: AdamW::new(
-                d.into_iter().map(|(_, v)| v.clone()).collect(),
-                params(weight_decay),
-            )?,
-            no_decay: AdamW::new(
-                nd.into_iter().map(|(_, v)| v.clone()).collect(),
-                params(0.0),
-            )?,
+            kind,
             vars: vars.values().cloned().collect(),
         })
     }
 
-    pub fn set_learning_rate(&mut self, lr: f64) {
-        self.decay.set_learning_rate(lr);
-        self.no_decay.set_learning_rate(lr);
+    /// Which implementation steps: "fused" or "plain".
+    pub fn implementation(&self) -> &'static str {
+        match self.kind {
+            OptimiserKind::Plain { .. } => "plain",
+            OptimiserKind::Fused(_) => "fused",
+        }
     }
 
-    pub fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        self.decay.step(grads)?;
-        self.no_decay.step(grads)
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        match &mut self.kind {
+            OptimiserKind::Plain { decay, no_decay } => {
+                decay.set_learning_rate(lr);
+                no_decay.set_learning_rate(lr);
+            }
+            OptimiserKind::Fused(f) => f.lr = lr,
+        }
+    }
+
+    /// Clips the global gradient norm to `max_norm` (0 turns clipping off), then steps.
+    /// Returns the norm before clipping.
+    pub fn clip_and_step(
+        &mut self,
+        grads: &mut GradStore,
+        max_norm: f64,
+    ) -> candle_core::Result<f64> {
+        match &mut self.kind {
+            OptimiserKind::Plain { decay, no_decay } => {
+                let norm = clip_gradients(grads, &self.vars, max_norm)?;
+                decay.step(grads)?;
+                no_decay.step(grads)?;
+                Ok(norm)
+            }
+            OptimiserKind::Fused(f) => f.clip_and_step(grads, max_norm),
+        }
     }
 }
 
@@ -284,6 +333,40 @@ pub fn train_step(
     max_grad_norm: f64,
     step: usize,
 ) -> Result<f32, EngineError> {
+    train_step_timed(
+        model,
+        opt,
+        batch,
+        labels,
+        rng,
+        max_grad_norm,
+        step,
+        &mut StepTimes::default(),
+    )
+}
+
+/// Seconds spent in each phase of the training steps timed so far (for `tweetlab bench`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StepTimes {
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub optimiser_s: f64,
+}
+
+/// [`train_step`], adding the time of each phase to `times`. The loss is read back before the
+/// backward pass starts, so on CUDA the forward time includes waiting for the device.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step_timed(
+    model: &LoadedModel,
+    opt: &mut Optimisers,
+    batch: &Batch,
+    labels: &Tensor,
+    rng: &mut StdRng,
+    max_grad_norm: f64,
+    step: usize,
+    times: &mut StepTimes,
+) -> Result<f32, EngineError> {
+    let t0 = std::time::Instant::now();
     let logits = model.net.forward(batch, &mut Mode::Train { rng })?;
     let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
     let loss_value = loss.to_scalar::<f32>()?;
@@ -293,9 +376,14 @@ pub fn train_step(
             loss: loss_value,
         });
     }
+    let t1 = std::time::Instant::now();
     let mut grads = loss.backward()?;
-    clip_gradients(&mut grads, &opt.vars, max_grad_norm)?;
-    opt.step(&grads)?;
+    let t2 = std::time::Instant::now();
+    opt.clip_and_step(&mut grads, max_grad_norm)?;
+    let t3 = std::time::Instant::now();
+    times.forward_s += (t1 - t0).as_secs_f64();
+    times.backward_s += (t2 - t1).as_secs_f64();
+    times.optimiser_s += (t3 - t2).as_secs_f64();
     Ok(loss_value)
 }
 

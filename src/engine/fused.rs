@@ -1,0 +1,549 @@
+//! Fused CPU kernels with their own backward passes, as candle custom ops.
+//!
+//! Each replaces a chain of small candle ops (each one a full pass over memory and a fresh
+//! allocation) with one pass forward and one pass backward, split over the CPU threads. The
+//! composed versions in [`super::ops::plain`] stay as the reference: `tests/kernels.rs` compares
+//! outputs and gradients of both on random inputs.
+//!
+//! Only f32 on the CPU; `ops` falls back to the composed ops on other devices and dtypes.
+
+use std::sync::Mutex;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Rows handed to one rayon task: big enough that scheduling costs nothing next to the work.
+const ROWS_PER_TASK: usize = 64;
+
+/// The f32 data of a contiguous CPU tensor, or an error naming `op`.
+fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        bail!("{op}: only f32 is supported, got {:?}", storage.dtype())
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{op}: the input must be contiguous"),
+    }
+}
+
+/// Runs `f` on the f32 data of `t` (made contiguous first when needed).
+fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(cpu) => f(f32_slice(cpu, layout, op)?),
+        _ => bail!("{op}: the fused kernels run on the CPU only"),
+    }
+}
+
+fn cpu_tensor(data: Vec<f32>, shape: &Shape) -> Result<Tensor> {
+    Tensor::from_vec(data, shape, &candle_core::Device::Cpu)
+}
+
+/// `e^x` for f32, branch-free so loops over it vectorise (relative error below 2e-7).
+/// Inputs below -87 give 0, as `expf` does to within f32's range.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    let x_clamped = x.clamp(-87.0, 88.0);
+    let t = x_clamped * std::f32::consts::LOG2_E;
+    // Round to nearest by the 1.5 * 2^23 trick: `round()` is a libm call that stops the loop
+    // from vectorising.
+    const SHIFTER: f32 = 12_582_912.0;
+    let n = (t + SHIFTER) - SHIFTER;
+    let f = (t - n) * std::f32::consts::LN_2; // |f| <= ln2/2
+                                              // exp(f) by its Taylor series to degree 7: error < 1e-8 on |f| <= 0.347.
+    let p = 1.0
+        + f * (1.0
+            + f * (0.5
+                + f * (1.0 / 6.0
+                    + f * (1.0 / 24.0
+                        + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let y = p * scale;
+    if x < -87.0 {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// `erf(x)`, Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7 with exact arithmetic).
+#[inline(always)]
+fn erf_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let y = 1.0 - poly * exp_f32(-a * a);
+    y.copysign(x)
+}
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// 1 / sqrt(2 pi).
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+#[inline(always)]
+fn gelu(z: f32) -> f32 {
+    0.5 * z * (1.0 + erf_f32(z * FRAC_1_SQRT_2))
+}
+
+#[inline(always)]
+fn gelu_grad(z: f32) -> f32 {
+    0.5 * (1.0 + erf_f32(z * FRAC_1_SQRT_2)) + z * INV_SQRT_2PI * exp_f32(-0.5 * z * z)
+}
+
+/// Sums `rows` (each `width` long) column-wise, in parallel chunks: the bias gradients.
+fn column_sums(rows: &[f32], width: usize) -> Vec<f32> {
+    rows.par_chunks(width * ROWS_PER_TASK)
+        .map(|chunk| {
+            let mut acc = vec![0f32; width];
+            for row in chunk.chunks_exact(width) {
+                for (a, v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+            acc
+        })
+        .reduce(
+            || vec![0f32; width],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    *x += y;
+                }
+                a
+            },
+        )
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm
+
+/// LayerNorm over the last dimension. The forward pass keeps each row's mean and 1/std for the
+/// backward pass, which then needs one read of the input and the output gradient.
+struct LayerNormOp {
+    eps: f32,
+    /// (mean, rstd) per row, written by the forward pass.
+    stats: Mutex<Vec<(f32, f32)>>,
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, self.name())?;
+        let w = f32_slice(ws, wl, self.name())?;
+        let b = f32_slice(bs, bl, self.name())?;
+        let h = w.len();
+        if b.len() != h || xl.dims().last() != Some(&h) {
+            bail!("{}: weight, bias and input widths differ", self.name())
+        }
+        let rows = x.len() / h;
+        let mut out = vec![0f32; x.len()];
+        let mut stats = vec![(0f32, 0f32); rows];
+        out.par_chunks_mut(h * ROWS_PER_TASK)
+            .zip(x.par_chunks(h * ROWS_PER_TASK))
+            .zip(stats.par_chunks_mut(ROWS_PER_TASK))
+            .for_each(|((out, x), stats)| {
+                for ((y, x), st) in out.chunks_exact_mut(h).zip(x.chunks_exact(h)).zip(stats) {
+                    let mean = x.iter().sum::<f32>() / h as f32;
+                    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+                    let rstd = 1.0 / (var + self.eps).sqrt();
+                    for (((y, x), w), b) in y.iter_mut().zip(x).zip(w).zip(b) {
+                        *y = (x - mean) * rstd * w + b;
+                    }
+                    *st = (mean, rstd);
+                }
+            });
+        *self.stats.lock().expect("layer-norm stats lock") = stats;
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let stats = self.stats.lock().expect("layer-norm stats lock");
+        let h = w.elem_count();
+        let (dx, dw, db) = with_f32(x, self.name(), |x| {
+            with_f32(w, self.name(), |w| {
+                with_f32(grad, self.name(), |dy| {
+                    if stats.len() * h != x.len() {
+                        bail!("{}: backward without a matching forward pass", self.name())
+                    }
+                    let mut dx = vec![0f32; x.len()];
+                    let partial = dx
+                        .par_chunks_mut(h * ROWS_PER_TASK)
+                        .zip(x.par_chunks(h * ROWS_PER_TASK))
+                        .zip(dy.par_chunks(h * ROWS_PER_TASK))
+                        .zip(stats.par_chunks(ROWS_PER_TASK))
+                        .map(|(((dx, x), dy), stats)| {
+                            let mut dw = vec![0f32; h];
+                            let mut db = vec![0f32; h];
+                            let mut xhat = vec![0f32; h];
+                            for (((dx, x), dy), &(mean, rstd)) in dx
+                                .chunks_exact_mut(h)
+                                .zip(x.chunks_exact(h))
+                                .zip(dy.chunks_exact(h))
+                                .zip(stats)
+                            {
+                                let mut sum_g = 0f32;
+                                let mut sum_gx = 0f32;
+                                for i in 0..h {
+                                    let xh = (x[i] - mean) * rstd;
+                                    xhat[i] = xh;
+                                    let g = dy[i] * w[i];
+                                    sum_g += g;
+                                    sum_gx += g * xh;
+                                    dw[i] += dy[i] * xh;
+                                    db[i] += dy[i];
+                                }
+                                let mean_g = sum_g / h as f32;
+                                let mean_gx = sum_gx / h as f32;
+                                for i in 0..h {
+                                    dx[i] = rstd * (dy[i] * w[i] - mean_g - xhat[i] * mean_gx);
+                                }
+                            }
+                            (dw, db)
+                        })
+                        .reduce(
+                            || (vec![0f32; h], vec![0f32; h]),
+                            |(mut aw, mut ab), (bw, bb)| {
+                                for i in 0..h {
+                                    aw[i] += bw[i];
+                                    ab[i] += bb[i];
+                                }
+                                (aw, ab)
+                            },
+                        );
+                    Ok((dx, partial.0, partial.1))
+                })
+            })
+        })?;
+        Ok((
+            Some(cpu_tensor(dx, x.shape())?),
+            Some(cpu_tensor(dw, w.shape())?),
+            Some(cpu_tensor(db, w.shape())?),
+        ))
+    }
+}
+
+/// LayerNorm over the last dimension of `xs` (f32, CPU).
+pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    xs.contiguous()?.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        LayerNormOp {
+            eps: eps as f32,
+            stats: Mutex::new(Vec::new()),
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention softmax
+
+/// `softmax(scores * scale + mask)` over the last dimension, for attention scores
+/// `[B, H, Lq, Lk]` and an additive mask `[B, 1, 1, Lk]`. One pass instead of five ops and
+/// their `[B, H, L, L]` temporaries; the mask gets no gradient.
+struct MaskedSoftmaxOp {
+    scale: f32,
+}
+
+impl CustomOp2 for MaskedSoftmaxOp {
+    fn name(&self) -> &'static str {
+        "fused-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ss: &CpuStorage,
+        sl: &Layout,
+        ms: &CpuStorage,
+        ml: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let scores = f32_slice(ss, sl, self.name())?;
+        let mask = f32_slice(ms, ml, self.name())?;
+        let (b, _heads, lq, lk) = sl.shape().dims4()?;
+        if ml.shape().elem_count() != b * lk {
+            bail!("{}: the mask must be [B, 1, 1, Lk]", self.name())
+        }
+        // All rows of one batch item share its mask row.
+        let rows_per_item = scores.len() / (b * lk);
+        let _ = lq;
+        let mut out = vec![0f32; scores.len()];
+        out.par_chunks_mut(lk * ROWS_PER_TASK)
+            .zip(scores.par_chunks(lk * ROWS_PER_TASK))
+            .enumerate()
+            .for_each(|(task, (out, scores))| {
+                for (r, (p, s)) in out
+                    .chunks_exact_mut(lk)
+                    .zip(scores.chunks_exact(lk))
+                    .enumerate()
+                {
+                    let row = task * ROWS_PER_TASK + r;
+                    let m = &mask[(row / rows_per_item) * lk..][..lk];
+                    let mut max = f32::NEG_INFINITY;
+                    for ((p, s), m) in p.iter_mut().zip(s).zip(m) {
+                        *p = s * self.scale + m;
+                        max = max.max(*p);
+                    }
+                    let mut sum = 0f32;
+                    for p in p.iter_mut() {
+                        *p = exp_f32(*p - max);
+                        sum += *p;
+                    }
+                    let inv = 1.0 / sum;
+                    for p in p.iter_mut() {
+                        *p *= inv;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), sl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        scores: &Tensor,
+        _mask: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let lk = scores.dim(candle_core::D::Minus1)?;
+        let ds = with_f32(res, self.name(), |p| {
+            with_f32(grad, self.name(), |dp| {
+                let mut ds = vec![0f32; p.len()];
+                ds.par_chunks_mut(lk * ROWS_PER_TASK)
+                    .zip(p.par_chunks(lk * ROWS_PER_TASK))
+                    .zip(dp.par_chunks(lk * ROWS_PER_TASK))
+                    .for_each(|((ds, p), dp)| {
+                        for ((ds, p), dp) in ds
+                            .chunks_exact_mut(lk)
+                            .zip(p.chunks_exact(lk))
+                            .zip(dp.chunks_exact(lk))
+                        {
+                            let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum();
+                            for ((d, p), g) in ds.iter_mut().zip(p).zip(dp) {
+                                *d = self.scale * p * (g - dot);
+                            }
+                        }
+                    });
+                Ok(ds)
+            })
+        })?;
+        Ok((Some(cpu_tensor(ds, scores.shape())?), None))
+    }
+}
+
+/// `softmax(scores * scale + mask)` over the last dimension (f32, CPU).
+pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    scores.contiguous()?.apply_op2(
+        &mask.contiguous()?,
+        MaskedSoftmaxOp {
+            scale: scale as f32,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bias + GELU
+
+/// `gelu_erf(xs + bias)` for `xs` `[..., N]` and `bias` `[N]`: the intermediate layer's bias
+/// add and activation in one pass. The backward pass recomputes `xs + bias` instead of keeping it.
+struct BiasGeluOp;
+
+impl CustomOp2 for BiasGeluOp {
+    fn name(&self) -> &'static str {
+        "fused-bias-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, self.name())?;
+        let b = f32_slice(bs, bl, self.name())?;
+        let n = b.len();
+        if xl.dims().last() != Some(&n) {
+            bail!("{}: bias width differs from the input's", self.name())
+        }
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(n * ROWS_PER_TASK)
+            .zip(x.par_chunks(n * ROWS_PER_TASK))
+            .for_each(|(out, x)| {
+                for (y, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                    for ((y, x), b) in y.iter_mut().zip(x).zip(b) {
+                        *y = gelu(x + b);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let n = b.elem_count();
+        let dx = with_f32(x, self.name(), |x| {
+            with_f32(b, self.name(), |b| {
+                with_f32(grad, self.name(), |dy| {
+                    let mut dx = vec![0f32; x.len()];
+                    dx.par_chunks_mut(n * ROWS_PER_TASK)
+                        .zip(x.par_chunks(n * ROWS_PER_TASK))
+                        .zip(dy.par_chunks(n * ROWS_PER_TASK))
+                        .for_each(|((dx, x), dy)| {
+                            for ((dx, x), dy) in dx
+                                .chunks_exact_mut(n)
+                                .zip(x.chunks_exact(n))
+                                .zip(dy.chunks_exact(n))
+                            {
+                                for (((d, x), g), b) in dx.iter_mut().zip(x).zip(dy).zip(b) {
+                                    *d = g * gelu_grad(x + b);
+                                }
+                            }
+                        });
+                    Ok(dx)
+                })
+            })
+        })?;
+        let db = column_sums(&dx, n);
+        Ok((
+            Some(cpu_tensor(dx, x.shape())?),
+            Some(cpu_tensor(db, b.shape())?),
+        ))
+    }
+}
+
+/// `gelu_erf(xs + bias)`, bias broadcast over the last dimension (f32, CPU).
+pub fn bias_gelu(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op2(&bias.contiguous()?, BiasGeluOp)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dropout
+
+/// SplitMix64: a tiny, good-quality generator, one per chunk so chunks fill in parallel and the
+/// mask depends only on the seed, not on the thread count.
+#[inline(always)]
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Inverted dropout in one pass: keeps each element with probability `1 - p`, scaled by
+/// `1 / (1 - p)`. The keep mask (one byte per element) is kept for the backward pass instead of
+/// an f32 mask tensor and a multiply.
+struct DropoutOp {
+    p: f32,
+    seed: u64,
+    mask: Mutex<Vec<u8>>,
+}
+
+const DROPOUT_CHUNK: usize = 1 << 14;
+
+impl candle_core::CustomOp1 for DropoutOp {
+    fn name(&self) -> &'static str {
+        "fused-dropout"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, self.name())?;
+        let keep_below = ((1.0 - self.p as f64) * 4_294_967_296.0) as u64;
+        let scale = 1.0 / (1.0 - self.p);
+        let mut out = vec![0f32; x.len()];
+        let mut mask = vec![0u8; x.len()];
+        out.par_chunks_mut(DROPOUT_CHUNK)
+            .zip(mask.par_chunks_mut(DROPOUT_CHUNK))
+            .zip(x.par_chunks(DROPOUT_CHUNK))
+            .enumerate()
+            .for_each(|(i, ((out, mask), x))| {
+                let mut state = self.seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                for ((out, mask), x) in out.chunks_mut(2).zip(mask.chunks_mut(2)).zip(x.chunks(2)) {
+                    let r = splitmix64(&mut state);
+                    for (k, ((o, m), x)) in out.iter_mut().zip(mask.iter_mut()).zip(x).enumerate() {
+                        let keep = (r >> (32 * k)) & 0xFFFF_FFFF < keep_below;
+                        *m = keep as u8;
+                        *o = if keep { x * scale } else { 0.0 };
+                    }
+                }
+            });
+        *self.mask.lock().expect("dropout mask lock") = mask;
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let mask = self.mask.lock().expect("dropout mask lock");
+        let scale = 1.0 / (1.0 - self.p);
+        let dx = with_f32(grad, self.name(), |g| {
+            if g.len() != mask.len() {
+                bail!("{}: backward without a matching forward pass", self.name())
+            }
+            let mut dx = vec![0f32; g.len()];
+            dx.par_chunks_mut(DROPOUT_CHUNK)
+                .zip(g.par_chunks(DROPOUT_CHUNK))
+                .zip(mask.par_chunks(DROPOUT_CHUNK))
+                .for_each(|((dx, g), m)| {
+                    for ((d, g), m) in dx.iter_mut().zip(g).zip(m) {
+                        *d = g * scale * (*m as f32);
+                    }
+                });
+            Ok(dx)
+        })?;
+        Ok(Some(cpu_tensor(dx, arg.shape())?))
+    }
+}
+
+/// Inverted dropout with probability `p` (0 < p < 1), masks drawn from `seed` (f32, CPU).
+pub fn dropout(xs: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
+    xs.contiguous()?.apply_op1(DropoutOp {
+        p: p as f32,
+        seed,
+        mask: Mutex::new(Vec::new()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_and_erf_match_libm() {
+        let mut worst_exp = 0f32;
+        let mut worst_erf = 0f32;
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.01;
+            worst_exp = worst_exp.max(((exp_f32(x) - x.exp()) / x.exp()).abs());
+            let libm_erf = candle_core::cpu::erf::erf_f64(x as f64) as f32;
+            worst_erf = worst_erf.max((erf_f32(x) - libm_erf).abs());
+        }
+        assert!(worst_exp < 1e-6, "exp relative error {worst_exp}");
+        assert!(worst_erf < 1e-6, "erf absolute error {worst_erf}");
+        assert_eq!(exp_f32(-1e9), 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+}

@@ -1,0 +1,257 @@
+//! The fused CPU kernels against the composed reference ops: same outputs, same gradients
+//! (within 1e-4), on random inputs; the fused AdamW against candle-nn's; and the whole tiny
+//! encoder run both ways.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tweetlab::engine::fused;
+use tweetlab::engine::model::LoadedModel;
+use tweetlab::engine::ops::{self, plain, with_kernels, Kernels, Mode};
+use tweetlab::engine::source::inspect_dir;
+use tweetlab::engine::tokenize::{Batch, Encoded};
+use tweetlab::engine::train::Optimisers;
+
+use common::*;
+
+const TOL: f32 = 1e-4;
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// Largest |a - b| / max(1, |b|).
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    values(a)
+        .iter()
+        .zip(values(b))
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
+        .fold(0.0, f32::max)
+}
+
+fn random(shape: &[usize], scale: f64, seed: u64) -> Tensor {
+    use rand::Rng;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| (rng.random::<f64>() * 2.0 - 1.0) as f32 * scale as f32)
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+/// Output and gradients of `f` with respect to `inputs`, under a fixed random upstream gradient
+/// (the loss is `sum(f(inputs) * r)`).
+fn output_and_grads(
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> candle_core::Result<Tensor>,
+) -> (Tensor, Vec<Tensor>) {
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let out = f(&ts).unwrap();
+    let r = random(out.dims(), 1.0, 99);
+    let grads = (&out * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gs = ts
+        .iter()
+        .map(|t| {
+            grads
+                .get(t)
+                .cloned()
+                .unwrap_or_else(|| t.zeros_like().unwrap())
+        })
+        .collect();
+    (out.detach(), gs)
+}
+
+fn assert_same(
+    what: &str,
+    (out_a, grads_a): &(Tensor, Vec<Tensor>),
+    (out_b, grads_b): &(Tensor, Vec<Tensor>),
+    with_grad: &[bool],
+) {
+    let d = max_diff(out_a, out_b);
+    assert!(d < TOL, "{what}: outputs differ by {d}");
+    for (i, ((a, b), check)) in grads_a.iter().zip(grads_b).zip(with_grad).enumerate() {
+        if *check {
+            let d = max_diff(a, b);
+            assert!(d < TOL, "{what}: gradient of input {i} differs by {d}");
+            assert!(
+                values(b).iter().any(|v| *v != 0.0),
+                "{what}: reference gradient {i} is all zero"
+            );
+        }
+    }
+}
+
+#[test]
+fn layer_norm_matches_the_composed_ops() {
+    // Rows not a multiple of the kernel's chunk, shifted and scaled inputs.
+    let x = (random(&[3, 70, 24], 3.0, 1) + 0.5).unwrap();
+    let inputs = [x, random(&[24], 1.0, 2), random(&[24], 1.0, 3)];
+    let fused_out = output_and_grads(&inputs, |t| fused::layer_norm(&t[0], &t[1], &t[2], 1e-12));
+    let plain_out = output_and_grads(&inputs, |t| plain::layer_norm(&t[0], &t[1], &t[2], 1e-12));
+    assert_same("layer norm", &fused_out, &plain_out, &[true, true, true]);
+}
+
+#[test]
+fn masked_softmax_matches_the_composed_ops() {
+    let (b, h, l) = (3, 2, 9);
+    let scores = random(&[b, h, l, l], 4.0, 4);
+    // Item 0 has no padding, item 1 two padded keys, item 2 five.
+    let lengths = [9u32, 7, 4];
+    let mask: Vec<u32> = lengths
+        .iter()
+        .flat_map(|&n| (0..l as u32).map(move |i| (i < n) as u32))
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, l), &Device::Cpu).unwrap();
+    let additive = ops::additive_attention_mask(&mask).unwrap();
+    let inputs = [scores, additive];
+    let scale = 1.0 / (8f64).sqrt();
+    let fused_out = output_and_grads(&inputs, |t| fused::masked_softmax(&t[0], &t[1], scale));
+    let plain_out = output_and_grads(&inputs, |t| plain::masked_softmax(&t[0], &t[1], scale));
+    assert_same("masked softmax", &fused_out, &plain_out, &[true, false]);
+    // Padded keys get no probability.
+    let p: Vec<f32> = values(&fused_out.0.narrow(0, 2, 1).unwrap());
+    for row in p.chunks(l) {
+        assert!(row[4..].iter().all(|v| *v == 0.0), "{row:?}");
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn bias_gelu_matches_the_composed_ops() {
+    let inputs = [random(&[2, 33, 40], 4.0, 5), random(&[40], 1.0, 6)];
+    let fused_out = output_and_grads(&inputs, |t| fused::bias_gelu(&t[0], &t[1]));
+    let plain_out = output_and_grads(&inputs, |t| plain::bias_gelu(&t[0], &t[1]));
+    assert_same("bias gelu", &fused_out, &plain_out, &[true, true]);
+}
+
+#[test]
+fn fused_dropout_drops_at_the_rate_asked_and_its_gradient_uses_the_same_mask() {
+    let x = Var::from_tensor(&Tensor::ones((200, 500), DType::F32, &Device::Cpu).unwrap()).unwrap();
+    let y = fused::dropout(x.as_tensor(), 0.1, 42).unwrap();
+    let v = values(&y);
+    let dropped = v.iter().filter(|v| **v == 0.0).count() as f64 / v.len() as f64;
+    assert!((dropped - 0.1).abs() < 0.005, "dropped {dropped}");
+    let kept_scale = 1.0 / 0.9f32;
+    assert!(v
+        .iter()
+        .all(|v| *v == 0.0 || (*v - kept_scale).abs() < 1e-6));
+    // d(sum y)/dx is the mask times the scale: equal to y itself for x = 1.
+    let g = y.sum_all().unwrap().backward().unwrap();
+    assert_eq!(values(g.get(x.as_tensor()).unwrap()), v);
+    // Same seed, same mask; another seed, another mask.
+    assert_eq!(values(&fused::dropout(x.as_tensor(), 0.1, 42).unwrap()), v);
+    assert_ne!(values(&fused::dropout(x.as_tensor(), 0.1, 43).unwrap()), v);
+}
+
+/// Three clipped AdamW steps with random gradients, fused and candle-nn's, from the same start.
+#[test]
+fn fused_adamw_matches_candle_nn() {
+    let run = |k: Kernels| {
+        with_kernels(k, || {
+            let mut vars = std::collections::BTreeMap::new();
+            vars.insert(
+                "layer.weight".to_string(),
+                Var::from_tensor(&random(&[37, 19], 1.0, 7)).unwrap(),
+            );
+            vars.insert(
+                "layer.bias".to_string(),
+                Var::from_tensor(&random(&[19], 1.0, 8)).unwrap(),
+            );
+            let mut opt = Optimisers::new(&vars, 1e-2, 0.1).unwrap();
+            assert_eq!(opt.implementation(), k.name());
+            for step in 0..3u64 {
+                let loss = vars
+                    .values()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let r = random(v.dims(), 3.0, 100 + step * 10 + i as u64);
+                        (v.as_tensor() * r).unwrap().sum_all().unwrap()
+                    })
+                    .reduce(|a, b| (a + b).unwrap())
+                    .unwrap();
+                let mut grads = loss.backward().unwrap();
+                // The random gradients' norm is far above 1: clipping is exercised.
+                let norm = opt.clip_and_step(&mut grads, 1.0).unwrap();
+                assert!(norm > 1.0);
+            }
+            vars.values()
+                .map(|v| v.as_tensor().copy().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    let fused = run(Kernels::Fused);
+    let plain = run(Kernels::Plain);
+    for (f, p) in fused.iter().zip(&plain) {
+        let d = max_diff(f, p);
+        assert!(d < 1e-6, "parameters differ by {d}");
+    }
+}
+
+/// The tiny encoder end to end: logits and every parameter's gradient agree between the two
+/// implementations (eval mode, so no dropout stream is involved).
+#[test]
+fn whole_encoder_gives_the_same_logits_and_gradients_both_ways() {
+    let (_tmp, dir) = tiny_model();
+    let files = inspect_dir(&dir, "test").unwrap();
+    let model = LoadedModel::load(&files, &Device::Cpu, None, 3).unwrap();
+    let (texts, labels) = sample_rows();
+    let refs: Vec<&str> = texts[..12].iter().map(String::as_str).collect();
+    let enc = model.tokenizer.encode_all(&refs, 48).unwrap();
+    let items: Vec<&Encoded> = enc.iter().collect();
+    let batch = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &Device::Cpu).unwrap();
+    assert!(
+        enc.iter()
+            .any(|e| e.len() < batch.input_ids.dim(1).unwrap()),
+        "the batch should include padding"
+    );
+    let y: Vec<u32> = labels[..12].iter().map(|&l| l as u32).collect();
+    let y = Tensor::new(y.as_slice(), &Device::Cpu).unwrap();
+    let run = |k: Kernels| {
+        with_kernels(k, || {
+            let logits = model.net.forward(&batch, &mut Mode::Eval).unwrap();
+            let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+            let grads = loss.backward().unwrap();
+            let g: Vec<(String, Tensor)> = model
+                .net
+                .vars
+                .iter()
+                .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone())))
+                .collect();
+            (logits, g)
+        })
+    };
+    let (logits_f, grads_f) = run(Kernels::Fused);
+    let (logits_p, grads_p) = run(Kernels::Plain);
+    let d = max_diff(&logits_f, &logits_p);
+    assert!(d < TOL, "logits differ by {d}");
+    assert_eq!(
+        grads_f.len(),
+        model.net.vars.len(),
+        "a parameter got no gradient"
+    );
+    assert_eq!(grads_f.len(), grads_p.len());
+    for ((name, f), (_, p)) in grads_f.iter().zip(&grads_p) {
+        let d = max_diff(f, p);
+        assert!(d < TOL, "gradient of {name} differs by {d}");
+    }
+}
+
+#[test]
+fn the_switch_picks_the_implementation_and_names_it() {
+    assert_eq!(Kernels::parse("Plain"), Some(Kernels::Plain));
+    assert_eq!(Kernels::parse("fused"), Some(Kernels::Fused));
+    assert_eq!(Kernels::parse("fast"), None);
+    with_kernels(Kernels::Plain, || {
+        assert_eq!(ops::kernels_in_use(&Device::Cpu), Kernels::Plain)
+    });
+    with_kernels(Kernels::Fused, || {
+        assert_eq!(ops::kernels_in_use(&Device::Cpu), Kernels::Fused)
+    });
+}
