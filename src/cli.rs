@@ -39,6 +39,10 @@ pub struct Cli {
     /// (composed candle ops, the reference). Also TWEETLAB_KERNELS.
     #[arg(long, global = true, value_parser = ["fused", "plain"])]
     kernels: Option<String>,
+    /// Compute every padded position, as PyTorch does, instead of real tokens only (the
+    /// like-for-like benchmark). Also TWEETLAB_DENSE=1.
+    #[arg(long, global = true)]
+    dense: bool,
     #[command(subcommand)]
     command: Option<Command>,
     /// A CSV to open in the desktop workbench.
@@ -320,6 +324,9 @@ pub fn main() -> ExitCode {
     }
     if let Some(k) = cli.kernels.as_deref().and_then(ops::Kernels::parse) {
         ops::set_kernels(k);
+    }
+    if cli.dense {
+        ops::set_dense(true);
     }
     match run(cli) {
         Ok(code) => code,
@@ -854,7 +861,7 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} on {}: training {:.2} samples/s ({:.1} ms/step, batch {}), inference {:.2} samples/s ({:.1} ms/batch, batch {}), length {}",
+            "{} on {}: training {:.2} samples/s ({:.1} ms/step, batch {}), inference {:.2} samples/s ({:.1} ms/batch, batch {}), length {}, {} kernels, {}",
             report.model,
             report.device,
             report.train_samples_per_s,
@@ -863,7 +870,13 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
             report.infer_samples_per_s,
             report.infer_ms_per_batch,
             report.infer_bs,
-            report.seq
+            report.seq,
+            report.kernels,
+            if report.unpadded {
+                "padding skipped"
+            } else {
+                "padding computed"
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tweetlab::engine::fused;
 use tweetlab::engine::model::LoadedModel;
-use tweetlab::engine::ops::{self, plain, with_kernels, Kernels, Mode};
+use tweetlab::engine::ops::{self, plain, with_dense, with_kernels, Kernels, Mode};
 use tweetlab::engine::source::inspect_dir;
 use tweetlab::engine::tokenize::{Batch, Encoded};
 use tweetlab::engine::train::Optimisers;
@@ -213,33 +213,93 @@ fn whole_encoder_gives_the_same_logits_and_gradients_both_ways() {
     );
     let y: Vec<u32> = labels[..12].iter().map(|&l| l as u32).collect();
     let y = Tensor::new(y.as_slice(), &Device::Cpu).unwrap();
-    let run = |k: Kernels| {
+    let run = |k: Kernels, dense: bool| {
         with_kernels(k, || {
-            let logits = model.net.forward(&batch, &mut Mode::Eval).unwrap();
-            let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
-            let grads = loss.backward().unwrap();
-            let g: Vec<(String, Tensor)> = model
-                .net
-                .vars
-                .iter()
-                .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone())))
-                .collect();
-            (logits, g)
+            with_dense(dense, || {
+                let logits = model.net.forward(&batch, &mut Mode::Eval).unwrap();
+                let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+                let grads = loss.backward().unwrap();
+                let g: Vec<(String, Tensor)> = model
+                    .net
+                    .vars
+                    .iter()
+                    .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone())))
+                    .collect();
+                (logits, g)
+            })
         })
     };
-    let (logits_f, grads_f) = run(Kernels::Fused);
-    let (logits_p, grads_p) = run(Kernels::Plain);
-    let d = max_diff(&logits_f, &logits_p);
-    assert!(d < TOL, "logits differ by {d}");
-    assert_eq!(
-        grads_f.len(),
-        model.net.vars.len(),
-        "a parameter got no gradient"
+    let (logits_p, grads_p) = run(Kernels::Plain, true);
+    // Fused kernels computing every padded position, and skipping padding (the default).
+    for dense in [true, false] {
+        let (logits_f, grads_f) = run(Kernels::Fused, dense);
+        let d = max_diff(&logits_f, &logits_p);
+        assert!(d < TOL, "dense={dense}: logits differ by {d}");
+        assert_eq!(
+            grads_f.len(),
+            model.net.vars.len(),
+            "a parameter got no gradient"
+        );
+        assert_eq!(grads_f.len(), grads_p.len());
+        for ((name, f), (_, p)) in grads_f.iter().zip(&grads_p) {
+            let d = max_diff(f, p);
+            assert!(d < TOL, "dense={dense}: gradient of {name} differs by {d}");
+        }
+    }
+}
+
+/// Skipping padding leaves the real tokens' hidden states as they were, and gives zeros at
+/// padding; a batch padded far past its longest text (as the benchmark pads) included.
+#[test]
+fn skipping_padding_keeps_the_real_tokens_hidden_states() {
+    let (_tmp, dir) = tiny_model();
+    let files = inspect_dir(&dir, "test").unwrap();
+    let model = LoadedModel::load(&files, &Device::Cpu, None, 3).unwrap();
+    let (texts, _) = sample_rows();
+    let refs: Vec<&str> = texts[20..29].iter().map(String::as_str).collect();
+    let enc = model.tokenizer.encode_all(&refs, 48).unwrap();
+    let items: Vec<&Encoded> = enc.iter().collect();
+    let batch =
+        Batch::from_encoded(&items, model.tokenizer.pad_id, Some(64), &Device::Cpu).unwrap();
+    let hidden = |dense: bool| {
+        with_kernels(Kernels::Fused, || {
+            with_dense(dense, || {
+                model
+                    .net
+                    .encoder
+                    .forward(
+                        &batch.input_ids,
+                        &batch.type_ids,
+                        &batch.attention_mask,
+                        &mut Mode::Eval,
+                    )
+                    .unwrap()
+            })
+        })
+    };
+    let (dense, unpadded) = (hidden(true), hidden(false));
+    assert_eq!(dense.dims(), unpadded.dims());
+    let (dense, unpadded) = (
+        dense.to_vec3::<f32>().unwrap(),
+        unpadded.to_vec3::<f32>().unwrap(),
     );
-    assert_eq!(grads_f.len(), grads_p.len());
-    for ((name, f), (_, p)) in grads_f.iter().zip(&grads_p) {
-        let d = max_diff(f, p);
-        assert!(d < TOL, "gradient of {name} differs by {d}");
+    for (i, e) in enc.iter().enumerate() {
+        for pos in 0..64 {
+            let (d, u) = (&dense[i][pos], &unpadded[i][pos]);
+            if pos < e.len() {
+                let diff = d
+                    .iter()
+                    .zip(u)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-4, "text {i} token {pos} differs by {diff}");
+            } else {
+                assert!(
+                    u.iter().all(|v| *v == 0.0),
+                    "text {i} padding {pos} not zero"
+                );
+            }
+        }
     }
 }
 

@@ -1,6 +1,10 @@
 //! Throughput micro-benchmark, the same measurement as `shared/bench/bench_torch.py`: fp32,
 //! training batch 32 and inference batch 64, every sequence exactly 64 tokens, warm-up steps
 //! then timed steps. Prints the same JSON fields so the two compare directly.
+//!
+//! The batches are padded to `seq` as in bench_torch.py, but tweetlab skips padded positions
+//! unless `--dense` is given: compare `--dense` figures for the same work, the default for what
+//! a user gets.
 
 use std::time::Instant;
 
@@ -56,6 +60,9 @@ pub struct BenchReport {
     pub host: String,
     /// Which kernels ran: "fused" (CPU custom ops) or "plain" (composed candle ops).
     pub kernels: String,
+    /// Whether padded positions were skipped (tweetlab's default on the CPU) or computed like
+    /// PyTorch does (`--dense`).
+    pub unpadded: bool,
     /// Milliseconds per timed training step in forward (with the loss), backward, and gradient
     /// clipping plus the AdamW update.
     pub train_forward_ms: f64,
@@ -171,6 +178,7 @@ pub fn run(
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
         kernels: super::ops::kernels_in_use(&model.device).name().into(),
+        unpadded: super::ops::unpadded_in_use(&model.device),
         train_forward_ms: round1(1000.0 * times.forward_s / steps),
         train_backward_ms: round1(1000.0 * times.backward_s / steps),
         train_optimiser_ms: round1(1000.0 * times.optimiser_s / steps),

@@ -7,7 +7,9 @@
 use candle_core::{Module, Tensor, D};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use super::ops::{additive_attention_mask, bias_gelu, masked_softmax, LayerNorm, Linear, Mode};
+use super::ops::{
+    additive_attention_mask, bias_gelu, masked_softmax, unpadded_in_use, LayerNorm, Linear, Mode,
+};
 use super::params::{Init, Params};
 use super::EngineError;
 
@@ -98,6 +100,98 @@ impl Embeddings {
         let xs = self.norm.forward(&xs)?;
         mode.dropout(&xs, self.dropout)
     }
+
+    /// The embeddings of the real tokens only, `[T, H]`.
+    fn forward_packed(
+        &self,
+        input_ids: &Tensor,
+        type_ids: &Tensor,
+        packing: &Packing,
+        mode: &mut Mode,
+    ) -> candle_core::Result<Tensor> {
+        let words = self.word.embedding(&packing.select(input_ids)?)?;
+        let types = self.token_type.embedding(&packing.select(type_ids)?)?;
+        let positions = self.position.embedding(&packing.positions)?;
+        let xs = ((words + types)? + positions)?;
+        let xs = self.norm.forward(&xs)?;
+        mode.dropout(&xs, self.dropout)
+    }
+}
+
+/// One past the last column of `attention_mask` `[B, L]` that holds a real token.
+fn used_length(attention_mask: &Tensor) -> candle_core::Result<usize> {
+    let mask = attention_mask
+        .to_dtype(candle_core::DType::U32)?
+        .to_vec2::<u32>()?;
+    Ok(mask
+        .iter()
+        .filter_map(|row| row.iter().rposition(|m| *m != 0))
+        .map(|i| i + 1)
+        .max()
+        .unwrap_or(0))
+}
+
+/// Where the real (unpadded) tokens of a batch sit, so that every position-wise layer (the
+/// dense layers, LayerNorm, GELU, dropout: nearly all the work) runs on real tokens only.
+/// Attention alone needs the `[B, L]` grid back. Outputs at real tokens equal the padded
+/// computation's; tweets are far shorter than the batch's longest, so this skips much work.
+pub struct Packing {
+    /// Flat index `b * L + i` of each real token, `[T]` u32.
+    index: Tensor,
+    /// Position `i` of each real token, `[T]` u32.
+    positions: Tensor,
+    batch: usize,
+    len: usize,
+}
+
+impl Packing {
+    /// `None` when the batch has no padding (nothing to skip).
+    pub fn new(attention_mask: &Tensor) -> candle_core::Result<Option<Self>> {
+        let (batch, len) = attention_mask.dims2()?;
+        let mask = attention_mask
+            .to_dtype(candle_core::DType::U32)?
+            .to_vec2::<u32>()?;
+        let mut index = Vec::new();
+        let mut positions = Vec::new();
+        for (b, row) in mask.iter().enumerate() {
+            for (i, m) in row.iter().enumerate() {
+                if *m != 0 {
+                    index.push((b * len + i) as u32);
+                    positions.push(i as u32);
+                }
+            }
+        }
+        if index.len() == batch * len || index.is_empty() {
+            return Ok(None);
+        }
+        let device = attention_mask.device();
+        Ok(Some(Self {
+            index: Tensor::new(index.as_slice(), device)?,
+            positions: Tensor::new(positions.as_slice(), device)?,
+            batch,
+            len,
+        }))
+    }
+
+    /// `[B, L]` ids → the real tokens' ids `[T]`.
+    fn select(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        ids.flatten_all()?.index_select(&self.index, 0)
+    }
+
+    /// `[T, W]` → `[B, L, W]`, zeros at padding.
+    pub fn unpack(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let w = xs.dim(1)?;
+        Tensor::zeros((self.batch * self.len, w), xs.dtype(), xs.device())?
+            .index_add(&self.index, xs, 0)?
+            .reshape((self.batch, self.len, w))
+    }
+
+    /// `[B, L, W]` → `[T, W]`.
+    fn pack(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let w = xs.dim(2)?;
+        xs.reshape((self.batch * self.len, w))?
+            .index_select(&self.index, 0)
+    }
 }
 
 struct SelfAttention {
@@ -117,15 +211,31 @@ impl SelfAttention {
             .contiguous()
     }
 
-    fn forward(&self, xs: &Tensor, mask: &Tensor, mode: &mut Mode) -> candle_core::Result<Tensor> {
-        let (b, l, h) = xs.dims3()?;
-        let q = self.split_heads(&self.query.forward(xs)?)?;
-        let k = self.split_heads(&self.key.forward(xs)?)?;
-        let v = self.split_heads(&self.value.forward(xs)?)?;
+    /// `xs` is `[B, L, H]`, or `[T, H]` with `packing`; the output has the same shape.
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: &Tensor,
+        packing: Option<&Packing>,
+        mode: &mut Mode,
+    ) -> candle_core::Result<Tensor> {
+        let grid = |t: Tensor| match packing {
+            Some(p) => p.unpack(&t),
+            None => Ok(t),
+        };
+        let q = grid(self.query.forward(xs)?)?;
+        let (b, l, h) = q.dims3()?;
+        let q = self.split_heads(&q)?;
+        let k = self.split_heads(&grid(self.key.forward(xs)?)?)?;
+        let v = self.split_heads(&grid(self.value.forward(xs)?)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let probs = masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?;
         let probs = mode.dropout(&probs, self.dropout)?;
-        probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))
+        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))?;
+        match packing {
+            Some(p) => p.pack(&context),
+            None => Ok(context),
+        }
     }
 }
 
@@ -141,8 +251,14 @@ struct Layer {
 }
 
 impl Layer {
-    fn forward(&self, xs: &Tensor, mask: &Tensor, mode: &mut Mode) -> candle_core::Result<Tensor> {
-        let attended = self.attention.forward(xs, mask, mode)?;
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: &Tensor,
+        packing: Option<&Packing>,
+        mode: &mut Mode,
+    ) -> candle_core::Result<Tensor> {
+        let attended = self.attention.forward(xs, mask, packing, mode)?;
         let attended = mode.dropout(&self.attention_out.forward(&attended)?, self.dropout)?;
         let xs = self.attention_norm.forward(&(attended + xs)?)?;
         let inner = match self.act {
@@ -239,11 +355,39 @@ impl BertEncoder {
                 self.config.base.max_position_embeddings
             )
         }
-        let mask = additive_attention_mask(attention_mask)?;
-        let mut xs = self.embeddings.forward(input_ids, type_ids, mode)?;
-        for layer in &self.layers {
-            xs = layer.forward(&xs, &mask, mode)?;
+        if unpadded_in_use(input_ids.device()) {
+            // Columns after the longest sequence hold padding only: drop them, and give them
+            // back as zeros at the end so the output keeps the input's shape.
+            let used = used_length(attention_mask)?;
+            if used > 0 && used < l {
+                let narrow = |t: &Tensor| t.narrow(1, 0, used);
+                let xs = self.forward(
+                    &narrow(input_ids)?,
+                    &narrow(type_ids)?,
+                    &narrow(attention_mask)?,
+                    mode,
+                )?;
+                return xs.pad_with_zeros(1, 0, l - used);
+            }
         }
-        Ok(xs)
+        let mask = additive_attention_mask(attention_mask)?;
+        let packing = if unpadded_in_use(input_ids.device()) {
+            Packing::new(attention_mask)?
+        } else {
+            None
+        };
+        let mut xs = match &packing {
+            Some(p) => self
+                .embeddings
+                .forward_packed(input_ids, type_ids, p, mode)?,
+            None => self.embeddings.forward(input_ids, type_ids, mode)?,
+        };
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &mask, packing.as_ref(), mode)?;
+        }
+        match &packing {
+            Some(p) => p.unpack(&xs),
+            None => Ok(xs),
+        }
     }
 }

@@ -96,6 +96,48 @@ pub fn kernels_in_use(device: &Device) -> Kernels {
     }
 }
 
+/// Whether the encoder skips padding (see `bert::Packing`): with the fused kernels, unless
+/// `set_dense(true)` or `TWEETLAB_DENSE=1` asks for every padded position to be computed, as
+/// PyTorch does (the like-for-like benchmark).
+pub fn unpadded_in_use(device: &Device) -> bool {
+    kernels_in_use(device) == Kernels::Fused && !dense()
+}
+
+/// 0: not chosen yet (read `TWEETLAB_DENSE`), 1: skip padding, 2: dense.
+static DENSE: AtomicU8 = AtomicU8::new(0);
+
+/// Computes every padded position (true) or only real tokens (false, the default).
+pub fn set_dense(dense: bool) {
+    DENSE.store(if dense { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+thread_local! {
+    static DENSE_OVERRIDE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with padding computed (`true`) or skipped (`false`) on this thread only.
+pub fn with_dense<R>(dense: bool, f: impl FnOnce() -> R) -> R {
+    let before = DENSE_OVERRIDE.with(|o| o.replace(Some(dense)));
+    let out = f();
+    DENSE_OVERRIDE.with(|o| o.set(before));
+    out
+}
+
+fn dense() -> bool {
+    if let Some(d) = DENSE_OVERRIDE.with(|o| o.get()) {
+        return d;
+    }
+    match DENSE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let d = std::env::var("TWEETLAB_DENSE").is_ok_and(|v| v == "1");
+            set_dense(d);
+            d
+        }
+    }
+}
+
 fn fused_for(xs: &Tensor) -> bool {
     xs.dtype() == DType::F32 && kernels_in_use(xs.device()) == Kernels::Fused
 }
