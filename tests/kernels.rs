@@ -132,6 +132,22 @@ fn bias_gelu_matches_the_composed_ops() {
 }
 
 #[test]
+fn linear_matches_matmul_and_bias_add() {
+    // Odd sizes, so no dimension is a multiple of a gemm block.
+    let inputs = [
+        random(&[3, 23, 37], 1.0, 9),
+        random(&[29, 37], 1.0, 10),
+        random(&[29], 1.0, 11),
+    ];
+    let fused_out = output_and_grads(&inputs, |t| fused::linear(&t[0], &t[1], Some(&t[2])));
+    let plain_out = output_and_grads(&inputs, |t| plain::linear(&t[0], &t[1], Some(&t[2])));
+    assert_same("linear", &fused_out, &plain_out, &[true, true, true]);
+    let fused_out = output_and_grads(&inputs[..2], |t| fused::linear(&t[0], &t[1], None));
+    let plain_out = output_and_grads(&inputs[..2], |t| plain::linear(&t[0], &t[1], None));
+    assert_same("linear without bias", &fused_out, &plain_out, &[true, true]);
+}
+
+#[test]
 fn fused_dropout_drops_at_the_rate_asked_and_its_gradient_uses_the_same_mask() {
     let x = Var::from_tensor(&Tensor::ones((200, 500), DType::F32, &Device::Cpu).unwrap()).unwrap();
     let y = fused::dropout(x.as_tensor(), 0.1, 42).unwrap();

@@ -12,6 +12,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
 
+use super::fused::multiversion;
+
 /// Elements per rayon task.
 const CHUNK: usize = 1 << 14;
 
@@ -125,6 +127,20 @@ struct Update<'a> {
     hyper: Hyper,
 }
 
+multiversion! {
+    /// The AdamW update of one chunk of a parameter, its gradient and its moments.
+    fn adamw_chunk(theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], h: Hyper) {
+        for (((t, g), m), v) in theta.iter_mut().zip(grad).zip(m).zip(v) {
+            let g = g * h.clip;
+            *m = *m * h.beta1 + g * (1.0 - h.beta1);
+            *v = *v * h.beta2 + g * g * (1.0 - h.beta2);
+            let m_hat = *m * h.scale_m;
+            let v_hat = *v * h.scale_v;
+            *t = *t * h.decay - h.lr * (m_hat / (v_hat.sqrt() + h.eps));
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Hyper {
     clip: f32,
@@ -171,16 +187,7 @@ impl InplaceOp2 for Update<'_> {
             .zip(grad.par_chunks(CHUNK))
             .zip(m.par_chunks_mut(CHUNK))
             .zip(v.par_chunks_mut(CHUNK))
-            .for_each(|(((theta, grad), m), v)| {
-                for (((t, g), m), v) in theta.iter_mut().zip(grad).zip(m).zip(v) {
-                    let g = g * h.clip;
-                    *m = *m * h.beta1 + g * (1.0 - h.beta1);
-                    *v = *v * h.beta2 + g * g * (1.0 - h.beta2);
-                    let m_hat = *m * h.scale_m;
-                    let v_hat = *v * h.scale_v;
-                    *t = *t * h.decay - h.lr * (m_hat / (v_hat.sqrt() + h.eps));
-                }
-            });
+            .for_each(|(((theta, grad), m), v)| adamw_chunk(theta, grad, m, v, h));
         Ok(())
     }
 }

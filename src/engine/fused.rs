@@ -13,6 +13,47 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+/// Defines `fn $name(args)` three times, for AVX-512, for AVX2+FMA and for the baseline x86-64
+/// (SSE2) the binary is built for, and picks one at run time: the kernels' loops are written
+/// plainly and left to the compiler to vectorise for the widest units present. The same binary
+/// still runs on any x86-64 CPU.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$doc])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    generic($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the CPU has every feature the function is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
 /// Rows handed to one rayon task: big enough that scheduling costs nothing next to the work.
 const ROWS_PER_TASK: usize = 64;
 
@@ -120,6 +161,69 @@ fn column_sums(rows: &[f32], width: usize) -> Vec<f32> {
 // ---------------------------------------------------------------------------------------------
 // LayerNorm
 
+multiversion! {
+    /// LayerNorm of whole rows of `x` into `out`, keeping (mean, 1/std) per row.
+    fn layer_norm_rows(
+        out: &mut [f32],
+        x: &[f32],
+        stats: &mut [(f32, f32)],
+        w: &[f32],
+        b: &[f32],
+        eps: f32,
+    ) {
+        let h = w.len();
+        for ((y, x), st) in out.chunks_exact_mut(h).zip(x.chunks_exact(h)).zip(stats) {
+            let mean = x.iter().sum::<f32>() / h as f32;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+            let rstd = 1.0 / (var + eps).sqrt();
+            for (((y, x), w), b) in y.iter_mut().zip(x).zip(w).zip(b) {
+                *y = (x - mean) * rstd * w + b;
+            }
+            *st = (mean, rstd);
+        }
+    }
+}
+
+multiversion! {
+    /// LayerNorm's backward pass over whole rows; adds the rows' weight and bias gradients to
+    /// `dw` and `db`.
+    fn layer_norm_backward_rows(
+        dx: &mut [f32],
+        x: &[f32],
+        dy: &[f32],
+        stats: &[(f32, f32)],
+        w: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+        xhat: &mut [f32],
+    ) {
+        let h = w.len();
+        for (((dx, x), dy), &(mean, rstd)) in dx
+            .chunks_exact_mut(h)
+            .zip(x.chunks_exact(h))
+            .zip(dy.chunks_exact(h))
+            .zip(stats)
+        {
+            let mut sum_g = 0f32;
+            let mut sum_gx = 0f32;
+            for i in 0..h {
+                let xh = (x[i] - mean) * rstd;
+                xhat[i] = xh;
+                let g = dy[i] * w[i];
+                sum_g += g;
+                sum_gx += g * xh;
+                dw[i] += dy[i] * xh;
+                db[i] += dy[i];
+            }
+            let mean_g = sum_g / h as f32;
+            let mean_gx = sum_gx / h as f32;
+            for i in 0..h {
+                dx[i] = rstd * (dy[i] * w[i] - mean_g - xhat[i] * mean_gx);
+            }
+        }
+    }
+}
+
 /// LayerNorm over the last dimension. The forward pass keeps each row's mean and 1/std for the
 /// backward pass, which then needs one read of the input and the output gradient.
 struct LayerNormOp {
@@ -155,17 +259,7 @@ impl CustomOp3 for LayerNormOp {
         out.par_chunks_mut(h * ROWS_PER_TASK)
             .zip(x.par_chunks(h * ROWS_PER_TASK))
             .zip(stats.par_chunks_mut(ROWS_PER_TASK))
-            .for_each(|((out, x), stats)| {
-                for ((y, x), st) in out.chunks_exact_mut(h).zip(x.chunks_exact(h)).zip(stats) {
-                    let mean = x.iter().sum::<f32>() / h as f32;
-                    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
-                    let rstd = 1.0 / (var + self.eps).sqrt();
-                    for (((y, x), w), b) in y.iter_mut().zip(x).zip(w).zip(b) {
-                        *y = (x - mean) * rstd * w + b;
-                    }
-                    *st = (mean, rstd);
-                }
-            });
+            .for_each(|((out, x), stats)| layer_norm_rows(out, x, stats, w, b, self.eps));
         *self.stats.lock().expect("layer-norm stats lock") = stats;
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
@@ -196,29 +290,9 @@ impl CustomOp3 for LayerNormOp {
                             let mut dw = vec![0f32; h];
                             let mut db = vec![0f32; h];
                             let mut xhat = vec![0f32; h];
-                            for (((dx, x), dy), &(mean, rstd)) in dx
-                                .chunks_exact_mut(h)
-                                .zip(x.chunks_exact(h))
-                                .zip(dy.chunks_exact(h))
-                                .zip(stats)
-                            {
-                                let mut sum_g = 0f32;
-                                let mut sum_gx = 0f32;
-                                for i in 0..h {
-                                    let xh = (x[i] - mean) * rstd;
-                                    xhat[i] = xh;
-                                    let g = dy[i] * w[i];
-                                    sum_g += g;
-                                    sum_gx += g * xh;
-                                    dw[i] += dy[i] * xh;
-                                    db[i] += dy[i];
-                                }
-                                let mean_g = sum_g / h as f32;
-                                let mean_gx = sum_gx / h as f32;
-                                for i in 0..h {
-                                    dx[i] = rstd * (dy[i] * w[i] - mean_g - xhat[i] * mean_gx);
-                                }
-                            }
+                            layer_norm_backward_rows(
+                                dx, x, dy, stats, w, &mut dw, &mut db, &mut xhat,
+                            );
                             (dw, db)
                         })
                         .reduce(
@@ -258,6 +332,59 @@ pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resu
 // ---------------------------------------------------------------------------------------------
 // Attention softmax
 
+multiversion! {
+    /// Attention softmax of whole rows of length `lk`; `first_row` numbers the chunk's first
+    /// row so each row finds its batch item's mask.
+    fn masked_softmax_rows(
+        out: &mut [f32],
+        scores: &[f32],
+        mask: &[f32],
+        first_row: usize,
+        rows_per_item: usize,
+        scale: f32,
+        lk: usize,
+    ) {
+        for (r, (p, s)) in out
+            .chunks_exact_mut(lk)
+            .zip(scores.chunks_exact(lk))
+            .enumerate()
+        {
+            let row = first_row + r;
+            let m = &mask[(row / rows_per_item) * lk..][..lk];
+            let mut max = f32::NEG_INFINITY;
+            for ((p, s), m) in p.iter_mut().zip(s).zip(m) {
+                *p = s * scale + m;
+                max = max.max(*p);
+            }
+            let mut sum = 0f32;
+            for p in p.iter_mut() {
+                *p = exp_f32(*p - max);
+                sum += *p;
+            }
+            let inv = 1.0 / sum;
+            for p in p.iter_mut() {
+                *p *= inv;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The softmax's backward pass over whole rows of length `lk`.
+    fn masked_softmax_backward_rows(ds: &mut [f32], p: &[f32], dp: &[f32], lk: usize, scale: f32) {
+        for ((ds, p), dp) in ds
+            .chunks_exact_mut(lk)
+            .zip(p.chunks_exact(lk))
+            .zip(dp.chunks_exact(lk))
+        {
+            let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum();
+            for ((d, p), g) in ds.iter_mut().zip(p).zip(dp) {
+                *d = scale * p * (g - dot);
+            }
+        }
+    }
+}
+
 /// `softmax(scores * scale + mask)` over the last dimension, for attention scores
 /// `[B, H, Lq, Lk]` and an additive mask `[B, 1, 1, Lk]`. One pass instead of five ops and
 /// their `[B, H, L, L]` temporaries; the mask gets no gradient.
@@ -291,28 +418,8 @@ impl CustomOp2 for MaskedSoftmaxOp {
             .zip(scores.par_chunks(lk * ROWS_PER_TASK))
             .enumerate()
             .for_each(|(task, (out, scores))| {
-                for (r, (p, s)) in out
-                    .chunks_exact_mut(lk)
-                    .zip(scores.chunks_exact(lk))
-                    .enumerate()
-                {
-                    let row = task * ROWS_PER_TASK + r;
-                    let m = &mask[(row / rows_per_item) * lk..][..lk];
-                    let mut max = f32::NEG_INFINITY;
-                    for ((p, s), m) in p.iter_mut().zip(s).zip(m) {
-                        *p = s * self.scale + m;
-                        max = max.max(*p);
-                    }
-                    let mut sum = 0f32;
-                    for p in p.iter_mut() {
-                        *p = exp_f32(*p - max);
-                        sum += *p;
-                    }
-                    let inv = 1.0 / sum;
-                    for p in p.iter_mut() {
-                        *p *= inv;
-                    }
-                }
+                let first_row = task * ROWS_PER_TASK;
+                masked_softmax_rows(out, scores, mask, first_row, rows_per_item, self.scale, lk)
             });
         Ok((CpuStorage::F32(out), sl.shape().clone()))
     }
@@ -332,16 +439,7 @@ impl CustomOp2 for MaskedSoftmaxOp {
                     .zip(p.par_chunks(lk * ROWS_PER_TASK))
                     .zip(dp.par_chunks(lk * ROWS_PER_TASK))
                     .for_each(|((ds, p), dp)| {
-                        for ((ds, p), dp) in ds
-                            .chunks_exact_mut(lk)
-                            .zip(p.chunks_exact(lk))
-                            .zip(dp.chunks_exact(lk))
-                        {
-                            let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum();
-                            for ((d, p), g) in ds.iter_mut().zip(p).zip(dp) {
-                                *d = self.scale * p * (g - dot);
-                            }
-                        }
+                        masked_softmax_backward_rows(ds, p, dp, lk, self.scale)
                     });
                 Ok(ds)
             })
@@ -362,6 +460,34 @@ pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tens
 
 // ---------------------------------------------------------------------------------------------
 // Bias + GELU
+
+multiversion! {
+    /// `gelu(x + b)` over whole rows.
+    fn bias_gelu_rows(out: &mut [f32], x: &[f32], b: &[f32]) {
+        let n = b.len();
+        for (y, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+            for ((y, x), b) in y.iter_mut().zip(x).zip(b) {
+                *y = gelu(x + b);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `dy * gelu'(x + b)` over whole rows.
+    fn bias_gelu_backward_rows(dx: &mut [f32], x: &[f32], dy: &[f32], b: &[f32]) {
+        let n = b.len();
+        for ((dx, x), dy) in dx
+            .chunks_exact_mut(n)
+            .zip(x.chunks_exact(n))
+            .zip(dy.chunks_exact(n))
+        {
+            for (((d, x), g), b) in dx.iter_mut().zip(x).zip(dy).zip(b) {
+                *d = g * gelu_grad(x + b);
+            }
+        }
+    }
+}
 
 /// `gelu_erf(xs + bias)` for `xs` `[..., N]` and `bias` `[N]`: the intermediate layer's bias
 /// add and activation in one pass. The backward pass recomputes `xs + bias` instead of keeping it.
@@ -388,13 +514,7 @@ impl CustomOp2 for BiasGeluOp {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(n * ROWS_PER_TASK)
             .zip(x.par_chunks(n * ROWS_PER_TASK))
-            .for_each(|(out, x)| {
-                for (y, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                    for ((y, x), b) in y.iter_mut().zip(x).zip(b) {
-                        *y = gelu(x + b);
-                    }
-                }
-            });
+            .for_each(|(out, x)| bias_gelu_rows(out, x, b));
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
@@ -413,17 +533,7 @@ impl CustomOp2 for BiasGeluOp {
                     dx.par_chunks_mut(n * ROWS_PER_TASK)
                         .zip(x.par_chunks(n * ROWS_PER_TASK))
                         .zip(dy.par_chunks(n * ROWS_PER_TASK))
-                        .for_each(|((dx, x), dy)| {
-                            for ((dx, x), dy) in dx
-                                .chunks_exact_mut(n)
-                                .zip(x.chunks_exact(n))
-                                .zip(dy.chunks_exact(n))
-                            {
-                                for (((d, x), g), b) in dx.iter_mut().zip(x).zip(dy).zip(b) {
-                                    *d = g * gelu_grad(x + b);
-                                }
-                            }
-                        });
+                        .for_each(|((dx, x), dy)| bias_gelu_backward_rows(dx, x, dy, b));
                     Ok(dx)
                 })
             })
@@ -439,6 +549,195 @@ impl CustomOp2 for BiasGeluOp {
 /// `gelu_erf(xs + bias)`, bias broadcast over the last dimension (f32, CPU).
 pub fn bias_gelu(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
     xs.contiguous()?.apply_op2(&bias.contiguous()?, BiasGeluOp)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear
+
+/// `gemm`'s thread setting, as candle's own matmul picks it.
+fn gemm_parallelism() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
+}
+
+/// `dst[m, n] = a * dst + lhs[m, k] · rhs[k, n]`, row-major `dst`; `lhs` and `rhs` given by their
+/// (row, column) strides so transposes cost nothing.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    assert!(dst.len() >= m * n);
+    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserts above keep every index the kernel reads or writes inside the slices;
+    // `dst` does not overlap the inputs (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm_parallelism(),
+        )
+    }
+}
+
+/// A dense layer `xs · Wᵀ (+ b)` for Hugging Face's `[out, in]` weights, as one op that calls
+/// gemm itself: the bias is the product's starting value (no separate add), the transposed
+/// weight is read through its strides, and the backward pass is two gemm calls and a column sum,
+/// instead of candle's matmul, transpose and broadcast-add nodes and their gradient copies.
+struct LinearOp;
+
+impl LinearOp {
+    fn forward(
+        x: &[f32],
+        xl: &Layout,
+        w: &[f32],
+        wl: &Layout,
+        bias: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, k) = wl.shape().dims2()?;
+        if xl.dims().last() != Some(&k) || bias.is_some_and(|b| b.len() != n) {
+            bail!("fused-linear: input, weight and bias shapes disagree")
+        }
+        let m = x.len() / k;
+        let mut out = match bias {
+            Some(b) => {
+                let mut out = Vec::with_capacity(m * n);
+                for _ in 0..m {
+                    out.extend_from_slice(b);
+                }
+                out
+            }
+            None => vec![0f32; m * n],
+        };
+        gemm_into(&mut out, (m, n, k), bias.is_some(), x, (k, 1), w, (1, k));
+        let mut dims = xl.dims().to_vec();
+        *dims.last_mut().expect("input has a last dimension") = n;
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+
+    /// Gradients of the input and the weight (and the bias, when asked).
+    fn backward(
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+        with_bias: bool,
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        let (n, k) = w.dims2()?;
+        let (dx, dw, db) = with_f32(x, "fused-linear", |x| {
+            with_f32(w, "fused-linear", |w| {
+                with_f32(grad, "fused-linear", |dy| {
+                    let m = x.len() / k;
+                    let mut dx = vec![0f32; m * k];
+                    gemm_into(&mut dx, (m, k, n), false, dy, (n, 1), w, (k, 1));
+                    let mut dw = vec![0f32; n * k];
+                    gemm_into(&mut dw, (n, k, m), false, dy, (1, n), x, (k, 1));
+                    let db = with_bias.then(|| column_sums(dy, n));
+                    Ok((dx, dw, db))
+                })
+            })
+        })?;
+        Ok((
+            cpu_tensor(dx, x.shape())?,
+            cpu_tensor(dw, w.shape())?,
+            db.map(|db| cpu_tensor(db, &Shape::from(n))).transpose()?,
+        ))
+    }
+}
+
+impl CustomOp2 for LinearOp {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "fused-linear")?;
+        let w = f32_slice(ws, wl, "fused-linear")?;
+        Self::forward(x, xl, w, wl, None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = Self::backward(x, w, grad, false)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "fused-linear")?;
+        let w = f32_slice(ws, wl, "fused-linear")?;
+        let b = f32_slice(bs, bl, "fused-linear")?;
+        Self::forward(x, xl, w, wl, Some(b))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = Self::backward(x, w, grad, true)?;
+        Ok((Some(dx), Some(dw), db))
+    }
+}
+
+/// `xs · weightᵀ + bias` over the last dimension of `xs` (f32, CPU; `weight` is `[out, in]`).
+pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let xs = xs.contiguous()?;
+    let weight = weight.contiguous()?;
+    match bias {
+        Some(b) => xs.apply_op3(&weight, &b.contiguous()?, LinearOp),
+        None => xs.apply_op2(&weight, LinearOp),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

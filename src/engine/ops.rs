@@ -174,6 +174,19 @@ pub mod plain {
     pub fn bias_gelu(xs: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
         xs.broadcast_add(bias)?.gelu_erf()
     }
+
+    /// `xs · weightᵀ (+ bias)` over the last dimension, `weight` being `[out, in]`.
+    pub fn linear(
+        xs: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let out = xs.broadcast_matmul(&weight.t()?)?;
+        match bias {
+            Some(b) => out.broadcast_add(b),
+            None => Ok(out),
+        }
+    }
 }
 
 /// LayerNorm over the last dimension.
@@ -219,6 +232,9 @@ pub struct Linear {
 impl Linear {
     /// `xs · Wᵀ` without the bias, for callers that fuse the bias into the next op.
     pub fn forward_no_bias(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        if fused_for(xs) {
+            return fused::linear(xs, &self.weight, None);
+        }
         let dims = xs.dims().to_vec();
         let in_dim = *dims.last().expect("input has a last dimension");
         let rows: usize = dims[..dims.len() - 1].iter().product();
@@ -231,6 +247,9 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        if fused_for(xs) {
+            return fused::linear(xs, &self.weight, Some(&self.bias));
+        }
         self.forward_no_bias(xs)?.broadcast_add(&self.bias)
     }
 }
