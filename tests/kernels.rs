@@ -147,6 +147,83 @@ fn linear_matches_matmul_and_bias_add() {
     assert_same("linear without bias", &fused_out, &plain_out, &[true, true]);
 }
 
+fn attention_inputs(b: usize, l: usize, h: usize, lengths: &[u32]) -> [Tensor; 4] {
+    let mask: Vec<u32> = lengths
+        .iter()
+        .flat_map(|&n| (0..l as u32).map(move |i| (i < n) as u32))
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, l), &Device::Cpu).unwrap();
+    [
+        random(&[b, l, h], 2.0, 12),
+        random(&[b, l, h], 2.0, 13),
+        random(&[b, l, h], 2.0, 14),
+        ops::additive_attention_mask(&mask).unwrap(),
+    ]
+}
+
+#[test]
+fn attention_matches_the_composed_ops() {
+    // 3 items (one without padding), 11 positions, 4 heads of 6.
+    let inputs = attention_inputs(3, 11, 24, &[11, 8, 3]);
+    let scale = 1.0 / 6f64.sqrt();
+    let fused_out = output_and_grads(&inputs, |t| {
+        fused::attention(&t[0], &t[1], &t[2], &t[3], 4, scale, None)
+    });
+    let plain_out = output_and_grads(&inputs, |t| {
+        plain::attention(&t[0], &t[1], &t[2], &t[3], 4, scale, 0.0, &mut Mode::Eval)
+    });
+    assert_same(
+        "attention",
+        &fused_out,
+        &plain_out,
+        &[true, true, true, false],
+    );
+}
+
+/// With dropout on, the mask is fixed by the seed, so the gradient must match finite differences
+/// of the forward pass.
+#[test]
+fn attention_with_dropout_has_the_gradient_of_its_forward_pass() {
+    let inputs = attention_inputs(2, 7, 8, &[7, 5]);
+    let f = |t: &[Tensor]| fused::attention(&t[0], &t[1], &t[2], &t[3], 2, 0.5, Some((0.3, 5)));
+    let (out, grads) = output_and_grads(&inputs, f);
+    // Dropout really dropped something: the output differs from the no-dropout one.
+    let plain =
+        fused::attention(&inputs[0], &inputs[1], &inputs[2], &inputs[3], 2, 0.5, None).unwrap();
+    assert!(max_diff(&out, &plain) > 1e-3);
+    let r = random(out.dims(), 1.0, 99);
+    let loss = |t: &[Tensor]| -> f64 {
+        (f(t).unwrap() * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let eps = 1e-2f32;
+    for (which, grad) in grads.iter().enumerate().take(3) {
+        let g = values(grad);
+        for idx in [0usize, 9, 30, 61, 100] {
+            let nudge = |delta: f32| {
+                let mut v = values(&inputs[which]);
+                v[idx] += delta;
+                let mut t = inputs.clone();
+                t[which] = Tensor::from_vec(v, inputs[which].dims(), &Device::Cpu).unwrap();
+                loss(&t)
+            };
+            let numeric = (nudge(eps) - nudge(-eps)) / (2.0 * eps as f64);
+            let diff = (numeric - g[idx] as f64).abs();
+            assert!(
+                diff < 2e-2 * numeric.abs().max(1.0),
+                "input {which}[{idx}]: analytic {} numeric {numeric}",
+                g[idx]
+            );
+        }
+    }
+}
+
 #[test]
 fn fused_dropout_drops_at_the_rate_asked_and_its_gradient_uses_the_same_mask() {
     let x = Var::from_tensor(&Tensor::ones((200, 500), DType::F32, &Device::Cpu).unwrap()).unwrap();

@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor, D};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
 use super::ops::{
-    additive_attention_mask, bias_gelu, masked_softmax, unpadded_in_use, LayerNorm, Linear, Mode,
+    additive_attention_mask, attention, bias_gelu, unpadded_in_use, LayerNorm, Linear, Mode,
 };
 use super::params::{Init, Params};
 use super::EngineError;
@@ -204,13 +204,6 @@ struct SelfAttention {
 }
 
 impl SelfAttention {
-    fn split_heads(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, l, _) = xs.dims3()?;
-        xs.reshape((b, l, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     /// `xs` is `[B, L, H]`, or `[T, H]` with `packing`; the output has the same shape.
     fn forward(
         &self,
@@ -224,14 +217,10 @@ impl SelfAttention {
             None => Ok(t),
         };
         let q = grid(self.query.forward(xs)?)?;
-        let (b, l, h) = q.dims3()?;
-        let q = self.split_heads(&q)?;
-        let k = self.split_heads(&grid(self.key.forward(xs)?)?)?;
-        let v = self.split_heads(&grid(self.value.forward(xs)?)?)?;
+        let k = grid(self.key.forward(xs)?)?;
+        let v = grid(self.value.forward(xs)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let probs = masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?;
-        let probs = mode.dropout(&probs, self.dropout)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))?;
+        let context = attention(&q, &k, &v, mask, self.heads, scale, self.dropout, mode)?;
         match packing {
             Some(p) => p.pack(&context),
             None => Ok(context),

@@ -745,6 +745,350 @@ pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Ten
 }
 
 // ---------------------------------------------------------------------------------------------
+// Attention
+
+/// A strided matrix inside a slice: element `(i, j)` at `offset + i * rs + j * cs`.
+#[derive(Clone, Copy, Debug)]
+struct View {
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl View {
+    fn row_major(offset: usize, rows: usize, cols: usize, rs: usize) -> Self {
+        Self {
+            offset,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
+    }
+
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// One past the largest index the view touches.
+    fn end(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            self.offset
+        } else {
+            self.offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
+        }
+    }
+}
+
+/// A base pointer that rayon tasks share to write disjoint blocks of one output.
+struct Shared<T>(*mut T, usize);
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
+// SAFETY: every task writes a block no other task touches (by construction: one
+// (batch item, head) block each), and the buffer outlives the parallel loop.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn new(v: &mut [T]) -> Self {
+        Self(v.as_mut_ptr(), v.len())
+    }
+
+    /// The block `[start, start + len)`.
+    ///
+    /// # Safety
+    /// No other live reference may overlap the block.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn block(&self, start: usize, len: usize) -> &mut [T] {
+        assert!(start + len <= self.1);
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
+    }
+}
+
+type SharedOut = Shared<f32>;
+
+/// `dst = lhs · rhs` on one thread (the caller runs many of these in parallel).
+///
+/// # Safety
+/// `dst.0` must point to `dst.1` floats that no one else reads or writes inside `dv`.
+unsafe fn gemm_view(dst: SharedOut, dv: View, lhs: &[f32], lv: View, rhs: &[f32], rv: View) {
+    assert!(lv.rows == dv.rows && rv.cols == dv.cols && lv.cols == rv.rows);
+    assert!(dv.end() <= dst.1 && lv.end() <= lhs.len() && rv.end() <= rhs.len());
+    gemm::gemm(
+        dv.rows,
+        dv.cols,
+        lv.cols,
+        dst.0.add(dv.offset),
+        dv.cs as isize,
+        dv.rs as isize,
+        false,
+        lhs.as_ptr().add(lv.offset),
+        lv.cs as isize,
+        lv.rs as isize,
+        rhs.as_ptr().add(rv.offset),
+        rv.cs as isize,
+        rv.rs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
+}
+
+multiversion! {
+    /// Softmax of each row of `p` (rows of `mask.len()`) after scaling and adding `mask`, in place.
+    fn softmax_rows_in_place(p: &mut [f32], mask: &[f32], scale: f32) {
+        let l = mask.len();
+        for row in p.chunks_exact_mut(l) {
+            let mut max = f32::NEG_INFINITY;
+            for (x, m) in row.iter_mut().zip(mask) {
+                *x = *x * scale + m;
+                max = max.max(*x);
+            }
+            let mut sum = 0f32;
+            for x in row.iter_mut() {
+                *x = exp_f32(*x - max);
+                sum += *x;
+            }
+            let inv = 1.0 / sum;
+            for x in row.iter_mut() {
+                *x *= inv;
+            }
+        }
+    }
+}
+
+/// Fills `keep` with 1 (kept, probability `1 - p`) or 0 from a SplitMix64 stream seeded by `seed`.
+fn fill_keep_mask(keep: &mut [u8], p: f32, seed: u64) {
+    let keep_below = ((1.0 - p as f64) * 4_294_967_296.0) as u64;
+    let mut state = seed;
+    for pair in keep.chunks_mut(2) {
+        let r = splitmix64(&mut state);
+        for (k, m) in pair.iter_mut().enumerate() {
+            *m = (((r >> (32 * k)) & 0xFFFF_FFFF) < keep_below) as u8;
+        }
+    }
+}
+
+/// `x * keep * scale`, elementwise.
+fn apply_keep_mask(x: &[f32], keep: &[u8], scale: f32) -> Vec<f32> {
+    x.iter()
+        .zip(keep)
+        .map(|(x, k)| x * scale * (*k as f32))
+        .collect()
+}
+
+/// Self-attention for short sequences as one op: for each (batch item, head), scores `Q·Kᵀ`,
+/// scale and mask, softmax, dropout, times `V`, written straight into the `[B, L, H]` output.
+/// The heads are read in place from `q`, `k`, `v` (`[B, L, H]`) through strides: no head split
+/// or merge copies, and no `[B, heads, L, L]` tensors in the graph. The forward pass keeps the
+/// probabilities and the dropout mask for the backward pass.
+struct AttentionOp {
+    heads: usize,
+    scale: f32,
+    /// Additive mask `[B, L]`.
+    mask: Vec<f32>,
+    /// Dropout probability on the attention probabilities, and its seed.
+    dropout: Option<(f32, u64)>,
+    /// Probabilities `[B, heads, L, L]` and dropout keep-mask, written by the forward pass.
+    saved: Mutex<(Vec<f32>, Vec<u8>)>,
+}
+
+impl AttentionOp {
+    fn dims(&self, layout: &Layout) -> Result<(usize, usize, usize, usize)> {
+        let (b, l, h) = layout.shape().dims3()?;
+        if !h.is_multiple_of(self.heads) || self.mask.len() != b * l {
+            bail!("fused-attention: hidden size, heads and mask disagree")
+        }
+        Ok((b, l, h, h / self.heads))
+    }
+
+    fn keep_scale(&self) -> f32 {
+        self.dropout.map_or(1.0, |(p, _)| 1.0 / (1.0 - p))
+    }
+}
+
+impl CustomOp3 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = f32_slice(qs, ql, self.name())?;
+        let k = f32_slice(ks, kl, self.name())?;
+        let v = f32_slice(vs, vl, self.name())?;
+        let (b, l, h, d) = self.dims(ql)?;
+        if kl.dims() != ql.dims() || vl.dims() != ql.dims() {
+            bail!("{}: q, k and v shapes differ", self.name())
+        }
+        let heads = self.heads;
+        let mut out = vec![0f32; b * l * h];
+        let mut probs = vec![0f32; b * heads * l * l];
+        let mut keep = vec![
+            1u8;
+            if self.dropout.is_some() {
+                probs.len()
+            } else {
+                0
+            }
+        ];
+        let keep_scale = self.keep_scale();
+        let out_ptr = SharedOut::new(&mut out);
+        let keep_ptr = Shared::new(&mut keep);
+        probs
+            .par_chunks_mut(l * l)
+            .enumerate()
+            .for_each(|(task, p)| {
+                let (bi, hi) = (task / heads, task % heads);
+                let head = View::row_major(bi * l * h + hi * d, l, d, h);
+                let square = View::row_major(0, l, l, l);
+                // Scores into `p`, then the softmax in place.
+                // SAFETY: `p` is this task's own chunk.
+                unsafe { gemm_view(SharedOut::new(p), square, q, head, k, head.t()) };
+                softmax_rows_in_place(p, &self.mask[bi * l..(bi + 1) * l], self.scale);
+                // Dropout applies to what multiplies V; `p` itself stays for the backward pass.
+                let dropped: Vec<f32>;
+                let weights: &[f32] = match self.dropout {
+                    Some((prob, seed)) => {
+                        // SAFETY: this task's own block of the keep mask.
+                        let keep = unsafe { keep_ptr.block(task * l * l, l * l) };
+                        let task_seed = seed ^ (task as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                        fill_keep_mask(keep, prob, task_seed);
+                        dropped = apply_keep_mask(p, keep, keep_scale);
+                        &dropped
+                    }
+                    None => p,
+                };
+                // SAFETY: block (bi, hi) of the output belongs to this task alone.
+                unsafe { gemm_view(out_ptr, head, weights, square, v, head) };
+            });
+        *self.saved.lock().expect("attention state lock") = (probs, keep);
+        Ok((CpuStorage::F32(out), ql.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, l, h, d) = self.dims(q.layout())?;
+        let heads = self.heads;
+        let saved = self.saved.lock().expect("attention state lock");
+        let (probs, keep) = (&saved.0, &saved.1);
+        if probs.len() != b * heads * l * l {
+            bail!("{}: backward without a matching forward pass", self.name())
+        }
+        let keep_scale = self.keep_scale();
+        let mut dq = vec![0f32; b * l * h];
+        let mut dk = vec![0f32; b * l * h];
+        let mut dv = vec![0f32; b * l * h];
+        let (dq_ptr, dk_ptr, dv_ptr) = (
+            SharedOut::new(&mut dq),
+            SharedOut::new(&mut dk),
+            SharedOut::new(&mut dv),
+        );
+        with_f32(q, self.name(), |q| {
+            with_f32(k, self.name(), |k| {
+                with_f32(v, self.name(), |v| {
+                    with_f32(grad, self.name(), |dout| {
+                        (0..b * heads).into_par_iter().for_each(|task| {
+                            let (bi, hi) = (task / heads, task % heads);
+                            let head = View::row_major(bi * l * h + hi * d, l, d, h);
+                            let square = View::row_major(0, l, l, l);
+                            let p = &probs[task * l * l..(task + 1) * l * l];
+                            let mask = (!keep.is_empty()).then(|| &keep[task * l * l..][..l * l]);
+                            // The weights that multiplied V.
+                            let weights = match mask {
+                                Some(m) => apply_keep_mask(p, m, keep_scale),
+                                None => p.to_vec(),
+                            };
+                            let mut dw = vec![0f32; l * l];
+                            let mut ds = vec![0f32; l * l];
+                            // SAFETY (all four calls): each writes a buffer of this task or a
+                            // block of the gradients that belongs to this task alone.
+                            unsafe {
+                                // dV = weightsᵀ · dO;  d(weights) = dO · Vᵀ
+                                gemm_view(dv_ptr, head, &weights, square.t(), dout, head);
+                                gemm_view(SharedOut::new(&mut dw), square, dout, head, v, head.t());
+                            }
+                            if let Some(m) = mask {
+                                dw = apply_keep_mask(&dw, m, keep_scale);
+                            }
+                            // Through the softmax and the scale.
+                            masked_softmax_backward_rows(&mut ds, p, &dw, l, self.scale);
+                            unsafe {
+                                // dQ = dS · K;  dK = dSᵀ · Q
+                                gemm_view(dq_ptr, head, &ds, square, k, head);
+                                gemm_view(dk_ptr, head, &ds, square.t(), q, head);
+                            }
+                        });
+                        Ok(())
+                    })
+                })
+            })
+        })?;
+        Ok((
+            Some(cpu_tensor(dq, q.shape())?),
+            Some(cpu_tensor(dk, k.shape())?),
+            Some(cpu_tensor(dv, v.shape())?),
+        ))
+    }
+}
+
+/// Multi-head attention over `q`, `k`, `v` `[B, L, H]` (already projected), with an additive
+/// mask `[B, 1, 1, L]` (or `[B, L]`), scores scaled by `scale`, and dropout `(p, seed)` on the
+/// probabilities when training. Returns the context `[B, L, H]` (f32, CPU).
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    scale: f64,
+    dropout: Option<(f64, u64)>,
+) -> Result<Tensor> {
+    let mask = mask.flatten_all()?.to_vec1::<f32>()?;
+    q.contiguous()?.apply_op3(
+        &k.contiguous()?,
+        &v.contiguous()?,
+        AttentionOp {
+            heads,
+            scale: scale as f32,
+            mask,
+            dropout: dropout
+                .filter(|(p, _)| *p > 0.0)
+                .map(|(p, seed)| (p as f32, seed)),
+            saved: Mutex::new((Vec::new(), Vec::new())),
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dropout
 
 /// SplitMix64: a tiny, good-quality generator, one per chunk so chunks fill in parallel and the

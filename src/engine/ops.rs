@@ -175,6 +175,31 @@ pub mod plain {
         xs.broadcast_add(bias)?.gelu_erf()
     }
 
+    /// Multi-head attention from composed ops: split the heads, `softmax(Q·Kᵀ * scale + mask)`,
+    /// dropout, times `V`, merge the heads. `q`, `k`, `v` and the result are `[B, L, H]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &Tensor,
+        heads: usize,
+        scale: f64,
+        dropout: f64,
+        mode: &mut super::Mode,
+    ) -> candle_core::Result<Tensor> {
+        let (b, l, h) = q.dims3()?;
+        let split = |t: &Tensor| {
+            t.reshape((b, l, heads, h / heads))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+        let probs = masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?;
+        let probs = mode.dropout(&probs, dropout)?;
+        probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, h))
+    }
+
     /// `xs · weightᵀ (+ bias)` over the last dimension, `weight` being `[out, in]`.
     pub fn linear(
         xs: &Tensor,
@@ -210,6 +235,30 @@ pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> candle_core
         fused::masked_softmax(scores, mask, scale)
     } else {
         plain::masked_softmax(scores, mask, scale)
+    }
+}
+
+/// Multi-head self-attention on projected `q`, `k`, `v` `[B, L, H]` with an additive mask
+/// `[B, 1, 1, L]`; dropout `dropout` on the probabilities when training. Returns `[B, L, H]`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    scale: f64,
+    dropout: f64,
+    mode: &mut Mode,
+) -> candle_core::Result<Tensor> {
+    if fused_for(q) {
+        let dropout = match mode {
+            Mode::Train { rng } if dropout > 0.0 => Some((dropout, rng.random::<u64>())),
+            _ => None,
+        };
+        fused::attention(q, k, v, mask, heads, scale, dropout)
+    } else {
+        plain::attention(q, k, v, mask, heads, scale, dropout, mode)
     }
 }
 
