@@ -125,6 +125,59 @@ fn erf_f32(x: f32) -> f32 {
     y.copysign(x)
 }
 
+/// Lanes of the reductions below: independent partial sums the compiler can keep in vector
+/// registers (a plain `sum()` over f32 must add in order, so it never vectorises).
+const LANES: usize = 16;
+
+/// Sum of `f(a[i], b[i])`, in `LANES` partial sums.
+#[inline(always)]
+fn sum_lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (a_body, a_tail) = a.split_at(a.len() - a.len() % LANES);
+    let b_body = &b[..a_body.len()];
+    for (ca, cb) in a_body.chunks_exact(LANES).zip(b_body.chunks_exact(LANES)) {
+        for i in 0..LANES {
+            acc[i] += f(ca[i], cb[i]);
+        }
+    }
+    let mut total = acc.iter().sum::<f32>();
+    for (x, y) in a_tail.iter().zip(&b[a_body.len()..]) {
+        total += f(*x, *y);
+    }
+    total
+}
+
+/// Largest element (NEG_INFINITY for an empty slice), in `LANES` partial maxima.
+#[inline(always)]
+fn max_lanes(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let (body, tail) = a.split_at(a.len() - a.len() % LANES);
+    for c in body.chunks_exact(LANES) {
+        for i in 0..LANES {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    acc.iter()
+        .chain(tail)
+        .fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m })
+}
+
+/// Scales and masks each row, then softmax in place (shared by both softmax kernels).
+#[inline(always)]
+fn softmax_row(row: &mut [f32], mask: &[f32], scale: f32) {
+    for (x, m) in row.iter_mut().zip(mask) {
+        *x = *x * scale + m;
+    }
+    let max = max_lanes(row);
+    for x in row.iter_mut() {
+        *x = exp_f32(*x - max);
+    }
+    let inv = 1.0 / sum_lanes(row, row, |x, _| x);
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// 1 / sqrt(2 pi).
 const INV_SQRT_2PI: f32 = 0.398_942_3;
@@ -177,8 +230,8 @@ multiversion! {
     ) {
         let h = w.len();
         for ((y, x), st) in out.chunks_exact_mut(h).zip(x.chunks_exact(h)).zip(stats) {
-            let mean = x.iter().sum::<f32>() / h as f32;
-            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+            let mean = sum_lanes(x, x, |v, _| v) / h as f32;
+            let var = sum_lanes(x, x, |v, _| (v - mean) * (v - mean)) / h as f32;
             let rstd = 1.0 / (var + eps).sqrt();
             for (((y, x), w), b) in y.iter_mut().zip(x).zip(w).zip(b) {
                 *y = (x - mean) * rstd * w + b;
@@ -208,18 +261,26 @@ multiversion! {
             .zip(dy.chunks_exact(h))
             .zip(stats)
         {
-            let mut sum_g = 0f32;
-            let mut sum_gx = 0f32;
             for i in 0..h {
                 let xh = (x[i] - mean) * rstd;
                 xhat[i] = xh;
-                let g = dy[i] * w[i];
-                sum_g += g;
-                sum_gx += g * xh;
                 dw[i] += dy[i] * xh;
                 db[i] += dy[i];
             }
-            let mean_g = sum_g / h as f32;
+            let mean_g = sum_lanes(dy, w, |g, w| g * w) / h as f32;
+            // Σ dy·w·x̂, in LANES partial sums as in `sum_lanes`.
+            let mut acc = [0f32; LANES];
+            let body = h - h % LANES;
+            for start in (0..body).step_by(LANES) {
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let j = start + i;
+                    *a += dy[j] * w[j] * xhat[j];
+                }
+            }
+            let mut sum_gx = acc.iter().sum::<f32>();
+            for j in body..h {
+                sum_gx += dy[j] * w[j] * xhat[j];
+            }
             let mean_gx = sum_gx / h as f32;
             for i in 0..h {
                 dx[i] = rstd * (dy[i] * w[i] - mean_g - xhat[i] * mean_gx);
@@ -355,20 +416,8 @@ multiversion! {
         {
             let row = first_row + r;
             let m = &mask[(row / rows_per_item) * lk..][..lk];
-            let mut max = f32::NEG_INFINITY;
-            for ((p, s), m) in p.iter_mut().zip(s).zip(m) {
-                *p = s * scale + m;
-                max = max.max(*p);
-            }
-            let mut sum = 0f32;
-            for p in p.iter_mut() {
-                *p = exp_f32(*p - max);
-                sum += *p;
-            }
-            let inv = 1.0 / sum;
-            for p in p.iter_mut() {
-                *p *= inv;
-            }
+            p.copy_from_slice(s);
+            softmax_row(p, m, scale);
         }
     }
 }
@@ -381,7 +430,7 @@ multiversion! {
             .zip(p.chunks_exact(lk))
             .zip(dp.chunks_exact(lk))
         {
-            let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum();
+            let dot = sum_lanes(p, dp, |p, g| p * g);
             for ((d, p), g) in ds.iter_mut().zip(p).zip(dp) {
                 *d = scale * p * (g - dot);
             }
@@ -852,22 +901,8 @@ unsafe fn gemm_view(dst: SharedOut, dv: View, lhs: &[f32], lv: View, rhs: &[f32]
 multiversion! {
     /// Softmax of each row of `p` (rows of `mask.len()`) after scaling and adding `mask`, in place.
     fn softmax_rows_in_place(p: &mut [f32], mask: &[f32], scale: f32) {
-        let l = mask.len();
-        for row in p.chunks_exact_mut(l) {
-            let mut max = f32::NEG_INFINITY;
-            for (x, m) in row.iter_mut().zip(mask) {
-                *x = *x * scale + m;
-                max = max.max(*x);
-            }
-            let mut sum = 0f32;
-            for x in row.iter_mut() {
-                *x = exp_f32(*x - max);
-                sum += *x;
-            }
-            let inv = 1.0 / sum;
-            for x in row.iter_mut() {
-                *x *= inv;
-            }
+        for row in p.chunks_exact_mut(mask.len()) {
+            softmax_row(row, mask, scale);
         }
     }
 }
