@@ -77,6 +77,9 @@ impl FusedAdamW {
             total += with_cpu_f32(g, |g| {
                 Ok(g.par_chunks(CHUNK)
                     .map(|c| c.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>())
+                    // Collected, then added in order: the same norm on every run.
+                    .collect::<Vec<f64>>()
+                    .iter()
                     .sum::<f64>())
             })?;
         }

@@ -192,9 +192,23 @@ fn gelu_grad(z: f32) -> f32 {
     0.5 * (1.0 + erf_f32(z * FRAC_1_SQRT_2)) + z * INV_SQRT_2PI * exp_f32(-0.5 * z * z)
 }
 
+/// Adds per-chunk partial vectors in chunk order. rayon's own `reduce` combines partials in an
+/// order that depends on work stealing, which would make a seeded run differ in the last bits
+/// from one run to the next; collecting keeps the order fixed.
+fn sum_in_order(partials: Vec<Vec<f32>>, width: usize) -> Vec<f32> {
+    let mut total = vec![0f32; width];
+    for p in partials {
+        for (t, v) in total.iter_mut().zip(&p) {
+            *t += v;
+        }
+    }
+    total
+}
+
 /// Sums `rows` (each `width` long) column-wise, in parallel chunks: the bias gradients.
 fn column_sums(rows: &[f32], width: usize) -> Vec<f32> {
-    rows.par_chunks(width * ROWS_PER_TASK)
+    let partials = rows
+        .par_chunks(width * ROWS_PER_TASK)
         .map(|chunk| {
             let mut acc = vec![0f32; width];
             for row in chunk.chunks_exact(width) {
@@ -204,15 +218,8 @@ fn column_sums(rows: &[f32], width: usize) -> Vec<f32> {
             }
             acc
         })
-        .reduce(
-            || vec![0f32; width],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    *x += y;
-                }
-                a
-            },
-        )
+        .collect();
+    sum_in_order(partials, width)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,17 +367,9 @@ impl CustomOp3 for LayerNormOp {
                             );
                             (dw, db)
                         })
-                        .reduce(
-                            || (vec![0f32; h], vec![0f32; h]),
-                            |(mut aw, mut ab), (bw, bb)| {
-                                for i in 0..h {
-                                    aw[i] += bw[i];
-                                    ab[i] += bb[i];
-                                }
-                                (aw, ab)
-                            },
-                        );
-                    Ok((dx, partial.0, partial.1))
+                        .collect::<Vec<_>>();
+                    let (dw, db): (Vec<_>, Vec<_>) = partial.into_iter().unzip();
+                    Ok((dx, sum_in_order(dw, h), sum_in_order(db, h)))
                 })
             })
         })?;
