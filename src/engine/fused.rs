@@ -458,13 +458,12 @@ impl CustomOp2 for MaskedSoftmaxOp {
     ) -> Result<(CpuStorage, Shape)> {
         let scores = f32_slice(ss, sl, self.name())?;
         let mask = f32_slice(ms, ml, self.name())?;
-        let (b, _heads, lq, lk) = sl.shape().dims4()?;
+        let (b, _heads, _lq, lk) = sl.shape().dims4()?;
         if ml.shape().elem_count() != b * lk {
             bail!("{}: the mask must be [B, 1, 1, Lk]", self.name())
         }
         // All rows of one batch item share its mask row.
         let rows_per_item = scores.len() / (b * lk);
-        let _ = lq;
         let mut out = vec![0f32; scores.len()];
         out.par_chunks_mut(lk * ROWS_PER_TASK)
             .zip(scores.par_chunks(lk * ROWS_PER_TASK))
