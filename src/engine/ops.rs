@@ -6,6 +6,7 @@
 //! [`super::fused`], CPU custom ops with hand-written backward passes (the default on the CPU).
 //! [`set_kernels`] or `TWEETLAB_KERNELS=plain` picks the reference everywhere.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use candle_core::{DType, Device, Module, Tensor};
@@ -14,13 +15,13 @@ use rand::Rng;
 
 use super::fused;
 
-/// Which implementation of LayerNorm, attention softmax and bias+GELU runs.
+/// Which implementation of the encoder's building blocks and of AdamW runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernels {
     /// CPU custom ops with their own backward passes (f32 on the CPU only).
-    Fused,
+    Fused = 0,
     /// Composed candle ops: the reference implementation, and what runs on CUDA.
-    Plain,
+    Plain = 1,
 }
 
 impl Kernels {
@@ -40,50 +41,85 @@ impl Kernels {
     }
 }
 
-/// 0: not chosen yet (read `TWEETLAB_KERNELS` on first use), 1: fused, 2: plain.
-static KERNELS: AtomicU8 = AtomicU8::new(0);
+/// The two process-wide choices below, each read from its environment variable on first use,
+/// replaced by `set_*` (the CLI's flags) and overridden on one thread by `with_*` (tests compare
+/// implementations side by side that way).
+#[derive(Clone, Copy)]
+enum Switch {
+    /// 0: fused, 1: plain (`TWEETLAB_KERNELS`).
+    Kernels = 0,
+    /// 0: skip padding, 1: compute it (`TWEETLAB_DENSE=1`).
+    Dense = 1,
+}
+
+/// Per switch: 0 while not chosen, else the value + 1.
+static CHOSEN: [AtomicU8; 2] = [AtomicU8::new(0), AtomicU8::new(0)];
+
+thread_local! {
+    static OVERRIDES: Cell<[Option<u8>; 2]> = const { Cell::new([None, None]) };
+}
+
+impl Switch {
+    fn from_env(self) -> u8 {
+        match self {
+            Switch::Kernels => std::env::var("TWEETLAB_KERNELS")
+                .ok()
+                .and_then(|v| Kernels::parse(&v))
+                .map_or(0, |k| k as u8),
+            Switch::Dense => u8::from(std::env::var("TWEETLAB_DENSE").is_ok_and(|v| v == "1")),
+        }
+    }
+
+    fn get(self) -> u8 {
+        if let Some(v) = OVERRIDES.with(|o| o.get()[self as usize]) {
+            return v;
+        }
+        match CHOSEN[self as usize].load(Ordering::Relaxed) {
+            0 => {
+                let v = self.from_env();
+                self.set(v);
+                v
+            }
+            n => n - 1,
+        }
+    }
+
+    fn set(self, v: u8) {
+        CHOSEN[self as usize].store(v + 1, Ordering::Relaxed);
+    }
+
+    fn with<R>(self, v: u8, f: impl FnOnce() -> R) -> R {
+        let swap = |v: Option<u8>| {
+            OVERRIDES.with(|o| {
+                let mut all = o.get();
+                let before = std::mem::replace(&mut all[self as usize], v);
+                o.set(all);
+                before
+            })
+        };
+        let before = swap(Some(v));
+        let out = f();
+        swap(before);
+        out
+    }
+}
 
 /// Chooses the kernels for the whole process (the CLI's `--kernels`).
 pub fn set_kernels(k: Kernels) {
-    KERNELS.store(
-        match k {
-            Kernels::Fused => 1,
-            Kernels::Plain => 2,
-        },
-        Ordering::Relaxed,
-    );
+    Switch::Kernels.set(k as u8);
 }
 
-thread_local! {
-    static OVERRIDE: std::cell::Cell<Option<Kernels>> = const { std::cell::Cell::new(None) };
-}
-
-/// Runs `f` with `k` on this thread only, whatever the process-wide choice (tests compare the
-/// two implementations side by side this way).
+/// Runs `f` with `k` on this thread only, whatever the process-wide choice.
 pub fn with_kernels<R>(k: Kernels, f: impl FnOnce() -> R) -> R {
-    let before = OVERRIDE.with(|o| o.replace(Some(k)));
-    let out = f();
-    OVERRIDE.with(|o| o.set(before));
-    out
+    Switch::Kernels.with(k as u8, f)
 }
 
 /// The choice in force on this thread: [`with_kernels`], else `set_kernels`, else
 /// `TWEETLAB_KERNELS`, else fused.
 pub fn kernels() -> Kernels {
-    if let Some(k) = OVERRIDE.with(|o| o.get()) {
-        return k;
-    }
-    match KERNELS.load(Ordering::Relaxed) {
-        1 => Kernels::Fused,
-        2 => Kernels::Plain,
-        _ => {
-            let k = std::env::var("TWEETLAB_KERNELS")
-                .ok()
-                .and_then(|v| Kernels::parse(&v))
-                .unwrap_or(Kernels::Fused);
-            set_kernels(k);
-            k
-        }
+    match Switch::Kernels.get() {
+        0 => Kernels::Fused,
+        _ => Kernels::Plain,
     }
 }
 
@@ -100,42 +136,17 @@ pub fn kernels_in_use(device: &Device) -> Kernels {
 /// `set_dense(true)` or `TWEETLAB_DENSE=1` asks for every padded position to be computed, as
 /// PyTorch does (the like-for-like benchmark).
 pub fn unpadded_in_use(device: &Device) -> bool {
-    kernels_in_use(device) == Kernels::Fused && !dense()
+    kernels_in_use(device) == Kernels::Fused && Switch::Dense.get() == 0
 }
-
-/// 0: not chosen yet (read `TWEETLAB_DENSE`), 1: skip padding, 2: dense.
-static DENSE: AtomicU8 = AtomicU8::new(0);
 
 /// Computes every padded position (true) or only real tokens (false, the default).
 pub fn set_dense(dense: bool) {
-    DENSE.store(if dense { 2 } else { 1 }, Ordering::Relaxed);
-}
-
-thread_local! {
-    static DENSE_OVERRIDE: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+    Switch::Dense.set(u8::from(dense));
 }
 
 /// Runs `f` with padding computed (`true`) or skipped (`false`) on this thread only.
 pub fn with_dense<R>(dense: bool, f: impl FnOnce() -> R) -> R {
-    let before = DENSE_OVERRIDE.with(|o| o.replace(Some(dense)));
-    let out = f();
-    DENSE_OVERRIDE.with(|o| o.set(before));
-    out
-}
-
-fn dense() -> bool {
-    if let Some(d) = DENSE_OVERRIDE.with(|o| o.get()) {
-        return d;
-    }
-    match DENSE.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            let d = std::env::var("TWEETLAB_DENSE").is_ok_and(|v| v == "1");
-            set_dense(d);
-            d
-        }
-    }
+    Switch::Dense.with(u8::from(dense), f)
 }
 
 fn fused_for(xs: &Tensor) -> bool {
