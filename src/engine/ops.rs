@@ -60,7 +60,7 @@ thread_local! {
 }
 
 impl Switch {
-    fn from_env(self) -> u8 {
+    fn read_env(self) -> u8 {
         match self {
             Switch::Kernels => std::env::var("TWEETLAB_KERNELS")
                 .ok()
@@ -76,7 +76,7 @@ impl Switch {
         }
         match CHOSEN[self as usize].load(Ordering::Relaxed) {
             0 => {
-                let v = self.from_env();
+                let v = self.read_env();
                 self.set(v);
                 v
             }
