@@ -397,31 +397,6 @@ pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resu
 // Attention softmax
 
 multiversion! {
-    /// Attention softmax of whole rows of length `lk`; `first_row` numbers the chunk's first
-    /// row so each row finds its batch item's mask.
-    fn masked_softmax_rows(
-        out: &mut [f32],
-        scores: &[f32],
-        mask: &[f32],
-        first_row: usize,
-        rows_per_item: usize,
-        scale: f32,
-        lk: usize,
-    ) {
-        for (r, (p, s)) in out
-            .chunks_exact_mut(lk)
-            .zip(scores.chunks_exact(lk))
-            .enumerate()
-        {
-            let row = first_row + r;
-            let m = &mask[(row / rows_per_item) * lk..][..lk];
-            p.copy_from_slice(s);
-            softmax_row(p, m, scale);
-        }
-    }
-}
-
-multiversion! {
     /// The softmax's backward pass over whole rows of length `lk`.
     fn masked_softmax_backward_rows(ds: &mut [f32], p: &[f32], dp: &[f32], lk: usize, scale: f32) {
         for ((ds, p), dp) in ds
@@ -435,78 +410,6 @@ multiversion! {
             }
         }
     }
-}
-
-/// `softmax(scores * scale + mask)` over the last dimension, for attention scores
-/// `[B, H, Lq, Lk]` and an additive mask `[B, 1, 1, Lk]`. One pass instead of five ops and
-/// their `[B, H, L, L]` temporaries; the mask gets no gradient.
-struct MaskedSoftmaxOp {
-    scale: f32,
-}
-
-impl CustomOp2 for MaskedSoftmaxOp {
-    fn name(&self) -> &'static str {
-        "fused-masked-softmax"
-    }
-
-    fn cpu_fwd(
-        &self,
-        ss: &CpuStorage,
-        sl: &Layout,
-        ms: &CpuStorage,
-        ml: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let scores = f32_slice(ss, sl, self.name())?;
-        let mask = f32_slice(ms, ml, self.name())?;
-        let (b, _heads, _lq, lk) = sl.shape().dims4()?;
-        if ml.shape().elem_count() != b * lk {
-            bail!("{}: the mask must be [B, 1, 1, Lk]", self.name())
-        }
-        // All rows of one batch item share its mask row.
-        let rows_per_item = scores.len() / (b * lk);
-        let mut out = vec![0f32; scores.len()];
-        out.par_chunks_mut(lk * ROWS_PER_TASK)
-            .zip(scores.par_chunks(lk * ROWS_PER_TASK))
-            .enumerate()
-            .for_each(|(task, (out, scores))| {
-                let first_row = task * ROWS_PER_TASK;
-                masked_softmax_rows(out, scores, mask, first_row, rows_per_item, self.scale, lk)
-            });
-        Ok((CpuStorage::F32(out), sl.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        scores: &Tensor,
-        _mask: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let lk = scores.dim(candle_core::D::Minus1)?;
-        let ds = with_f32(res, self.name(), |p| {
-            with_f32(grad, self.name(), |dp| {
-                let mut ds = vec![0f32; p.len()];
-                ds.par_chunks_mut(lk * ROWS_PER_TASK)
-                    .zip(p.par_chunks(lk * ROWS_PER_TASK))
-                    .zip(dp.par_chunks(lk * ROWS_PER_TASK))
-                    .for_each(|((ds, p), dp)| {
-                        masked_softmax_backward_rows(ds, p, dp, lk, self.scale)
-                    });
-                Ok(ds)
-            })
-        })?;
-        Ok((Some(cpu_tensor(ds, scores.shape())?), None))
-    }
-}
-
-/// `softmax(scores * scale + mask)` over the last dimension (f32, CPU).
-pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
-    scores.contiguous()?.apply_op2(
-        &mask.contiguous()?,
-        MaskedSoftmaxOp {
-            scale: scale as f32,
-        },
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

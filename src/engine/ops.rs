@@ -239,16 +239,6 @@ pub fn layer_norm(
     }
 }
 
-/// Attention probabilities: `softmax(scores * scale + mask)` over the last dimension, for
-/// scores `[B, H, Lq, Lk]` and an additive mask `[B, 1, 1, Lk]`.
-pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
-    if fused_for(scores) {
-        fused::masked_softmax(scores, mask, scale)
-    } else {
-        plain::masked_softmax(scores, mask, scale)
-    }
-}
-
 /// Multi-head self-attention on projected `q`, `k`, `v` `[B, L, H]` with an additive mask
 /// `[B, 1, 1, L]`; dropout `dropout` on the probabilities when training. Returns `[B, L, H]`.
 #[allow(clippy::too_many_arguments)]
