@@ -2,10 +2,9 @@
 //!
 //! Layers, each using only those below it:
 //! - `cli` and, with the `gui` feature, `app` (the desktop workbench) — the edges;
-//! - `protocol` — the events background work sends to the UI;
-//! - `engine` — candle models, training, inference, explanations (no UI code);
-//! - `label_quality` — suspects and active learning: glue between `data` and `engine`;
-//! - `data` — CSV import, exports, atomic writes.
+//! - `label_quality` — suspect labels and what to label next, on frozen embeddings;
+//! - `engine` — candle: kernels, models, training, inference, explanations (no UI code);
+//! - `data` — CSV import, the SQLite workspace, exports, atomic writes.
 
 #[cfg(feature = "gui")]
 pub mod app;
@@ -13,4 +12,3 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod label_quality;
-pub mod protocol;

@@ -276,3 +276,44 @@ fn suspects_full_mode_fine_tunes_per_fold() {
         .collect();
     assert!(scores.len() > 100);
 }
+
+/// `train --json` prints the same epoch records the run file next to the weights keeps.
+#[test]
+fn train_json_epochs_are_the_run_files_records() {
+    use tweetlab::engine::train::{EpochRecord, RunRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny");
+    common::write_tiny_model(&model, 7);
+    let out = dir.path().join("run");
+    let o = tweetlab(&[
+        "train",
+        "--data",
+        "sample-data/train.csv",
+        "--out",
+        out.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--max-len",
+        "48",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let printed: Vec<EpochRecord> = serde_json::from_value(summary["epochs"].clone()).unwrap();
+    assert_eq!(printed.len(), 2);
+    assert_eq!(
+        summary["val"]["confusion_matrix"].as_array().unwrap().len(),
+        2
+    );
+    let record = RunRecord::read(&out).unwrap().unwrap();
+    assert_eq!(printed, record.epochs);
+    assert_eq!(summary["saved_epoch"], record.saved_epoch);
+}

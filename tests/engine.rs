@@ -9,11 +9,14 @@ use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tweetlab::engine::infer;
+use tweetlab::engine::kernels::{kernels, with_kernels, Kernels};
+use tweetlab::engine::model::source::{inspect_dir, resolve};
+use tweetlab::engine::model::tokenize::{Batch, Encoded};
 use tweetlab::engine::model::LoadedModel;
-use tweetlab::engine::ops::{kernels, with_kernels, Kernels};
-use tweetlab::engine::source::{inspect_dir, resolve};
-use tweetlab::engine::tokenize::{Batch, Encoded};
-use tweetlab::engine::train::{self, train_step, Optimisers, TrainEvent, TrainJob};
+use tweetlab::engine::train::{
+    self, train_step, EpochRecord, Optimisers, RunRecord, StepRecord, TrainConfig, TrainEvent,
+    TrainJob,
+};
 use tweetlab::engine::EngineError;
 
 use common::*;
@@ -152,7 +155,7 @@ fn training_lowers_the_loss_and_events_arrive_in_order() {
     let steps: Vec<(usize, f32)> = events
         .iter()
         .filter_map(|e| match e {
-            TrainEvent::Step { step, loss, .. } => Some((*step, *loss)),
+            TrainEvent::Step(s) => Some((s.step, s.loss)),
             _ => None,
         })
         .collect();
@@ -163,14 +166,9 @@ fn training_lowers_the_loss_and_events_arrive_in_order() {
     let epochs: Vec<(usize, f64)> = events
         .iter()
         .filter_map(|e| match e {
-            TrainEvent::Epoch {
-                epoch,
-                train_loss,
-                val,
-                ..
-            } => {
-                assert!(val.is_some());
-                Some((*epoch, *train_loss))
+            TrainEvent::Epoch(e) => {
+                assert!(e.val.is_some());
+                Some((e.epoch, e.train_loss))
             }
             _ => None,
         })
@@ -191,11 +189,11 @@ fn training_lowers_the_loss_and_events_arrive_in_order() {
     // Each Step of epoch e comes before Epoch e.
     let epoch1_at = events
         .iter()
-        .position(|e| matches!(e, TrainEvent::Epoch { epoch: 1, .. }))
+        .position(|e| matches!(e, TrainEvent::Epoch(r) if r.epoch == 1))
         .unwrap();
     let step_after = events[..epoch1_at]
         .iter()
-        .filter(|e| matches!(e, TrainEvent::Step { .. }))
+        .filter(|e| matches!(e, TrainEvent::Step(_)))
         .count();
     assert_eq!(step_after, steps_per_epoch);
     assert!(out.join("model.safetensors").is_file() && out.join("tweetlab_run.json").is_file());
@@ -218,7 +216,7 @@ fn same_seed_gives_the_same_run() {
         })
         .into_iter()
         .filter_map(|e| match e {
-            TrainEvent::Step { loss, .. } => Some(loss),
+            TrainEvent::Step(s) => Some(s.loss),
             _ => None,
         })
         .collect()
@@ -236,11 +234,16 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let a = train_tiny_into(&dir, &out, 1);
     let refs: Vec<&str> = texts.iter().take(40).map(String::as_str).collect();
     assert!(a.head_is_trained());
-    assert!(a.run.is_some());
+    assert!(a.trained.is_some());
     let la = infer::logits(&a, &refs, 48, 16, &mut |_, _| {}, None).unwrap();
     // Saving the loaded model and loading that copy gives the same numbers, whatever the batching.
     let copy = tmp.path().join("copy");
-    tweetlab::engine::checkpoint::save(&copy, &a, a.run.as_ref().unwrap()).unwrap();
+    tweetlab::engine::model::checkpoint::save(&copy, &a).unwrap();
+    RunRecord::read(&out)
+        .unwrap()
+        .unwrap()
+        .write(&copy)
+        .unwrap();
     let b = load(&copy);
     let lb = infer::logits(&b, &refs, 48, 7, &mut |_, _| {}, None).unwrap();
     let max_diff = la
@@ -283,7 +286,7 @@ fn cancel_stops_the_run_within_a_step() {
     let mut queued_at_cancel = None;
     let mut last = None;
     for e in handle.events.iter() {
-        if let TrainEvent::Step { step, .. } = e {
+        if let TrainEvent::Step(StepRecord { step, .. }) = e {
             if queued_at_cancel.is_some() {
                 steps_after_cancel += 1;
             } else if step == 3 {
@@ -410,4 +413,64 @@ fn explanation_ranks_disaster_words_above_stop_words() {
         "disaster words {disaster} vs stop words {stop}: {:?}",
         e.words
     );
+}
+
+/// One record from the loop to the workspace: the steps and epochs a run reports read back
+/// equal from the workspace (`RunLog`, as the window redraws past runs) and from the run file.
+#[test]
+fn a_run_record_reads_back_equal_through_the_workspace_and_the_run_file() {
+    use tweetlab::data::store::{RunStatus, Workspace};
+    use tweetlab::engine::train::record::{recorded_runs, RunRecorder, RunSettings};
+    let (tmp, dir) = tiny_model();
+    let out = tmp.path().join("run");
+    let config = TrainConfig {
+        epochs: 2,
+        ..tiny_train_config()
+    };
+    let (texts, labels) = sample_rows();
+    let events = run_job(TrainJob {
+        model: Some(dir.display().to_string()),
+        texts,
+        labels,
+        out_dir: out.clone(),
+        config: config.clone(),
+    });
+    let data = tweetlab::data::load_csv(&sample_train_csv()).unwrap();
+    let db = tmp.path().join("ws.sqlite");
+    let ws = Workspace::create(&db, &sample_train_csv(), &data).unwrap();
+    let settings = RunSettings {
+        model: dir.display().to_string(),
+        out_dir: out.clone(),
+        config,
+        labelled_rows: 203,
+    };
+    let mut recorder = RunRecorder::start(&db, &settings).unwrap();
+    for e in &events {
+        recorder.record(e).unwrap();
+    }
+    let steps: Vec<StepRecord> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Step(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    let epochs: Vec<EpochRecord> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Epoch(e) => Some(*e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs.len(), 2);
+    assert!(epochs.iter().all(|e| e.val.is_some()));
+
+    let runs = recorded_runs(&ws.run_log().unwrap()).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Finished);
+    assert_eq!(runs[0].settings.as_ref(), Some(&settings));
+    assert_eq!(runs[0].steps, steps);
+    assert_eq!(runs[0].epochs, epochs);
+    assert_eq!(runs[0].model_dir(), Some(out.as_path()));
+    assert_eq!(RunRecord::read(&out).unwrap().unwrap().epochs, epochs);
 }

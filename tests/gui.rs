@@ -14,7 +14,9 @@ use egui::accesskit::Role;
 use egui::Key;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use tweetlab::app::{DuplicateFilter, LabelFilter, SortColumn, TweetlabApp};
+use tweetlab::app::{
+    CurveView, DuplicateFilter, LabelFilter, NextToLabelView, ReviewView, SortColumn, TweetlabApp,
+};
 use tweetlab::data::duplicates::find_duplicates;
 use tweetlab::data::load_csv;
 
@@ -173,14 +175,14 @@ fn filters_sort_bulk_relabel_and_save() {
         conflicting > 0,
         "the sample data has conflicting duplicates"
     );
-    h.state_mut().table_mut().0.duplicates = DuplicateFilter::Conflicts;
+    h.state_mut().filters_mut().duplicates = DuplicateFilter::Conflicts;
     h.run();
     assert_eq!(h.state().shown_rows(), conflicting);
     assert!(
         h.query_all_by_label_contains("conflict").count() >= conflicting.min(10),
         "flags column"
     );
-    h.state_mut().table_mut().0.duplicates = DuplicateFilter::Any;
+    h.state_mut().filters_mut().duplicates = DuplicateFilter::Any;
 
     // Sort by id, descending: the header click cycles ascending, descending, file order.
     h.get_by_label("id").click();
@@ -195,20 +197,20 @@ fn filters_sort_bulk_relabel_and_save() {
         .collect();
     assert_eq!(ids.len(), 203);
     assert!(ids.windows(2).all(|w| w[0] >= w[1]), "descending ids");
-    *h.state_mut().table_mut().1 = Some((SortColumn::Id, true));
+    *h.state_mut().sort_mut() = Some((SortColumn::Id, true));
     h.run();
     assert_eq!(rows[h.state().shown()[0]].id, "1");
 
     // Label filter, then "Label all shown" as one undo step.
-    h.state_mut().table_mut().0.label = LabelFilter::Is(0);
+    h.state_mut().filters_mut().label = LabelFilter::Is(0);
     h.run();
     let zeros: Vec<usize> = h.state().shown().to_vec();
     assert_eq!(
         zeros.len(),
         rows.iter().filter(|t| t.label == Some(0)).count()
     );
-    h.state_mut().table_mut().0.label = LabelFilter::Any;
-    h.state_mut().table_mut().0.keyword = Some(rows[zeros[0]].keyword.clone());
+    h.state_mut().filters_mut().label = LabelFilter::Any;
+    h.state_mut().filters_mut().keyword = Some(rows[zeros[0]].keyword.clone());
     h.run();
     let keyword_rows: Vec<usize> = h.state().shown().to_vec();
     assert!(keyword_rows
@@ -229,7 +231,7 @@ fn filters_sort_bulk_relabel_and_save() {
     );
 
     // Relabel one row, then Save writes it into the CSV after asking.
-    h.state_mut().table_mut().0.keyword = None;
+    h.state_mut().filters_mut().keyword = None;
     h.run();
     let row = h.state().selected_row().unwrap();
     let flipped = 1 - rows[row].label.unwrap();
@@ -266,9 +268,9 @@ fn train_explain_export_and_reopen() {
     common::write_tiny_model(&model, 7);
     let mut h = harness();
     {
-        let (source, config) = h.state_mut().train_settings();
-        *source = model.display().to_string();
-        *config = common::tiny_train_config();
+        let settings = h.state_mut().train_settings();
+        settings.model = model.display().to_string();
+        settings.config = common::tiny_train_config();
     }
     let csv = open_sample(&mut h, tmp.path());
     h.get_by_label("Start training").click();
@@ -298,7 +300,8 @@ fn train_explain_export_and_reopen() {
         app.baseline().is_some() || app.error().is_some()
     });
     assert_eq!(h.state().error(), None);
-    let (f1, accuracy) = h.state().baseline().unwrap();
+    let baseline = h.state().baseline().unwrap();
+    let (f1, accuracy) = (baseline.f1, baseline.accuracy);
     assert!((0.0..=1.0).contains(&f1) && accuracy > 0.0);
     assert!(h.query_by_label_contains("Fast baseline (frozen").is_some());
 
@@ -385,10 +388,12 @@ fn review_queue_accepts_keeps_and_resolves_conflicts() {
     h.get_by_label("Find suspect labels").click();
     h.run();
     wait_until(&mut h, "suspects", |app| {
-        app.review_state().0.is_some() || app.error().is_some()
+        app.review_state().found.is_some() || app.error().is_some()
     });
     assert_eq!(h.state().error(), None);
-    let (found, position, _) = h.state().review_state();
+    let ReviewView {
+        found, position, ..
+    } = h.state().review_state();
     assert!(found.unwrap() > 0);
     assert_eq!(position, 0);
     // The cursor follows the queue; accept the first suggestion.
@@ -404,7 +409,7 @@ fn review_queue_accepts_keeps_and_resolves_conflicts() {
     h.key_press(Key::S);
     h.run();
     assert_eq!(label_of(&h, second), kept);
-    assert_eq!(h.state().review_state().1, 2);
+    assert_eq!(h.state().review_state().position, 2);
     let history = h.state().workspace().unwrap().history().unwrap();
     assert_eq!(history.len(), 2, "{history:?} {:?}", h.state().error());
     assert_eq!((history[0].action, history[0].row), (Action::Edit, first));
@@ -473,10 +478,10 @@ fn label_next_queue_labels_unlabelled_rows_and_reranks() {
     h.get_by_label("Rank unlabelled rows").click();
     h.run();
     wait_until(&mut h, "the ranking", |app| {
-        app.next_to_label_state().0.is_some() || app.error().is_some()
+        app.next_to_label_state().ranked.is_some() || app.error().is_some()
     });
     assert_eq!(h.state().error(), None);
-    assert_eq!(h.state().next_to_label_state().0, Some(before));
+    assert_eq!(h.state().next_to_label_state().ranked, Some(before));
     let first = h.state().selected_row().unwrap();
     assert_eq!(label_of(&h, first), None, "the queue holds unlabelled rows");
     h.key_press(Key::Num1);
@@ -488,8 +493,12 @@ fn label_next_queue_labels_unlabelled_rows_and_reranks() {
     }
     assert_eq!(unlabelled(&h), before - 20);
     wait_until(&mut h, "the re-ranking", |app| {
-        let (len, position, ranking) = app.next_to_label_state();
-        !ranking && position == 0 && len == Some(before - 20)
+        let NextToLabelView {
+            ranked,
+            position,
+            ranking,
+        } = app.next_to_label_state();
+        !ranking && position == 0 && ranked == Some(before - 20)
     });
     let head = h.state().selected_row().unwrap();
     assert_eq!(label_of(&h, head), None);
@@ -505,7 +514,13 @@ fn label_next_queue_labels_unlabelled_rows_and_reranks() {
     });
     assert_eq!(h.state().error(), None);
     // 155 labelled rows now: 124 in the pool, labelled 20 at a time from 20.
-    assert_eq!(h.state().learning_curve(), Some((7, 7)));
+    assert_eq!(
+        h.state().learning_curve(),
+        Some(CurveView {
+            queue: 7,
+            random: 7
+        })
+    );
 }
 
 /// Full mode from the review window: the Train panel's model (the tiny one) is fine-tuned once
@@ -517,9 +532,9 @@ fn review_full_mode_fine_tunes_per_fold() {
     common::write_tiny_model(&model, 7);
     let mut h = harness();
     {
-        let (source, config) = h.state_mut().train_settings();
-        *source = model.display().to_string();
-        *config = common::tiny_train_config();
+        let settings = h.state_mut().train_settings();
+        settings.model = model.display().to_string();
+        settings.config = common::tiny_train_config();
     }
     open_sample(&mut h, tmp.path());
     h.get_by_label("Review…").click();
@@ -529,10 +544,14 @@ fn review_full_mode_fine_tunes_per_fold() {
     h.get_by_label("Find suspect labels").click();
     h.run();
     wait_until(&mut h, "suspects by fine-tuning", |app| {
-        app.review_state().0.is_some() || app.error().is_some()
+        app.review_state().found.is_some() || app.error().is_some()
     });
     assert_eq!(h.state().error(), None);
-    let (found, _, running) = h.state().review_state();
+    let ReviewView {
+        found,
+        searching: running,
+        ..
+    } = h.state().review_state();
     assert!(!running);
     assert!(found.unwrap() > 0 && found.unwrap() < 203);
 }

@@ -8,13 +8,13 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use tweetlab::engine::bert::BertConfig;
-use tweetlab::engine::checkpoint::{classification_config, write_model_files};
-use tweetlab::engine::classifier::{BertClassifier, Pooling};
 use tweetlab::engine::infer;
+use tweetlab::engine::model::bert::BertConfig;
+use tweetlab::engine::model::checkpoint::{classification_config, write_model_files};
+use tweetlab::engine::model::classifier::{BertClassifier, Pooling};
+use tweetlab::engine::model::source::inspect_dir;
+use tweetlab::engine::model::tokenize::train_wordpiece;
 use tweetlab::engine::model::LoadedModel;
-use tweetlab::engine::source::inspect_dir;
-use tweetlab::engine::tokenize::train_wordpiece;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-classifier")

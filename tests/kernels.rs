@@ -7,11 +7,10 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tweetlab::engine::fused;
+use tweetlab::engine::kernels::{self, fused, plain, with_dense, with_kernels, Kernels, Mode};
+use tweetlab::engine::model::source::inspect_dir;
+use tweetlab::engine::model::tokenize::{Batch, Encoded};
 use tweetlab::engine::model::LoadedModel;
-use tweetlab::engine::ops::{self, plain, with_dense, with_kernels, Kernels, Mode};
-use tweetlab::engine::source::inspect_dir;
-use tweetlab::engine::tokenize::{Batch, Encoded};
 use tweetlab::engine::train::Optimisers;
 
 use common::*;
@@ -132,7 +131,7 @@ fn attention_inputs(b: usize, l: usize, h: usize, lengths: &[u32]) -> [Tensor; 4
         random(&[b, l, h], 2.0, 12),
         random(&[b, l, h], 2.0, 13),
         random(&[b, l, h], 2.0, 14),
-        ops::additive_attention_mask(&mask).unwrap(),
+        kernels::additive_attention_mask(&mask).unwrap(),
     ]
 }
 
@@ -390,9 +389,9 @@ fn the_switch_picks_the_implementation_and_names_it() {
     assert_eq!(Kernels::parse("fused"), Some(Kernels::Fused));
     assert_eq!(Kernels::parse("fast"), None);
     with_kernels(Kernels::Plain, || {
-        assert_eq!(ops::kernels_in_use(&Device::Cpu), Kernels::Plain)
+        assert_eq!(kernels::kernels_in_use(&Device::Cpu), Kernels::Plain)
     });
     with_kernels(Kernels::Fused, || {
-        assert_eq!(ops::kernels_in_use(&Device::Cpu), Kernels::Fused)
+        assert_eq!(kernels::kernels_in_use(&Device::Cpu), Kernels::Fused)
     });
 }

@@ -4,11 +4,11 @@
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::BertModel;
-use tweetlab::engine::classifier::Pooling;
+use tweetlab::engine::kernels::Mode;
+use tweetlab::engine::model::classifier::Pooling;
+use tweetlab::engine::model::source::{resolve, DEFAULT_MODEL};
+use tweetlab::engine::model::tokenize::{Batch, Encoded};
 use tweetlab::engine::model::LoadedModel;
-use tweetlab::engine::ops::Mode;
-use tweetlab::engine::source::{resolve, DEFAULT_MODEL};
-use tweetlab::engine::tokenize::{Batch, Encoded};
 
 fn minilm() -> LoadedModel {
     let files = resolve(None, &|m| eprintln!("{m}"))

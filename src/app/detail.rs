@@ -2,11 +2,85 @@
 //! the prediction, drawn as the tweet's own text coloured from "not disaster" (blue) to
 //! "disaster" (red). Explanations are computed by the explainer thread and cached per model.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crossbeam_channel::Sender;
 use egui::text::{LayoutJob, TextFormat};
 use egui::{Color32, RichText};
 
+use super::protocol::Explained;
+use super::workers::{self, ExplainRequest, Reporter};
 use crate::data::Tweet;
 use crate::engine::explain::Explanation;
+
+/// Word contributions per row for the current model, and the long-lived explainer thread that
+/// computes them one tweet at a time.
+pub struct Explanations {
+    requests: Sender<ExplainRequest>,
+    done: HashMap<usize, Result<Explanation, String>>,
+    pending: Option<usize>,
+}
+
+impl Explanations {
+    pub fn spawn(reporter: &Reporter) -> Self {
+        let (requests, rx) = crossbeam_channel::unbounded();
+        let reporter = reporter.clone();
+        std::thread::Builder::new()
+            .name("tweetlab-explainer".into())
+            .spawn(move || workers::explain_loop(rx, &reporter))
+            .expect("can spawn a thread");
+        Self {
+            requests,
+            done: HashMap::new(),
+            pending: None,
+        }
+    }
+
+    /// Neither computed nor on its way.
+    pub fn wants(&self, row: usize) -> bool {
+        !self.done.contains_key(&row) && self.pending != Some(row)
+    }
+
+    pub fn request(&mut self, request: ExplainRequest) {
+        self.pending = Some(request.row);
+        let _ = self.requests.send(request);
+    }
+
+    /// Keeps a result if it is by `model_dir`, the model whose predictions are shown.
+    pub fn on_event(&mut self, event: Explained, model_dir: Option<&Path>) {
+        if self.pending == Some(event.row) {
+            self.pending = None;
+        }
+        if model_dir == Some(event.model_dir.as_path()) {
+            self.done.insert(event.row, event.result);
+        }
+    }
+
+    /// Another model or file: the cached words no longer apply.
+    pub fn forget(&mut self) {
+        self.done.clear();
+        self.pending = None;
+    }
+
+    pub fn get(&self, row: usize) -> Option<&Result<Explanation, String>> {
+        self.done.get(&row)
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Where the words for `row` stand, by the model in `model_dir` if there is one.
+    pub fn state(&self, row: usize, model_dir: Option<&PathBuf>) -> ExplainState<'_> {
+        match (model_dir, self.done.get(&row)) {
+            (None, _) => ExplainState::NoModel,
+            (Some(_), Some(Ok(e))) => ExplainState::Ready(e),
+            (Some(_), Some(Err(m))) => ExplainState::Failed(m),
+            (Some(_), None) => ExplainState::Pending,
+        }
+    }
+}
 
 /// Where the word contributions for the shown tweet stand.
 pub enum ExplainState<'a> {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::protocol::ExportKind;
+use super::protocol::ExportKind;
 
 /// What the user asked to write.
 #[derive(Debug, Clone, PartialEq)]

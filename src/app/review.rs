@@ -6,9 +6,11 @@
 //! `RERANK_EVERY` labels the fast model is refitted in the background and the queue re-ranked.
 //! The table cursor follows the queue, so the detail panel shows the tweet and its words.
 
+use super::jobs::JobState;
+use super::protocol::{Progress, ReviewEvent, SuspectRow};
+use super::update::Request;
 use crate::data::duplicates::Duplicates;
 use crate::data::Tweet;
-use crate::protocol::SuspectRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tab {
@@ -31,12 +33,10 @@ pub struct ReviewPanel {
     pub position: usize,
     /// Position among the conflicting groups.
     pub group_position: usize,
-    /// Set while the worker looks for suspects.
-    pub running: bool,
+    /// Looking for suspects.
+    pub suspects_job: JobState,
     /// Fine-tune per fold (the Train panel's settings) instead of the fast mode.
     pub full_mode: bool,
-    /// What the worker is doing, with (done, total) when it can count.
-    pub progress: Option<(String, usize, usize)>,
     pub summary: Option<String>,
     /// Decisions taken in this window (accepted, kept).
     pub decided: (usize, usize),
@@ -47,11 +47,12 @@ pub struct ReviewPanel {
     pub since_rank: usize,
     /// Labelled rows the current ranking was fitted on.
     pub ranked_on: usize,
-    /// Set while the queue is being (re)ranked.
-    pub ranking: bool,
+    /// (Re)ranking the queue.
+    pub ranking_job: JobState,
     /// A simulated labelling session: held-out F1 against labels used, (queue, random order).
     pub curve: Option<(Vec<egui_plot::PlotPoint>, Vec<egui_plot::PlotPoint>)>,
-    pub simulating: bool,
+    /// Simulating the curve.
+    pub simulation_job: JobState,
 }
 
 /// What the user decided in the review window.
@@ -74,6 +75,51 @@ pub enum ReviewAction {
 }
 
 impl ReviewPanel {
+    /// Takes an event of one of the window's jobs; a failure stops that job alone. A new
+    /// queue asks the app to move the table cursor to its first tweet.
+    pub fn on_event(&mut self, event: ReviewEvent) -> Option<Request> {
+        let done = match event {
+            ReviewEvent::Suspects(e) => match self.suspects_job.on_event(e)? {
+                Ok(found) => {
+                    self.summary = Some(format!(
+                        "{} suspects: an estimated {} wrong among the 0s and {} among the 1s (out-of-sample accuracy {:.3}).",
+                        found.suspects.len(),
+                        found.estimated_errors[0],
+                        found.estimated_errors[1],
+                        found.accuracy
+                    ));
+                    self.suspects = Some(found.suspects);
+                    self.position = 0;
+                    Ok(Some(Request::FocusReviewRow))
+                }
+                Err(m) => Err(m),
+            },
+            ReviewEvent::Ranking(e) => match self.ranking_job.on_event(e)? {
+                Ok(queue) => {
+                    self.next = Some(queue.rows);
+                    self.next_position = 0;
+                    self.since_rank = 0;
+                    self.ranked_on = queue.fitted_on;
+                    Ok(Some(Request::FocusReviewRow))
+                }
+                Err(m) => Err(m),
+            },
+            ReviewEvent::Simulation(e) => {
+                let curve = self.simulation_job.on_event(e)?;
+                curve.map(|c| {
+                    let points = |v: Vec<(f64, f64)>| {
+                        v.into_iter()
+                            .map(|(x, y)| egui_plot::PlotPoint::new(x, y))
+                            .collect()
+                    };
+                    self.curve = Some((points(c.queue), points(c.random)));
+                    None
+                })
+            }
+        };
+        done.unwrap_or_else(|m| Some(Request::Error(format!("Label review: {m}"))))
+    }
+
     /// A new file: forget the old queues.
     pub fn reset(&mut self) {
         let open = self.open;
@@ -215,8 +261,8 @@ impl ReviewPanel {
         conflicting: &[bool],
     ) -> Option<ReviewAction> {
         let mut action = None;
-        if self.running {
-            show_progress(ui, &self.progress, "starting");
+        if self.suspects_job.is_running() {
+            show_progress(ui, self.suspects_job.progress(), "starting");
             return None;
         }
         let Some(suspects) = &self.suspects else {
@@ -334,14 +380,18 @@ impl ReviewPanel {
             ui.label("Every row has a label: nothing to label next.");
             return action;
         }
-        if self.ranking {
-            show_progress(ui, &self.progress, "ranking the unlabelled rows");
+        if self.ranking_job.is_running() {
+            show_progress(
+                ui,
+                self.ranking_job.progress(),
+                "ranking the unlabelled rows",
+            );
         }
         let Some(queue) = &self.next else {
             ui.label(format!(
                 "{unlabelled} rows have no label. The fast model (fitted on the labelled rows) ranks them least certain first, pushing back near-copies of rows already queued; it is refitted every {RERANK_EVERY} labels."
             ));
-            if !self.ranking && ui.button("Rank unlabelled rows").clicked() {
+            if !self.ranking_job.is_running() && ui.button("Rank unlabelled rows").clicked() {
                 action = Some(ReviewAction::Rank);
             }
             return action;
@@ -377,7 +427,7 @@ impl ReviewPanel {
                 ui.label("End of this ranking.");
             }
         }
-        if !self.ranking && ui.small_button("Rank again").clicked() {
+        if !self.ranking_job.is_running() && ui.small_button("Rank again").clicked() {
             action = Some(ReviewAction::Rank);
         }
         action
@@ -390,9 +440,9 @@ impl ReviewPanel {
     fn curve_section(&mut self, ui: &mut egui::Ui) -> Option<ReviewAction> {
         let mut action = None;
         ui.collapsing("Queue against random order (simulated on the labelled rows)", |ui| {
-            match (&self.curve, self.simulating) {
+            match (&self.curve, self.simulation_job.is_running()) {
                 (_, true) => {
-                    ui.label("simulating…");
+                    show_progress(ui, self.simulation_job.progress(), "simulating");
                 }
                 (None, false) => {
                     ui.label("Hides the labels of 80% of the labelled rows, then labels them 20 at a time in the queue's order and in random order, refitting the fast model each time, and scores it on the other 20% (3 orders averaged).");
@@ -426,15 +476,15 @@ impl ReviewPanel {
 /// What a worker reports: a bar when it can count, else its words. No spinner: an animation
 /// repaints every frame, and on a software-rendered desktop that takes CPU from the work itself
 /// (the worker's events repaint the bar).
-fn show_progress(ui: &mut egui::Ui, progress: &Option<(String, usize, usize)>, idle: &str) {
+fn show_progress(ui: &mut egui::Ui, progress: Option<&Progress>, idle: &str) {
     match progress {
-        Some((what, done, total)) if *total > 0 => {
+        Some(Progress { what, done, total }) if *total > 0 => {
             ui.add(
                 egui::ProgressBar::new(*done as f32 / *total as f32)
                     .text(format!("{what}: {done} / {total}")),
             );
         }
-        Some((what, _, _)) => {
+        Some(Progress { what, .. }) => {
             ui.label(format!("{what}…"));
         }
         None => {

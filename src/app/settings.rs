@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::source::DEFAULT_MODEL;
+use crate::engine::model::source::DEFAULT_MODEL;
 use crate::engine::train::TrainConfig;
 
 /// Key under which eframe stores the settings.

@@ -1,38 +1,35 @@
-//! Status bar: rows, labels, edits since import, last autosave, what the engine is doing.
+//! Status bar: rows, labels, edits since import, last autosave, what the engine is doing, the
+//! latest message. It draws from what it is given.
 
-use super::TweetlabApp;
+use super::open_file::Counts;
 
-pub fn show(app: &mut TweetlabApp, ui: &mut egui::Ui) {
+/// What the status bar shows.
+pub struct StatusView<'a> {
+    /// Rows, counts and last autosave of the open file, if one is open.
+    pub file: Option<(usize, Counts, Option<&'a str>)>,
+    /// What the busiest background job is doing, if any.
+    pub busy: Option<&'a str>,
+    pub status: &'a str,
+    pub error: Option<&'a str>,
+}
+
+pub fn show(ui: &mut egui::Ui, view: &StatusView) {
     ui.horizontal(|ui| {
-        if app.workspace.is_some() {
-            let (labelled, edited) = app.counts();
-            let rows = app.workspace.as_ref().map_or(0, |w| w.rows().len());
+        if let Some((rows, counts, last_autosave)) = view.file {
             ui.label(format!(
-                "{rows} rows · {labelled} labelled · {edited} edited"
+                "{rows} rows · {} labelled · {} edited",
+                counts.labelled, counts.edited
             ));
-            match &app.last_autosave {
+            match last_autosave {
                 Some(at) => ui.weak(format!("saved to workspace {at}")),
                 None => ui.weak("edits are saved as you make them"),
             };
             ui.separator();
         }
-        let engine = if app.train.is_running() {
-            "engine: training"
-        } else if app.predicting {
-            "engine: predicting"
-        } else if app.exporting {
-            "engine: exporting"
-        } else if app.review.running {
-            "engine: finding suspect labels"
-        } else if app.explanations.pending.is_some() {
-            "engine: explaining"
-        } else {
-            "engine: idle"
-        };
-        ui.label(engine);
+        ui.label(format!("engine: {}", view.busy.unwrap_or("idle")));
         ui.separator();
-        ui.label(&app.status);
-        if let Some(err) = &app.error {
+        ui.label(view.status);
+        if let Some(err) = view.error {
             ui.separator();
             ui.colored_label(
                 ui.visuals().error_fg_color,

@@ -1,11 +1,38 @@
-//! Top bar: open (dialog, recent files, path), save, export, train / cancel, device.
+//! Top bar: open (dialog, recent files, path), save, export, train / cancel, device. It draws
+//! from what it is given and returns what was clicked; the app applies it.
 
 use std::path::PathBuf;
 
-use super::{workers, TweetlabApp};
-use crate::protocol::ExportKind;
+use super::protocol::ExportKind;
+use crate::engine::device::DeviceChoice;
 
-pub fn show(app: &mut TweetlabApp, ui: &mut egui::Ui) {
+/// What the top bar needs to know.
+pub struct TopBarView<'a> {
+    pub recent: &'a [PathBuf],
+    /// A file is open.
+    pub has_file: bool,
+    pub has_predictions: bool,
+    /// Nothing is being written (Save and Export wait for it).
+    pub can_write: bool,
+    pub training: bool,
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TopBarAction {
+    PickFile,
+    Open(PathBuf),
+    Save,
+    Export(ExportKind),
+    ToggleReview,
+    Train,
+    CancelTraining,
+    ToggleHelp,
+}
+
+/// Draws the bar; `path_field` is the path the user is typing.
+pub fn show(ui: &mut egui::Ui, view: &TopBarView, path_field: &mut String) -> Option<TopBarAction> {
+    let mut action = None;
     ui.horizontal(|ui| {
         ui.heading("tweetlab");
         ui.separator();
@@ -14,14 +41,13 @@ pub fn show(app: &mut TweetlabApp, ui: &mut egui::Ui) {
             .on_hover_text("Choose a CSV in the file dialog")
             .clicked()
         {
-            workers::pick_file(app.tx.clone(), app.ctx.clone());
+            action = Some(TopBarAction::PickFile);
         }
-        let mut reopen = None;
         ui.menu_button("Recent", |ui| {
-            if app.settings.recent.is_empty() {
+            if view.recent.is_empty() {
                 ui.weak("nothing yet");
             }
-            for path in &app.settings.recent {
+            for path in view.recent {
                 if ui
                     .add_enabled(
                         path.is_file(),
@@ -29,86 +55,84 @@ pub fn show(app: &mut TweetlabApp, ui: &mut egui::Ui) {
                     )
                     .clicked()
                 {
-                    reopen = Some(path.clone());
+                    action = Some(TopBarAction::Open(path.clone()));
                     ui.close();
                 }
             }
         });
-        if let Some(path) = reopen {
-            app.open(path);
-        }
         let label = ui.label("Path:");
         let field = ui
             .add(
-                egui::TextEdit::singleline(&mut app.path_field)
+                egui::TextEdit::singleline(path_field)
                     .hint_text("path/to/tweets.csv")
                     .desired_width(280.0),
             )
             .labelled_by(label.id);
         let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        if (ui.button("Load").clicked() || enter) && !app.path_field.trim().is_empty() {
-            app.open(PathBuf::from(app.path_field.trim()));
+        if (ui.button("Load").clicked() || enter) && !path_field.trim().is_empty() {
+            action = Some(TopBarAction::Open(PathBuf::from(path_field.trim())));
         }
         ui.separator();
-        let has_ws = app.workspace.is_some() && !app.exporting;
+        let has_ws = view.has_file && view.can_write;
         if ui
             .add_enabled(has_ws, egui::Button::new("Save"))
             .on_hover_text("Write the current labels into the CSV you opened (asks first)")
             .clicked()
         {
-            app.save.open = true;
+            action = Some(TopBarAction::Save);
         }
         if ui
             .add_enabled(has_ws, egui::Button::new("Save as…"))
             .on_hover_text("Write the corrected dataset to another file")
             .clicked()
         {
-            app.open_export(ExportKind::Dataset);
+            action = Some(TopBarAction::Export(ExportKind::Dataset));
         }
         if ui
             .add_enabled(has_ws, egui::Button::new("Export…"))
             .on_hover_text("Kaggle submission, full predictions, corrected dataset, edit history")
             .clicked()
         {
-            let kind = if app.predictions.iter().any(Option::is_some) {
+            let kind = if view.has_predictions {
                 ExportKind::Kaggle
             } else {
                 ExportKind::Dataset
             };
-            app.open_export(kind);
+            action = Some(TopBarAction::Export(kind));
         }
         if ui
-            .add_enabled(app.workspace.is_some(), egui::Button::new("Review…"))
+            .add_enabled(view.has_file, egui::Button::new("Review…"))
             .on_hover_text("Suspect labels and conflicting duplicates, one key per decision")
             .clicked()
         {
-            app.toggle_review();
+            action = Some(TopBarAction::ToggleReview);
         }
         ui.separator();
-        if app.train.is_running() {
+        if view.training {
             if ui.button("Cancel training").clicked() {
-                app.train.cancel();
+                action = Some(TopBarAction::CancelTraining);
             }
         } else if ui
-            .add_enabled(app.workspace.is_some(), egui::Button::new("Train"))
+            .add_enabled(view.has_file, egui::Button::new("Train"))
             .on_hover_text("Fine-tune with the settings in the Train panel")
             .clicked()
         {
-            app.start_training();
+            action = Some(TopBarAction::Train);
         }
         ui.separator();
-        ui.label(format!("device: {}", device_name(app.train.config.device)));
+        ui.label(format!("device: {}", device_name(view.device)));
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             if ui.button("?").on_hover_text("Keyboard shortcuts").clicked() {
-                app.show_help = !app.show_help;
+                action = Some(TopBarAction::ToggleHelp);
             }
         });
     });
+    action
 }
 
 /// What training would run on with the chosen device setting, without opening a device.
-fn device_name(choice: crate::engine::device::DeviceChoice) -> &'static str {
-    use crate::engine::device::{DeviceChoice, CUDA_COMPILED};
+fn device_name(choice: DeviceChoice) -> &'static str {
+    use crate::engine::device::CUDA_COMPILED;
     static CUDA_PRESENT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let cuda =
         *CUDA_PRESENT.get_or_init(|| CUDA_COMPILED && candle_core::utils::cuda_is_available());

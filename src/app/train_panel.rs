@@ -1,17 +1,82 @@
 //! Train panel: settings, Start / Cancel, live loss and validation curves with past runs on the
-//! same axes, and the confusion matrix of the latest epoch.
-
-use std::path::PathBuf;
+//! same axes, the confusion matrix of the latest epoch, and the fast baseline. It owns the
+//! training run and the baseline job and handles their events; `jobs` starts both.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use egui_plot::{HLine, Legend, Line, Plot, PlotPoint, PlotPoints, Points};
 
+use super::jobs::JobState;
+use super::protocol::{JobEvent, TrainJobEvent};
+use super::update::Request;
 use crate::engine::device::{self, DeviceChoice};
 use crate::engine::metrics::Metrics;
-use crate::engine::source::DEFAULT_MODEL;
-use crate::engine::train::{self, TrainConfig, TrainEvent, TrainHandle, TrainJob};
-use crate::protocol::PastRun;
+use crate::engine::model::source::DEFAULT_MODEL;
+use crate::engine::train::record::{EpochRecord, RecordedRun, StepRecord};
+use crate::engine::train::{TrainConfig, TrainEvent, TrainHandle};
+
+/// What the panel's buttons ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainAction {
+    Start,
+    Cancel,
+    Baseline,
+}
+
+/// The model and settings the next run uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSettings {
+    pub model: String,
+    pub config: TrainConfig,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            model: DEFAULT_MODEL.to_string(),
+            config: TrainConfig::default(),
+        }
+    }
+}
+
+/// Training loss per step, raw and as an exponential moving average, kept ready to plot.
+#[derive(Debug, Clone, Default)]
+pub struct LossCurve {
+    pub raw: Vec<PlotPoint>,
+    pub smoothed: Vec<PlotPoint>,
+}
+
+impl LossCurve {
+    pub fn push(&mut self, step: &StepRecord) {
+        let (x, y) = (step.step as f64, f64::from(step.loss));
+        let avg = self
+            .smoothed
+            .last()
+            .map_or(y, |p| SMOOTHING * p.y + (1.0 - SMOOTHING) * y);
+        self.raw.push(PlotPoint::new(x, y));
+        self.smoothed.push(PlotPoint::new(x, avg));
+    }
+}
+
+/// Validation F1 and loss per epoch.
+#[derive(Debug, Clone, Default)]
+pub struct EpochCurves {
+    pub f1: Vec<PlotPoint>,
+    pub loss: Vec<PlotPoint>,
+}
+
+impl EpochCurves {
+    pub fn push(&mut self, epoch: &EpochRecord) {
+        let x = epoch.epoch as f64;
+        if let Some(m) = &epoch.val {
+            self.f1.push(PlotPoint::new(x, m.f1));
+        }
+        if let Some(l) = epoch.val_loss {
+            self.loss.push(PlotPoint::new(x, l));
+        }
+    }
+}
 
 /// A recorded run, with its curves ready to plot.
 pub struct PlottedRun {
@@ -20,122 +85,91 @@ pub struct PlottedRun {
     pub name: String,
     /// With its start time and outcome, for the list of runs.
     pub label: String,
-    pub smoothed_loss: Vec<PlotPoint>,
-    pub val_f1: Vec<PlotPoint>,
+    pub loss: LossCurve,
+    pub val: EpochCurves,
 }
 
 impl PlottedRun {
-    pub fn from_past(run: &PastRun) -> Self {
-        let mut smoothed = Vec::with_capacity(run.train_loss.len());
-        for &(x, y) in &run.train_loss {
-            let avg = smoothed
-                .last()
-                .map_or(y, |p: &PlotPoint| SMOOTHING * p.y + (1.0 - SMOOTHING) * y);
-            smoothed.push(PlotPoint::new(x, avg));
-        }
+    pub fn from_recorded(run: &RecordedRun) -> Self {
+        let mut loss = LossCurve::default();
+        run.steps.iter().for_each(|s| loss.push(s));
+        let mut val = EpochCurves::default();
+        run.epochs.iter().for_each(|e| val.push(e));
         Self {
             id: run.id,
             name: format!("run {}", run.id),
             label: format!("run {} ({}, {})", run.id, run.started, run.status),
-            smoothed_loss: smoothed,
-            val_f1: run
-                .val_f1
-                .iter()
-                .map(|&(x, y)| PlotPoint::new(x, y))
-                .collect(),
+            loss,
+            val,
         }
     }
 }
 
+/// The run in progress: its thread, the workspace file it records into, and its id there.
+struct CurrentRun {
+    handle: TrainHandle,
+    workspace: PathBuf,
+    id: Option<i64>,
+}
+
+#[derive(Default)]
 pub struct TrainPanel {
-    pub model: String,
-    pub config: TrainConfig,
-    running: Option<TrainHandle>,
-    /// (step, loss) for every training step of the current run, and its moving average
-    /// (kept up to date per event, so frames only borrow them).
-    pub losses: Vec<PlotPoint>,
-    smoothed: Vec<PlotPoint>,
-    /// (epoch, validation F1) and (epoch, validation loss).
-    pub val_f1: Vec<PlotPoint>,
-    pub val_loss: Vec<PlotPoint>,
+    pub settings: TrainSettings,
+    run: Option<CurrentRun>,
+    /// The current or last run's curves.
+    pub loss: LossCurve,
+    pub val: EpochCurves,
+    /// (step, total steps, samples/s) of the run in progress.
     progress: Option<(usize, usize, f64)>,
-    out_dir: Option<PathBuf>,
     /// Validation metrics of the latest epoch (confusion matrix).
     pub last_val: Option<Metrics>,
-    /// The current run's id in the workspace, once recorded.
-    pub run_id: Option<i64>,
     /// Earlier runs of this workspace, and which of them are drawn.
     pub past: Vec<PlottedRun>,
     pub past_shown: BTreeSet<i64>,
-    /// Validation (F1, accuracy) of the fast baseline with the current split settings.
-    pub baseline: Option<(f64, f64)>,
-    /// Set while the baseline is being computed.
-    pub baseline_running: bool,
-}
-
-impl Default for TrainPanel {
-    fn default() -> Self {
-        Self {
-            model: DEFAULT_MODEL.to_string(),
-            config: TrainConfig::default(),
-            running: None,
-            losses: Vec::new(),
-            smoothed: Vec::new(),
-            val_f1: Vec::new(),
-            val_loss: Vec::new(),
-            progress: None,
-            out_dir: None,
-            last_val: None,
-            run_id: None,
-            past: Vec::new(),
-            past_shown: BTreeSet::new(),
-            baseline: None,
-            baseline_running: false,
-        }
-    }
+    pub baseline: JobState,
+    /// Validation metrics of the fast baseline with the current split settings.
+    pub baseline_result: Option<Metrics>,
 }
 
 impl TrainPanel {
-    /// Starts a run on the labelled rows; the caller forwards its events.
-    pub fn start(
-        &mut self,
-        texts: Vec<String>,
-        labels: Vec<u8>,
-        out_dir: PathBuf,
-    ) -> Result<&TrainHandle, String> {
-        if self.running.is_some() {
-            return Err("a training run is already in progress".into());
+    pub fn new(settings: TrainSettings) -> Self {
+        Self {
+            settings,
+            ..Self::default()
         }
-        if texts.len() < 2 {
-            return Err("label at least two tweets before training".into());
-        }
-        self.losses.clear();
-        self.smoothed.clear();
-        self.val_f1.clear();
-        self.val_loss.clear();
-        self.progress = None;
-        self.last_val = None;
-        self.run_id = None;
-        self.out_dir = Some(out_dir.clone());
-        let job = TrainJob {
-            model: Some(self.model.clone()),
-            texts,
-            labels,
-            out_dir,
-            config: self.config.clone(),
-        };
-        Ok(self.running.insert(train::spawn(job)))
     }
 
-    /// Updates the curves; returns the model directory when a run finished.
-    pub fn on_event(
-        &mut self,
-        event: TrainEvent,
-        status: &mut String,
-        error: &mut Option<String>,
-    ) -> Option<PathBuf> {
+    /// A run started by `jobs` on the labelled rows of the workspace file `workspace`.
+    pub fn started(&mut self, handle: TrainHandle, workspace: PathBuf) {
+        self.loss = LossCurve::default();
+        self.val = EpochCurves::default();
+        self.progress = None;
+        self.last_val = None;
+        self.run = Some(CurrentRun {
+            handle,
+            workspace,
+            id: None,
+        });
+    }
+
+    /// Takes an event of the training run; the run's end asks the app to predict with it.
+    pub fn on_event(&mut self, event: TrainJobEvent) -> Option<Request> {
+        let event = match event {
+            TrainJobEvent::Recorded { workspace, run } => {
+                if let Some(current) = self.run.as_mut().filter(|c| c.workspace == workspace) {
+                    current.id = Some(run);
+                }
+                return None;
+            }
+            TrainJobEvent::NotRecorded(message) => {
+                return Some(Request::Status(format!(
+                    "warning: this run is not recorded in the workspace: {message}"
+                )))
+            }
+            TrainJobEvent::Run(e) => e,
+        };
         match event {
-            TrainEvent::Status { message } => *status = message,
+            TrainEvent::Status { message } => Some(Request::Status(message)),
             TrainEvent::Started {
                 device,
                 train_rows,
@@ -143,122 +177,124 @@ impl TrainPanel {
                 total_steps,
                 ..
             } => {
-                *status =
-                    format!("training on {device}: {train_rows} rows, {val_rows} for validation");
                 self.progress = Some((0, total_steps, 0.0));
+                Some(Request::Status(format!(
+                    "training on {device}: {train_rows} rows, {val_rows} for validation"
+                )))
             }
-            TrainEvent::Step {
-                step,
-                total_steps,
-                loss,
-                samples_per_s,
-                ..
-            } => {
-                let (x, y) = (step as f64, f64::from(loss));
-                let avg = self
-                    .smoothed
-                    .last()
-                    .map_or(y, |p| SMOOTHING * p.y + (1.0 - SMOOTHING) * y);
-                self.losses.push(PlotPoint::new(x, y));
-                self.smoothed.push(PlotPoint::new(x, avg));
-                self.progress = Some((step, total_steps, samples_per_s));
+            TrainEvent::Step(step) => {
+                self.loss.push(&step);
+                self.progress = Some((step.step, step.total_steps, step.samples_per_s));
+                None
             }
-            TrainEvent::Epoch {
-                epoch,
-                val_loss,
-                val,
-                ..
-            } => {
-                if let Some(m) = val {
-                    self.val_f1.push(PlotPoint::new(epoch as f64, m.f1));
-                    *status = format!(
-                        "epoch {epoch}: validation F1 {:.3}, accuracy {:.3}",
-                        m.f1, m.accuracy
-                    );
-                    self.last_val = Some(m);
-                }
-                if let Some(l) = val_loss {
-                    self.val_loss.push(PlotPoint::new(epoch as f64, l));
-                }
+            TrainEvent::Epoch(epoch) => {
+                self.val.push(&epoch);
+                let m = epoch.val?;
+                self.last_val = Some(m);
+                Some(Request::Status(format!(
+                    "epoch {}: validation F1 {:.3}, accuracy {:.3}",
+                    epoch.epoch, m.f1, m.accuracy
+                )))
             }
-            TrainEvent::CheckpointSaved { epoch, .. } => *status = format!("saved epoch {epoch}"),
+            TrainEvent::CheckpointSaved { epoch, .. } => {
+                Some(Request::Status(format!("saved epoch {epoch}")))
+            }
             TrainEvent::Finished { dir, .. } => {
-                self.finish();
-                return Some(dir);
+                let (workspace, run) = self.finish()?;
+                Some(Request::Predict {
+                    workspace,
+                    model_dir: dir,
+                    run,
+                })
             }
             TrainEvent::Cancelled { steps_done } => {
-                *status = format!("training cancelled after {steps_done} steps");
                 self.finish();
+                Some(Request::Status(format!(
+                    "training cancelled after {steps_done} steps"
+                )))
             }
             TrainEvent::Failed { message } => {
-                *error = Some(format!("Training failed: {message}"));
                 self.finish();
+                Some(Request::Error(format!("Training failed: {message}")))
             }
         }
-        None
     }
 
-    fn finish(&mut self) {
-        if let Some(h) = self.running.take() {
-            h.join();
+    /// Takes an event of the fast baseline.
+    pub fn on_baseline(&mut self, event: JobEvent<Metrics>) -> Option<Request> {
+        match self.baseline.on_event(event)? {
+            Ok(m) => {
+                self.baseline_result = Some(m);
+                Some(Request::Status(format!(
+                    "fast baseline: validation F1 {:.3}",
+                    m.f1
+                )))
+            }
+            Err(message) => Some(Request::Error(format!(
+                "The fast baseline failed: {message}"
+            ))),
         }
+    }
+
+    /// The run ended: its thread is joined and it joins the past runs, so the next run can be
+    /// compared with it.
+    fn finish(&mut self) -> Option<(PathBuf, Option<i64>)> {
+        let run = self.run.take()?;
         self.progress = None;
-        // The run joins the past runs, so the next run can be compared with it.
-        if let Some(id) = self.run_id {
+        if let Some(id) = run.id {
             self.past.retain(|r| r.id != id);
             self.past.push(PlottedRun {
                 id,
                 name: format!("run {id}"),
                 label: format!("run {id} (this session)"),
-                smoothed_loss: self.smoothed.clone(),
-                val_f1: self.val_f1.clone(),
+                loss: self.loss.clone(),
+                val: self.val.clone(),
             });
         }
+        run.handle.join();
+        Some((run.workspace, run.id))
     }
 
     /// A new workspace: its own past runs, nothing current.
-    pub fn set_past_runs(&mut self, runs: &[PastRun]) {
-        self.baseline = None;
-        self.past = runs.iter().map(PlottedRun::from_past).collect();
+    pub fn set_past_runs(&mut self, runs: &[RecordedRun]) {
+        self.baseline_result = None;
+        self.past = runs.iter().map(PlottedRun::from_recorded).collect();
         self.past_shown.clear();
-        if self.running.is_none() {
-            self.losses.clear();
-            self.smoothed.clear();
-            self.val_f1.clear();
-            self.val_loss.clear();
+        if self.run.is_none() {
+            self.loss = LossCurve::default();
+            self.val = EpochCurves::default();
             self.last_val = None;
         }
     }
 
     pub fn cancel(&self) {
-        if let Some(h) = &self.running {
-            h.cancel();
+        if let Some(r) = &self.run {
+            r.handle.cancel();
         }
     }
 
     pub fn is_running(&self) -> bool {
-        self.running.is_some()
+        self.run.is_some()
     }
 
-    /// Draws the panel; `labelled` counts the labelled rows. Returns (Start clicked, Baseline
-    /// clicked).
-    pub fn show(&mut self, ui: &mut egui::Ui, labelled: usize) -> (bool, bool) {
-        let mut baseline = false;
-        let mut start = false;
+    /// Draws the panel; `labelled` counts the labelled rows.
+    pub fn show(&mut self, ui: &mut egui::Ui, labelled: usize) -> Option<TrainAction> {
+        let mut action = None;
         ui.heading("Train");
         egui::Grid::new("train_settings")
             .num_columns(2)
             .show(ui, |ui| {
                 let l = ui.label("Model");
-                ui.text_edit_singleline(&mut self.model).labelled_by(l.id);
+                ui.text_edit_singleline(&mut self.settings.model)
+                    .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Epochs");
-                ui.add(egui::DragValue::new(&mut self.config.epochs).range(1..=50))
+                ui.add(egui::DragValue::new(&mut self.settings.config.epochs).range(1..=50))
                     .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Learning rate");
                 ui.add(
-                    egui::DragValue::new(&mut self.config.lr)
+                    egui::DragValue::new(&mut self.settings.config.lr)
                         .range(1e-6..=1e-2)
                         .speed(1e-6)
                         .custom_formatter(|v, _| format!("{v:.1e}")),
@@ -266,27 +302,27 @@ impl TrainPanel {
                 .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Batch size");
-                ui.add(egui::DragValue::new(&mut self.config.batch_size).range(1..=256))
+                ui.add(egui::DragValue::new(&mut self.settings.config.batch_size).range(1..=256))
                     .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Max length");
-                ui.add(egui::DragValue::new(&mut self.config.max_len).range(8..=512))
+                ui.add(egui::DragValue::new(&mut self.settings.config.max_len).range(8..=512))
                     .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Validation share");
                 ui.add(
-                    egui::DragValue::new(&mut self.config.val_split)
+                    egui::DragValue::new(&mut self.settings.config.val_split)
                         .range(0.0..=0.5)
                         .speed(0.01),
                 )
                 .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Seed");
-                ui.add(egui::DragValue::new(&mut self.config.seed))
+                ui.add(egui::DragValue::new(&mut self.settings.config.seed))
                     .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Device");
-                let d = &mut self.config.device;
+                let d = &mut self.settings.config.device;
                 egui::ComboBox::from_id_salt("device")
                     .selected_text(format!("{d:?}").to_lowercase())
                     .show_ui(ui, |ui| {
@@ -303,35 +339,36 @@ impl TrainPanel {
                     .labelled_by(l.id);
                 ui.end_row();
             });
-        ui.horizontal(|ui| match &self.running {
-            None => {
+        let running = self.is_running();
+        ui.horizontal(|ui| match running {
+            false => {
                 if ui
                     .add_enabled(labelled >= 2, egui::Button::new("Start training"))
                     .clicked()
                 {
-                    start = true;
+                    action = Some(TrainAction::Start);
                 }
                 ui.label(format!("{labelled} labelled rows"));
                 if ui
                     .add_enabled(
-                        labelled >= 10 && !self.baseline_running,
+                        labelled >= 10 && !self.baseline.is_running(),
                         egui::Button::new("Fast baseline"),
                     )
                     .on_hover_text("Frozen encoder + logistic regression on the same validation split, in seconds once the embeddings are cached")
                     .clicked()
                 {
-                    baseline = true;
+                    action = Some(TrainAction::Baseline);
                 }
             }
-            Some(h) => {
+            true => {
                 if ui.button("Cancel").clicked() {
-                    h.cancel();
+                    action = Some(TrainAction::Cancel);
                 }
             }
         });
         if let Some((step, total, sps)) = self.progress {
             let left = if sps > 0.0 {
-                (total - step) as f64 * self.config.batch_size as f64 / sps
+                (total - step) as f64 * self.settings.config.batch_size as f64 / sps
             } else {
                 f64::NAN
             };
@@ -353,13 +390,16 @@ impl TrainPanel {
             .show(ui, |plot| {
                 plot.line(Line::new(
                     "training loss",
-                    PlotPoints::Borrowed(&self.losses),
+                    PlotPoints::Borrowed(&self.loss.raw),
                 ));
-                plot.line(Line::new("smoothed", PlotPoints::Borrowed(&self.smoothed)));
+                plot.line(Line::new(
+                    "smoothed",
+                    PlotPoints::Borrowed(&self.loss.smoothed),
+                ));
                 for r in &past {
                     plot.line(Line::new(
                         format!("{} loss (smoothed)", r.name),
-                        PlotPoints::Borrowed(&r.smoothed_loss),
+                        PlotPoints::Borrowed(&r.loss.smoothed),
                     ));
                 }
             });
@@ -370,8 +410,8 @@ impl TrainPanel {
             .show(ui, |plot| {
                 // Markers as well as lines: after one epoch a line has nothing to draw.
                 for (name, points, colour) in [
-                    ("validation F1", &self.val_f1, F1_COLOUR),
-                    ("validation loss", &self.val_loss, VAL_LOSS_COLOUR),
+                    ("validation F1", &self.val.f1, F1_COLOUR),
+                    ("validation loss", &self.val.loss, VAL_LOSS_COLOUR),
                 ] {
                     plot.line(Line::new(name, PlotPoints::Borrowed(points)).color(colour));
                     plot.points(
@@ -380,26 +420,23 @@ impl TrainPanel {
                             .radius(3.0),
                     );
                 }
-                if let Some((f1, _)) = self.baseline {
-                    plot.hline(HLine::new("fast baseline F1", f1));
+                if let Some(m) = &self.baseline_result {
+                    plot.hline(HLine::new("fast baseline F1", m.f1));
                 }
                 for r in &past {
                     plot.line(Line::new(
                         format!("{} validation F1", r.name),
-                        PlotPoints::Borrowed(&r.val_f1),
+                        PlotPoints::Borrowed(&r.val.f1),
                     ));
                 }
             });
-        match (self.baseline, self.baseline_running) {
-            (_, true) => {
-                ui.label("Fast baseline: working…");
-            }
-            (Some((f1, accuracy)), false) => {
-                ui.label(format!(
-                    "Fast baseline (frozen encoder + logistic regression, same split): F1 {f1:.3} · accuracy {accuracy:.3}"
-                ));
-            }
-            (None, false) => {}
+        if self.baseline.is_running() {
+            ui.label("Fast baseline: working…");
+        } else if let Some(m) = &self.baseline_result {
+            ui.label(format!(
+                "Fast baseline (frozen encoder + logistic regression, same split): F1 {:.3} · accuracy {:.3}",
+                m.f1, m.accuracy
+            ));
         }
         if let Some(m) = &self.last_val {
             confusion_matrix(ui, m);
@@ -423,7 +460,7 @@ impl TrainPanel {
                     });
             });
         }
-        (start, baseline)
+        action
     }
 }
 

@@ -13,11 +13,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::model::LoadedModel;
-use super::ops::Mode;
-use super::tokenize::{Batch, Encoded};
-use super::train::{train_step_timed, Optimisers, StepTimes};
-use super::EngineError;
+use crate::engine::kernels::Mode;
+use crate::engine::model::tokenize::{Batch, Encoded};
+use crate::engine::model::LoadedModel;
+use crate::engine::train::{train_step_timed, Optimisers, StepTimes};
+use crate::engine::EngineError;
 
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
@@ -162,7 +162,7 @@ pub fn run(
     Ok(BenchReport {
         implementation: "tweetlab".into(),
         model: model.files.origin.clone(),
-        device: super::device::describe(&model.device),
+        device: crate::engine::device::describe(&model.device),
         threads: candle_core::utils::get_num_threads(),
         seq: cfg.seq,
         train_bs: cfg.train_bs,
@@ -177,8 +177,10 @@ pub fn run(
         host: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
-        kernels: super::ops::kernels_in_use(&model.device).name().into(),
-        unpadded: super::ops::unpadded_in_use(&model.device),
+        kernels: crate::engine::kernels::kernels_in_use(&model.device)
+            .name()
+            .into(),
+        unpadded: crate::engine::kernels::unpadded_in_use(&model.device),
         train_forward_ms: round1(1000.0 * times.forward_s / steps),
         train_backward_ms: round1(1000.0 * times.backward_s / steps),
         train_optimiser_ms: round1(1000.0 * times.optimiser_s / steps),

@@ -2,7 +2,7 @@
 
 use candle_core::Device;
 
-use super::EngineError;
+use crate::engine::EngineError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

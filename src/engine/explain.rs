@@ -5,11 +5,10 @@
 
 use serde::Serialize;
 
-use super::infer::p_disaster;
-use super::model::LoadedModel;
-use super::ops::Mode;
-use super::tokenize::{Batch, Encoded};
-use super::EngineError;
+use crate::engine::infer::{encoded_logits, p_disaster};
+use crate::engine::model::tokenize::Encoded;
+use crate::engine::model::LoadedModel;
+use crate::engine::EngineError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WordAttribution {
@@ -30,7 +29,7 @@ pub struct Explanation {
     pub words: Vec<WordAttribution>,
 }
 
-fn log_odds(logits: &[f32]) -> f32 {
+fn log_odds(logits: &[f32; 2]) -> f32 {
     logits[1] - logits[0]
 }
 
@@ -60,12 +59,7 @@ pub fn explain(
         }
         variants.push(v);
     }
-    let mut scores = Vec::with_capacity(variants.len());
-    for chunk in variants.chunks(64) {
-        let items: Vec<&Encoded> = chunk.iter().collect();
-        let b = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &model.device)?;
-        scores.extend(model.net.forward(&b, &mut Mode::Eval)?.to_vec2::<f32>()?);
-    }
+    let scores = encoded_logits(model, &variants, 64, &mut |_, _| {}, None)?;
     let base = log_odds(&scores[0]);
     let attributions = words
         .iter()
@@ -83,7 +77,7 @@ pub fn explain(
         .collect();
     Ok(Explanation {
         text: text.to_string(),
-        p_disaster: p_disaster([scores[0][0], scores[0][1]]),
+        p_disaster: p_disaster(scores[0]),
         words: attributions,
     })
 }

@@ -38,7 +38,11 @@ impl Confusion {
     }
 }
 
+/// Serialised one way everywhere (`eval --json`, `train --json`, the run file, the workspace):
+/// `accuracy`, `precision`, `recall`, `f1`, `confusion_matrix` (`[[tn, fp], [fn, tp]]`) and
+/// `support`. Run files written before that spelt the counts out as `confusion`; they still read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(into = "MetricsJson", from = "MetricsJson")]
 pub struct Metrics {
     pub accuracy: f64,
     pub precision: f64,
@@ -81,16 +85,56 @@ impl Metrics {
                 .map(|(&y, &p)| (y, u8::from(p >= 0.5))),
         ))
     }
+}
 
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "accuracy": self.accuracy,
-            "precision": self.precision,
-            "recall": self.recall,
-            "f1": self.f1,
-            "confusion_matrix": self.confusion.matrix(),
-            "support": self.confusion.total(),
-        })
+#[derive(Clone, Serialize, Deserialize)]
+struct MetricsJson {
+    accuracy: f64,
+    precision: f64,
+    recall: f64,
+    f1: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    confusion_matrix: Option<[[usize; 2]; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    support: Option<usize>,
+    /// The spelt-out counts of older run files; never written.
+    #[serde(default, skip_serializing)]
+    confusion: Option<Confusion>,
+}
+
+impl From<Metrics> for MetricsJson {
+    fn from(m: Metrics) -> Self {
+        Self {
+            accuracy: m.accuracy,
+            precision: m.precision,
+            recall: m.recall,
+            f1: m.f1,
+            confusion_matrix: Some(m.confusion.matrix()),
+            support: Some(m.confusion.total()),
+            confusion: None,
+        }
+    }
+}
+
+impl From<MetricsJson> for Metrics {
+    fn from(j: MetricsJson) -> Self {
+        let confusion = match (j.confusion_matrix, j.confusion) {
+            (Some([[tn, fp], [fn_, tp]]), _) => Confusion {
+                true_negative: tn,
+                false_positive: fp,
+                false_negative: fn_,
+                true_positive: tp,
+            },
+            (None, Some(c)) => c,
+            (None, None) => Confusion::default(),
+        };
+        Self {
+            accuracy: j.accuracy,
+            precision: j.precision,
+            recall: j.recall,
+            f1: j.f1,
+            confusion,
+        }
     }
 }
 
@@ -119,6 +163,24 @@ mod tests {
         assert!((m.precision - 0.75).abs() < 1e-12);
         assert!((m.recall - 0.75).abs() < 1e-12);
         assert!((m.f1 - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_serialisation_that_reads_back_and_old_run_files_still_read() {
+        let m = Metrics::from_probabilities(&[1, 0, 1, 1], &[0.9, 0.6, 0.2, 0.7]);
+        let json = serde_json::to_value(m).unwrap();
+        assert_eq!(
+            json["confusion_matrix"],
+            serde_json::json!([[0, 1], [1, 2]])
+        );
+        assert_eq!(json["support"], 4);
+        assert!(json.get("confusion").is_none());
+        assert_eq!(serde_json::from_value::<Metrics>(json).unwrap(), m);
+        let old = serde_json::json!({"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5,
+            "confusion": {"true_negative": 1, "false_positive": 1, "false_negative": 1, "true_positive": 1}});
+        let read: Metrics = serde_json::from_value(old).unwrap();
+        assert_eq!(read.confusion.matrix(), [[1, 1], [1, 1]]);
+        assert_eq!(read.f1, 0.5);
     }
 
     #[test]

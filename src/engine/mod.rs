@@ -1,25 +1,25 @@
-//! The model side of tweetlab: candle only, no UI. The CLI and the GUI worker call the same
+//! The model side of tweetlab: candle only, no UI. The CLI and the window's jobs call the same
 //! functions here.
+//!
+//! Rooms, each using only those above it:
+//! - `kernels`: the op switch (fused CPU kernels or composed candle ops), the fused kernels with
+//!   their backward passes, AdamW;
+//! - `model`: the encoder and head (Hugging Face weight names), tokenizer, finding a model,
+//!   loading it, writing it in the Hugging Face layout;
+//! - `infer` and `explain`: batched forward passes over texts;
+//! - `train`: settings, the step, evaluation, the loop on its thread, the run record;
+//! - `bench`: the throughput benchmark.
+//!
+//! `batching`, `device` and `metrics` are small helpers any room may use.
 
-pub mod adamw;
 pub mod batching;
 pub mod bench;
-pub mod bert;
-pub mod checkpoint;
-pub mod classifier;
 pub mod device;
-pub mod embed;
 pub mod explain;
-pub mod fused;
 pub mod infer;
-pub mod logreg;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
-pub mod ops;
-pub mod params;
-pub mod quality;
-pub mod source;
-pub mod tokenize;
 pub mod train;
 
 use std::path::PathBuf;

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use tweetlab::data::load_csv;
-use tweetlab::engine::bert::BertConfig;
-use tweetlab::engine::checkpoint::write_model_files;
-use tweetlab::engine::classifier::{BertClassifier, Pooling};
-use tweetlab::engine::tokenize::train_wordpiece;
+use tweetlab::engine::model::bert::BertConfig;
+use tweetlab::engine::model::checkpoint::write_model_files;
+use tweetlab::engine::model::classifier::{BertClassifier, Pooling};
+use tweetlab::engine::model::tokenize::train_wordpiece;
 use tweetlab::engine::train::TrainConfig;
 
 pub fn sample_train_csv() -> PathBuf {

@@ -7,11 +7,11 @@
 use candle_core::{Module, Tensor, D};
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use super::ops::{
+use crate::engine::kernels::{
     additive_attention_mask, attention, bias_gelu, unpadded_in_use, LayerNorm, Linear, Mode,
 };
-use super::params::{Init, Params};
-use super::EngineError;
+use crate::engine::model::params::{Init, Params};
+use crate::engine::EngineError;
 
 /// Architecture settings: candle-transformers' `Config` plus what it leaves out.
 #[derive(Debug, Clone)]

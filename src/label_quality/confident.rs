@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::logreg::{FitOptions, LogReg};
+use crate::label_quality::logreg::{FitOptions, LogReg};
 
 /// Fold of each labelled row (0..k), stratified: each class is shuffled (seeded) and dealt out
 /// round-robin, so every fold has the same class balance.

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use candle_core::{Device, Module, Tensor, Var, D};
 use serde::{Deserialize, Serialize};
 
-use super::bert::{linear, BertConfig, BertEncoder};
-use super::ops::{Linear, Mode};
-use super::params::{LoadReport, Params};
-use super::tokenize::Batch;
-use super::EngineError;
+use crate::engine::kernels::{Linear, Mode};
+use crate::engine::model::bert::{linear, BertConfig, BertEncoder};
+use crate::engine::model::params::{LoadReport, Params};
+use crate::engine::model::tokenize::Batch;
+use crate::engine::EngineError;
 
 /// Number of classes: 0 = not a disaster, 1 = disaster.
 pub const NUM_LABELS: usize = 2;

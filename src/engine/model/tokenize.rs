@@ -16,8 +16,8 @@ use tokenizers::{
     Tokenizer, TruncationParams,
 };
 
-use super::source::TokenizerFile;
-use super::EngineError;
+use crate::engine::model::source::TokenizerFile;
+use crate::engine::EngineError;
 
 /// One tokenised text, unpadded.
 #[derive(Debug, Clone)]

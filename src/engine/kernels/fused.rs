@@ -2,7 +2,7 @@
 //!
 //! Each replaces a chain of small candle ops (each one a full pass over memory and a fresh
 //! allocation) with one pass forward and one pass backward, split over the CPU threads. The
-//! composed versions in [`super::ops::plain`] stay as the reference: `tests/kernels.rs` compares
+//! composed versions in [`crate::engine::kernels::plain`] stay as the reference: `tests/kernels.rs` compares
 //! outputs and gradients of both on random inputs.
 //!
 //! Only f32 on the CPU; `ops` falls back to the composed ops on other devices and dtypes.

@@ -1,17 +1,27 @@
-//! A classifier ready to use: network, tokenizer and the config it came with.
+//! The model room: the BERT encoder and classification head (Hugging Face weight names),
+//! parameters and their loading, the tokenizer, finding a model (`source`), writing one in the
+//! Hugging Face layout (`checkpoint`), and [`LoadedModel`], a classifier ready to use.
+
+pub mod bert;
+pub mod checkpoint;
+pub mod classifier;
+pub mod params;
+pub mod source;
+pub mod tokenize;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use super::bert::BertConfig;
-use super::checkpoint::RunMetadata;
-use super::classifier::{BertClassifier, Pooling};
-use super::params::normalise_names;
-use super::source::ModelFiles;
-use super::tokenize::TextTokenizer;
-use super::EngineError;
+use crate::engine::device::{self, DeviceChoice};
+use crate::engine::EngineError;
+use bert::BertConfig;
+use checkpoint::TrainedWith;
+use classifier::{BertClassifier, Pooling};
+use params::normalise_names;
+use source::ModelFiles;
+use tokenize::TextTokenizer;
 
 pub struct LoadedModel {
     pub net: BertClassifier,
@@ -20,7 +30,7 @@ pub struct LoadedModel {
     pub raw_config: serde_json::Value,
     pub files: ModelFiles,
     /// Present when the directory is a tweetlab checkpoint.
-    pub run: Option<RunMetadata>,
+    pub trained: Option<TrainedWith>,
     pub device: Device,
 }
 
@@ -61,8 +71,8 @@ impl LoadedModel {
     ) -> Result<Self, EngineError> {
         let raw_config = read_json(&files.config)?;
         let config = BertConfig::from_json(&raw_config, &files.origin)?;
-        let run = RunMetadata::read(&files.dir)?;
-        let pooling = run
+        let trained = TrainedWith::read(&files.dir)?;
+        let pooling = trained
             .as_ref()
             .map(|r| r.pooling)
             .or(pooling)
@@ -84,14 +94,29 @@ impl LoadedModel {
             tokenizer,
             raw_config,
             files: files.clone(),
-            run,
+            trained,
             device: device.clone(),
         })
     }
 
+    /// A fine-tuned model directory (from `tweetlab train` or the window) on the device
+    /// `choice` picks; refused when its classification head was never trained.
+    pub fn load_finetuned(dir: &Path, choice: DeviceChoice) -> Result<Self, EngineError> {
+        let files = source::inspect_dir(dir, &dir.display().to_string())?;
+        let model = Self::load(&files, &device::select(choice)?, None, 0)?;
+        if !model.head_is_trained() {
+            return Err(EngineError::BadModel(format!(
+                "{} has no trained classifier head (no classifier.weight): fine-tune it first with `tweetlab train --model {} ...`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        Ok(model)
+    }
+
     /// The longest input the model was trained with, else 128 tokens.
     pub fn default_max_len(&self) -> usize {
-        self.run.as_ref().map_or(128, |r| r.config.max_len)
+        self.trained.map_or(128, |t| t.max_len)
     }
 
     /// Whether the classification head was trained (not freshly initialised).

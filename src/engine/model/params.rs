@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-use super::EngineError;
+use crate::engine::EngineError;
 
 /// How to create a parameter the checkpoint does not provide.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
 
-use super::fused::multiversion;
+use crate::engine::kernels::fused::multiversion;
 
 /// Elements per rayon task.
 const CHUNK: usize = 1 << 14;

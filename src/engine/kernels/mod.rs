@@ -1,9 +1,11 @@
-//! Building blocks for the trainable encoder, every one differentiable.
+//! The kernels room: building blocks for the trainable encoder, every one differentiable, and
+//! the switch between their two implementations. `fused` holds the CPU custom ops, `adamw` the
+//! optimiser step in one in-place pass.
 //!
 //! candle's fused `layer_norm` and `softmax_last_dim` record no backward op: a model built on
 //! them trains only its head, silently. Here each block has two implementations: [`plain`],
 //! composed from ops candle can differentiate (the reference, and the only one off the CPU), and
-//! [`super::fused`], CPU custom ops with hand-written backward passes (the default on the CPU).
+//! [`fused`], CPU custom ops with hand-written backward passes (the default on the CPU).
 //! [`set_kernels`] or `TWEETLAB_KERNELS=plain` picks the reference everywhere.
 
 use std::cell::Cell;
@@ -13,7 +15,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::fused;
+pub mod adamw;
+pub mod fused;
 
 /// Which implementation of the encoder's building blocks and of AdamW runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

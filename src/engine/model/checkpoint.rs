@@ -1,58 +1,54 @@
 //! Saving a fine-tuned model as a directory that Hugging Face `transformers` loads as
-//! `BertForSequenceClassification`, plus tweetlab's own run record.
+//! `BertForSequenceClassification`, and what loading reads of tweetlab's run record.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::classifier::Pooling;
-use super::metrics::Metrics;
-use super::model::LoadedModel;
-use super::tokenize::TextTokenizer;
-use super::train::TrainConfig;
-use super::EngineError;
 use crate::data::atomic::write_bytes_atomic;
+use crate::engine::model::classifier::Pooling;
+use crate::engine::model::tokenize::TextTokenizer;
+use crate::engine::model::LoadedModel;
+use crate::engine::EngineError;
 
 /// File with tweetlab's record of how a checkpoint was made.
 pub const RUN_FILE: &str = "tweetlab_run.json";
 
 pub const LABEL_NAMES: [&str; 2] = ["not_disaster", "disaster"];
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub val_loss: Option<f64>,
-    pub val: Option<Metrics>,
-    pub seconds: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunMetadata {
-    pub tweetlab_version: String,
-    pub base_model: String,
+/// What loading needs to know of a tweetlab checkpoint: the head's pooling and the input length
+/// it was trained with. Read from the run file (`train::record::RunRecord`, a superset), so
+/// the model layer does not depend on the training layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainedWith {
     pub pooling: Pooling,
-    pub config: TrainConfig,
-    pub train_rows: usize,
-    pub val_rows: usize,
-    pub device: String,
-    pub epochs: Vec<EpochRecord>,
-    /// The epoch whose weights are saved.
-    pub saved_epoch: usize,
+    pub max_len: usize,
 }
 
-impl RunMetadata {
+impl TrainedWith {
     /// Reads `dir/tweetlab_run.json` if there is one.
     pub fn read(dir: &Path) -> Result<Option<Self>, EngineError> {
+        #[derive(Deserialize)]
+        struct Config {
+            max_len: usize,
+        }
+        #[derive(Deserialize)]
+        struct View {
+            pooling: Pooling,
+            config: Config,
+        }
         let path = dir.join(RUN_FILE);
         if !path.is_file() {
             return Ok(None);
         }
         let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| EngineError::BadModel(format!("{}: {e}", path.display())))
+        let view: View = serde_json::from_str(&text)
+            .map_err(|e| EngineError::BadModel(format!("{}: {e}", path.display())))?;
+        Ok(Some(Self {
+            pooling: view.pooling,
+            max_len: view.config.max_len,
+        }))
     }
 }
 
@@ -128,9 +124,9 @@ pub fn write_model_files(
     write_bytes_atomic(&path, json.as_bytes()).map_err(io(&path))
 }
 
-/// Writes the model's current weights, config, tokenizer and `meta` into `dir`, each file
-/// atomically.
-pub fn save(dir: &Path, model: &LoadedModel, meta: &RunMetadata) -> Result<(), EngineError> {
+/// Writes the model's current weights, config and tokenizer files into `dir`, each file
+/// atomically. The run record is the training layer's (`train::record::RunRecord::write`).
+pub fn save(dir: &Path, model: &LoadedModel) -> Result<(), EngineError> {
     write_model_files(
         dir,
         &model.net.named_tensors(),
@@ -160,8 +156,5 @@ pub fn save(dir: &Path, model: &LoadedModel, meta: &RunMetadata) -> Result<(), E
         )
         .map_err(io(&tok_config))?;
     }
-    let run = dir.join(RUN_FILE);
-    let json = serde_json::to_vec_pretty(meta).expect("run metadata serialises");
-    write_bytes_atomic(&run, &json).map_err(io(&run))?;
     Ok(())
 }

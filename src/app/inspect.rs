@@ -1,0 +1,162 @@
+//! Read-only views of the window's state, for tests and callers that script the window, plus
+//! the few settings they may change. Nothing here is drawn.
+
+use super::protocol::Event;
+use super::table::{Filters, SortColumn};
+use super::train_panel::TrainSettings;
+use super::TweetlabApp;
+use crate::data::store::Workspace;
+use crate::engine::explain::Explanation;
+use crate::engine::metrics::Metrics;
+
+/// The suspects queue of the review window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReviewView {
+    /// How many suspects were found, once found.
+    pub found: Option<usize>,
+    /// Position in the queue.
+    pub position: usize,
+    /// Looking for suspects now.
+    pub searching: bool,
+}
+
+/// The label-next queue of the review window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextToLabelView {
+    /// How many rows the queue holds, once ranked.
+    pub ranked: Option<usize>,
+    pub position: usize,
+    /// Ranking now.
+    pub ranking: bool,
+}
+
+/// Points of the simulated learning curves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurveView {
+    pub queue: usize,
+    pub random: usize,
+}
+
+impl TweetlabApp {
+    pub fn workspace(&self) -> Option<&Workspace> {
+        self.file.as_ref().map(|f| &f.workspace)
+    }
+
+    pub fn is_loading(&self) -> bool {
+        self.loading.is_some()
+    }
+
+    /// p(disaster) per row from the latest model (empty with no file open).
+    pub fn predictions(&self) -> &[Option<f32>] {
+        self.file
+            .as_ref()
+            .map_or(&[][..], |f| f.predictions.as_slice())
+    }
+
+    /// Row index of the tweet under the cursor, if any.
+    pub fn selected_row(&self) -> Option<usize> {
+        self.table.selected_row()
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    pub fn status(&self) -> &str {
+        &self.status
+    }
+
+    /// (step, loss) points plotted for the current or last run.
+    pub fn training_losses(&self) -> &[egui_plot::PlotPoint] {
+        &self.train.loss.raw
+    }
+
+    /// (epoch, F1) validation points of the current or last run.
+    pub fn validation_f1(&self) -> &[egui_plot::PlotPoint] {
+        &self.train.val.f1
+    }
+
+    /// How many earlier runs of this workspace the Train panel can overlay.
+    pub fn past_runs(&self) -> usize {
+        self.train.past.len()
+    }
+
+    pub fn is_training(&self) -> bool {
+        self.train.is_running()
+    }
+
+    pub fn is_exporting(&self) -> bool {
+        self.exporting.is_running()
+    }
+
+    /// How many rows the table shows after filtering and search.
+    pub fn shown_rows(&self) -> usize {
+        self.table.shown_count()
+    }
+
+    /// Row indices the table shows, in display order (after filters, search and sort).
+    pub fn shown(&self) -> &[usize] {
+        self.table.shown()
+    }
+
+    /// The word contributions computed for `row` by the current model, if ready.
+    pub fn explanation(&self, row: usize) -> Option<&Result<Explanation, String>> {
+        self.explanations.get(row)
+    }
+
+    pub fn settings(&self) -> &super::settings::Settings {
+        &self.settings
+    }
+
+    /// The model and settings the next training run uses.
+    pub fn train_settings(&mut self) -> &mut TrainSettings {
+        &mut self.train.settings
+    }
+
+    /// The table's filters, as the filter bar sets them.
+    pub fn filters_mut(&mut self) -> &mut Filters {
+        self.table.mark_dirty();
+        &mut self.table.filters
+    }
+
+    /// The table's sort column and direction (true: ascending), as a click on a title sets it.
+    pub fn sort_mut(&mut self) -> &mut Option<(SortColumn, bool)> {
+        self.table.mark_dirty();
+        &mut self.table.sort
+    }
+
+    /// The fast baseline's validation metrics, once computed.
+    pub fn baseline(&self) -> Option<Metrics> {
+        self.train.baseline_result
+    }
+
+    pub fn review_state(&self) -> ReviewView {
+        ReviewView {
+            found: self.review.suspects.as_ref().map(Vec::len),
+            position: self.review.position,
+            searching: self.review.suspects_job.is_running(),
+        }
+    }
+
+    pub fn next_to_label_state(&self) -> NextToLabelView {
+        NextToLabelView {
+            ranked: self.review.next.as_ref().map(Vec::len),
+            position: self.review.next_position,
+            ranking: self.review.ranking_job.is_running(),
+        }
+    }
+
+    /// The simulated learning curves' sizes, once computed.
+    pub fn learning_curve(&self) -> Option<CurveView> {
+        self.review.curve.as_ref().map(|(q, r)| CurveView {
+            queue: q.len(),
+            random: r.len(),
+        })
+    }
+
+    /// Takes `event` as if a background job had sent it (for tests of the routing).
+    #[doc(hidden)]
+    pub fn receive(&mut self, event: Event) {
+        self.route(event);
+    }
+}

@@ -1,0 +1,191 @@
+//! What background work sends the window, grouped by the owner that handles it.
+//!
+//! The window starts work on threads (`jobs`), and reads these events at the start of every
+//! frame; every sender asks for a repaint after sending. Each job reports its own progress,
+//! result and failure ([`JobEvent`]), so one job's failure or progress never touches another's
+//! state. Events of jobs started for one workspace file carry it ([`Scoped`]); `update` drops
+//! those of a file that is no longer open, in one place.
+
+use std::path::PathBuf;
+
+use crate::data::duplicates::Duplicates;
+use crate::data::store::Workspace;
+use crate::data::Problem;
+use crate::engine::explain::Explanation;
+use crate::engine::metrics::Metrics;
+use crate::engine::train::record::RecordedRun;
+use crate::engine::train::TrainEvent;
+use crate::label_quality::NextQueue;
+
+pub enum Event {
+    /// Opening a CSV (the app's).
+    Load(LoadEvent),
+    /// The native file dialogs (the app's and the export dialog's).
+    Dialog(DialogEvent),
+    /// The training run (the Train panel's).
+    Train(TrainJobEvent),
+    /// The fast baseline (the Train panel's).
+    Baseline(Scoped<JobEvent<Metrics>>),
+    /// Predicting every row after a run (the app's).
+    Predict(Scoped<JobEvent<Predicted>>),
+    /// Word contributions (the detail panel's explanations).
+    Explain(Explained),
+    /// Writing an export or a save (the app's).
+    Export(JobEvent<Exported>),
+    /// The review window's three jobs.
+    Review(Scoped<ReviewEvent>),
+}
+
+/// How far a job is: `what` it is doing, and (done, total) when it can count (total 0: it can't).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub what: String,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// One job's report: how far it is, its result, or why it failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent<T> {
+    Progress(Progress),
+    Done(T),
+    Failed(String),
+}
+
+/// An event of a job started for the workspace file `workspace`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scoped<T> {
+    pub workspace: PathBuf,
+    pub event: T,
+}
+
+pub enum LoadEvent {
+    Progress { done: u64, total: u64 },
+    Loaded(Box<Opened>),
+    Failed { csv: PathBuf, message: String },
+}
+
+/// Everything the window needs once a CSV is open, prepared off the UI thread.
+pub struct Opened {
+    pub csv: PathBuf,
+    pub workspace: Workspace,
+    pub problems: Vec<Problem>,
+    pub duplicates: Duplicates,
+    pub past_runs: Vec<RecordedRun>,
+    /// The latest finished run's predictions (one slot per row) and its model directory.
+    pub predictions: Option<(i64, PathBuf, Vec<Option<f32>>)>,
+}
+
+pub enum DialogEvent {
+    /// The user picked a file in the native open dialog (None: cancelled, or no dialog).
+    Picked(Option<PathBuf>),
+    /// The user picked a destination in the native save dialog.
+    SavePicked(Option<PathBuf>),
+}
+
+pub enum TrainJobEvent {
+    /// The run was recorded in the workspace file `workspace` under this id.
+    Recorded {
+        workspace: PathBuf,
+        run: i64,
+    },
+    /// Recording the run failed; training goes on unrecorded.
+    NotRecorded(String),
+    Run(TrainEvent),
+}
+
+/// p(disaster) for every row, from the model in `model_dir`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predicted {
+    pub model_dir: PathBuf,
+    pub p_disaster: Vec<f32>,
+    /// Storing them in the workspace failed: they show now but will not come back.
+    pub not_stored: Option<String>,
+}
+
+/// Word contributions for row `row`, by the model in `model_dir`.
+pub struct Explained {
+    pub model_dir: PathBuf,
+    pub row: usize,
+    pub result: Result<Explanation, String>,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exported {
+    pub path: PathBuf,
+    pub kind: ExportKind,
+    pub rows: usize,
+}
+
+/// The review window's jobs, each with its own progress, result and failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReviewEvent {
+    Suspects(JobEvent<SuspectsFound>),
+    Ranking(JobEvent<NextQueue>),
+    Simulation(JobEvent<LearningCurve>),
+}
+
+/// Suspect labels of the open file, most suspect first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuspectsFound {
+    pub suspects: Vec<SuspectRow>,
+    /// Estimated label errors among rows labelled 0 and among rows labelled 1.
+    pub estimated_errors: [usize; 2],
+    /// Out-of-sample accuracy of the model that scored them.
+    pub accuracy: f64,
+}
+
+/// A labelled row the out-of-sample model doubts (see `label_quality::confident`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SuspectRow {
+    /// Row index in the workspace.
+    pub row: usize,
+    pub given: u8,
+    pub suggested: u8,
+    /// 1 - p(given label), out of sample.
+    pub score: f32,
+}
+
+/// A simulated labelling session on the labelled rows: (labels used, held-out F1) for the
+/// next-to-label queue and for random order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearningCurve {
+    pub queue: Vec<(f64, f64)>,
+    pub random: Vec<(f64, f64)>,
+}
+
+/// What an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    /// `id,target`, Kaggle's submission format.
+    Kaggle,
+    /// Every row with its label, prediction, probability and flags.
+    FullPredictions,
+    /// The source file's own layout with the current labels.
+    Dataset,
+    /// Every label edit, oldest first.
+    History,
+}
+
+impl ExportKind {
+    pub const ALL: [ExportKind; 4] = [
+        ExportKind::Kaggle,
+        ExportKind::FullPredictions,
+        ExportKind::Dataset,
+        ExportKind::History,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ExportKind::Kaggle => "Kaggle submission (id,target)",
+            ExportKind::FullPredictions => "Full predictions with probabilities",
+            ExportKind::Dataset => "Corrected dataset (original layout)",
+            ExportKind::History => "Edit history",
+        }
+    }
+
+    pub fn needs_predictions(self) -> bool {
+        matches!(self, ExportKind::Kaggle | ExportKind::FullPredictions)
+    }
+}

@@ -1,0 +1,409 @@
+//! Routing: each background event goes to its owner's `on_event`, and what owners, panels and
+//! bars ask of the app ([`Request`], the panels' actions) is applied here, in one place.
+
+use std::path::PathBuf;
+
+use super::export_dialog::ExportRequest;
+use super::open_file::OpenFile;
+use super::protocol::{DialogEvent, Event, ExportKind, JobEvent, LoadEvent, Predicted, Scoped};
+use super::review::ReviewAction;
+use super::top_bar::TopBarAction;
+use super::train_panel::TrainAction;
+use super::TweetlabApp;
+
+/// What handling an event asks of the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Status(String),
+    Error(String),
+    /// A run finished: predict every row of its workspace file with its model.
+    Predict {
+        workspace: PathBuf,
+        model_dir: PathBuf,
+        run: Option<i64>,
+    },
+    /// A review queue changed: put the table cursor on its current tweet.
+    FocusReviewRow,
+}
+
+impl TweetlabApp {
+    /// Drains the events that arrived since the last frame.
+    pub(super) fn handle_events(&mut self) {
+        while let Ok(event) = self.rx.try_recv() {
+            self.route(event);
+        }
+    }
+
+    /// Hands `event` to its owner and applies what the owner asks for.
+    pub(super) fn route(&mut self, event: Event) {
+        let request = match event {
+            Event::Load(e) => self.on_load(e),
+            Event::Dialog(e) => self.on_dialog(e),
+            Event::Train(e) => self.train.on_event(e),
+            Event::Baseline(e) => self
+                .for_open_file(e)
+                .and_then(|e| self.train.on_baseline(e)),
+            Event::Predict(e) => self.for_open_file(e).and_then(|e| self.on_predicted(e)),
+            Event::Explain(e) => {
+                let model_dir = self.file.as_ref().and_then(|f| f.model_dir.as_deref());
+                self.explanations.on_event(e, model_dir);
+                None
+            }
+            Event::Export(e) => self.exporting.on_event(e).map(|end| match end {
+                Ok(done) => Request::Status(format!(
+                    "wrote {} ({} rows) to {}",
+                    done.kind.title(),
+                    done.rows,
+                    done.path.display()
+                )),
+                Err(message) => Request::Error(message),
+            }),
+            Event::Review(e) => self.for_open_file(e).and_then(|e| self.review.on_event(e)),
+        };
+        if let Some(request) = request {
+            self.apply(request);
+        }
+    }
+
+    /// The event of a job started for the open file; None for one of a file no longer open
+    /// (its jobs' states were reset when the other file opened).
+    fn for_open_file<T>(&self, scoped: Scoped<T>) -> Option<T> {
+        let open = self.file.as_ref()?;
+        open.is(&scoped.workspace).then_some(scoped.event)
+    }
+
+    pub(super) fn apply(&mut self, request: Request) {
+        match request {
+            Request::Status(s) => self.status = s,
+            Request::Error(e) => self.error = Some(e),
+            Request::Predict {
+                workspace,
+                model_dir,
+                run,
+            } => self.start_prediction(workspace, model_dir, run),
+            Request::FocusReviewRow => self.focus_review_row(),
+        }
+    }
+
+    fn on_load(&mut self, event: LoadEvent) -> Option<Request> {
+        match event {
+            LoadEvent::Progress { done, total } => {
+                if let Some((_, f)) = &mut self.loading {
+                    *f = done as f32 / total.max(1) as f32;
+                }
+                None
+            }
+            LoadEvent::Failed { csv, message } => {
+                self.loading = None;
+                Some(Request::Error(format!(
+                    "Could not open {}: {message}\nCheck that it is a CSV or TSV with a text column; the message names the line at fault.",
+                    csv.display()
+                )))
+            }
+            LoadEvent::Loaded(opened) => {
+                let opened = *opened;
+                let mut status = format!(
+                    "{}: {} rows{}",
+                    opened.csv.display(),
+                    opened.workspace.rows().len(),
+                    match opened.problems.first() {
+                        None => String::new(),
+                        Some(p) => format!(
+                            ", {} problem rows (first: line {}: {})",
+                            opened.problems.len(),
+                            p.line,
+                            p.reason
+                        ),
+                    }
+                );
+                self.settings.remember(&opened.csv);
+                self.table.reset();
+                self.train.set_past_runs(&opened.past_runs);
+                self.review.reset();
+                self.explanations.forget();
+                self.forget_file_jobs();
+                let file = OpenFile::new(opened);
+                if let Some(dir) = &file.model_dir {
+                    status.push_str(&format!("; predictions from {}", dir.display()));
+                }
+                self.file = Some(file);
+                self.table_drawn = false;
+                self.loading = None;
+                self.error = None;
+                Some(Request::Status(status))
+            }
+        }
+    }
+
+    fn on_dialog(&mut self, event: DialogEvent) -> Option<Request> {
+        match event {
+            DialogEvent::Picked(Some(path)) => {
+                self.open(path);
+                None
+            }
+            DialogEvent::Picked(None) => Some(Request::Status("No file chosen. If no dialog appeared, this desktop has no file portal: type the path in the field and press Enter, or drop the file on the window.".into())),
+            DialogEvent::SavePicked(Some(path)) => {
+                self.export.picked(path);
+                None
+            }
+            DialogEvent::SavePicked(None) => {
+                self.export.browsing = false;
+                Some(Request::Status("No file chosen. If no dialog appeared, type the path in the Export window's field.".into()))
+            }
+        }
+    }
+
+    fn on_predicted(&mut self, event: JobEvent<Predicted>) -> Option<Request> {
+        let predicted = match self.predicting.on_event(event)? {
+            Ok(p) => p,
+            Err(message) => return Some(Request::Error(format!("Prediction failed: {message}"))),
+        };
+        let file = self.file.as_mut()?;
+        let mut status = format!("predictions from {}", predicted.model_dir.display());
+        if let Some(why) = &predicted.not_stored {
+            status.push_str(&format!(
+                " (warning: not stored in the workspace, so they will not come back: {why})"
+            ));
+        }
+        file.set_predictions(predicted.p_disaster, predicted.model_dir);
+        self.table.mark_dirty();
+        self.explanations.forget();
+        Some(Request::Status(status))
+    }
+
+    /// Sets (or clears) the label of `rows` as one undo step; `why` leads the history's
+    /// description.
+    pub(super) fn label(&mut self, rows: &[usize], label: Option<u8>, why: &str) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        match file.label(rows, label, why) {
+            Ok(()) => self.table.mark_dirty(),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// The selection, else the cursor row.
+    pub(super) fn label_selected(&mut self, label: Option<u8>) {
+        let rows = self.table.target_rows();
+        self.label(&rows, label, "");
+    }
+
+    pub(super) fn undo_redo(&mut self, redo: bool) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let (done, nothing) = if redo {
+            ("redone", "nothing to redo")
+        } else {
+            ("undone", "nothing to undo")
+        };
+        match file.undo_redo(redo) {
+            Ok(Some(step)) => {
+                self.status = format!("{done}: {}", step.description);
+                self.table.mark_dirty();
+            }
+            Ok(None) => self.status = nothing.into(),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Carries out a review decision, then moves the table cursor to the queue's next tweet.
+    pub(super) fn apply_review(&mut self, action: ReviewAction) {
+        match action {
+            ReviewAction::Find { full } => self.find_suspects(full),
+            ReviewAction::Accept { row, label } => {
+                self.label(&[row], Some(label), "review, suggestion accepted: ")
+            }
+            ReviewAction::Keep { row } => {
+                if let Some(Err(e)) = self.file.as_mut().map(|f| f.keep_label(row)) {
+                    self.error = Some(e);
+                }
+            }
+            ReviewAction::SetGroup { rows, label } => {
+                self.label(&rows, Some(label), "conflict resolved: ")
+            }
+            ReviewAction::Rank => self.rank_unlabelled(),
+            ReviewAction::Simulate => self.simulate_curve(),
+            ReviewAction::LabelNext { row, label } => {
+                self.label(&[row], Some(label), "labelled next: ");
+                if self.review.since_rank >= super::review::RERANK_EVERY
+                    && !self.review.ranking_job.is_running()
+                {
+                    self.rank_unlabelled();
+                }
+            }
+        }
+        self.focus_review_row();
+    }
+
+    /// Puts the table cursor on the review queue's current tweet, so the detail panel shows it.
+    pub(super) fn focus_review_row(&mut self) {
+        let Some(file) = &self.file else { return };
+        if let Some(row) = self.review.focus_row(&file.duplicates, &file.conflicting) {
+            self.table.select_row(row);
+        }
+    }
+
+    pub(super) fn apply_top_bar(&mut self, action: TopBarAction) {
+        match action {
+            TopBarAction::PickFile => self.pick_file(),
+            TopBarAction::Open(path) => self.open(path),
+            TopBarAction::Save => self.save.open = true,
+            TopBarAction::Export(kind) => self.open_export(kind),
+            TopBarAction::ToggleReview => self.toggle_review(),
+            TopBarAction::Train => self.start_training(),
+            TopBarAction::CancelTraining => self.cancel_training(),
+            TopBarAction::ToggleHelp => self.show_help = !self.show_help,
+        }
+    }
+
+    pub(super) fn apply_train(&mut self, action: TrainAction) {
+        match action {
+            TrainAction::Start => self.start_training(),
+            TrainAction::Cancel => self.cancel_training(),
+            TrainAction::Baseline => self.start_baseline(),
+        }
+    }
+
+    /// Opens the export dialog on `kind`, as the Export button does.
+    pub fn open_export(&mut self, kind: ExportKind) {
+        if let Some(file) = &self.file {
+            self.export.open_for(kind, file.workspace.source());
+        }
+    }
+
+    /// Opens or closes the review window, as its top-bar button does.
+    pub fn toggle_review(&mut self) {
+        self.review.open = !self.review.open;
+        if self.review.open {
+            self.focus_review_row();
+        }
+    }
+
+    /// Saving writes the corrected dataset over the source, once confirmed.
+    pub(super) fn save_to_source(&mut self) {
+        if let Some(file) = &self.file {
+            let path = file.workspace.source().to_path_buf();
+            self.start_export(ExportRequest {
+                kind: ExportKind::Dataset,
+                path,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use egui_kittest::kittest::Queryable;
+
+    use super::*;
+    use crate::app::protocol::{Opened, Progress, ReviewEvent};
+    use crate::data::dataset::{parse, ImportOptions};
+    use crate::data::duplicates::find_duplicates;
+    use crate::data::store::Workspace;
+
+    /// A window with a small file open, as the load job leaves it.
+    fn app_with_file(dir: &Path) -> TweetlabApp {
+        let csv = b"id,text,target\n1,fire downtown,1\n2,nice day,0\n3,flood warning,\n";
+        let data = parse(csv, false, &ImportOptions::default(), &mut |_, _| {}).unwrap();
+        let source = dir.join("tweets.csv");
+        let workspace = Workspace::create(&dir.join("ws.sqlite"), &source, &data).unwrap();
+        let mut app = TweetlabApp::new(&egui::Context::default(), None);
+        app.route(Event::Load(LoadEvent::Loaded(Box::new(Opened {
+            csv: source,
+            duplicates: find_duplicates(workspace.rows()),
+            workspace,
+            problems: Vec::new(),
+            past_runs: Vec::new(),
+            predictions: None,
+        }))));
+        assert!(app.file.is_some());
+        app
+    }
+
+    fn open_workspace(app: &TweetlabApp) -> PathBuf {
+        app.file.as_ref().unwrap().workspace.path().to_path_buf()
+    }
+
+    /// Work in progress that cannot count (shown as a label, not a bar).
+    fn doing(what: &str) -> Progress {
+        Progress {
+            what: what.into(),
+            done: 0,
+            total: 0,
+        }
+    }
+
+    #[test]
+    fn a_failing_suspects_job_leaves_the_other_jobs_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_with_file(dir.path());
+        let workspace = open_workspace(&app);
+        app.train.baseline.start();
+        app.review.suspects_job.start();
+        app.review.ranking_job.start();
+        app.review.simulation_job.start();
+        app.route(Event::Baseline(Scoped {
+            workspace: workspace.clone(),
+            event: JobEvent::Progress(doing("embedding tweets")),
+        }));
+        app.route(Event::Review(Scoped {
+            workspace,
+            event: ReviewEvent::Suspects(JobEvent::Failed("no model here".into())),
+        }));
+        assert!(!app.review.suspects_job.is_running());
+        assert!(app.error.as_deref().unwrap().contains("no model here"));
+        assert!(app.train.baseline.is_running());
+        assert_eq!(
+            app.train.baseline.progress(),
+            Some(&doing("embedding tweets"))
+        );
+        assert!(app.review.ranking_job.is_running());
+        assert!(app.review.simulation_job.is_running());
+        assert_eq!(app.busy(), Some("ranking what to label next"));
+    }
+
+    #[test]
+    fn events_of_a_file_no_longer_open_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_with_file(dir.path());
+        app.review.ranking_job.start();
+        app.route(Event::Review(Scoped {
+            workspace: dir.path().join("another.sqlite"),
+            event: ReviewEvent::Ranking(JobEvent::Failed("stale".into())),
+        }));
+        assert!(app.review.ranking_job.is_running());
+        assert_eq!(app.error, None);
+    }
+
+    #[test]
+    fn the_baselines_progress_never_shows_in_the_review_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_with_file(dir.path());
+        let workspace = open_workspace(&app);
+        app.review.open = true;
+        app.review.suspects_job.start();
+        app.train.baseline.start();
+        app.route(Event::Baseline(Scoped {
+            workspace: workspace.clone(),
+            event: JobEvent::Progress(doing("baseline marker")),
+        }));
+        let mut h = egui_kittest::Harness::builder()
+            .with_size(egui::vec2(1280.0, 800.0))
+            .build_ui_state(|ui, app: &mut TweetlabApp| app.show(ui), app);
+        h.run();
+        assert!(h.query_by_label("Review labels").is_some());
+        assert!(h.query_by_label_contains("baseline marker").is_none());
+        // The suspects job's own progress is what the window shows.
+        h.state_mut().route(Event::Review(Scoped {
+            workspace,
+            event: ReviewEvent::Suspects(JobEvent::Progress(doing("suspects marker"))),
+        }));
+        h.run();
+        assert!(h.query_by_label_contains("suspects marker").is_some());
+        assert!(h.query_by_label_contains("baseline marker").is_none());
+    }
+}

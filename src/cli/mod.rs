@@ -1,0 +1,245 @@
+//! The headless command line: the same engine and label-quality functions the window uses,
+//! for scripts and GPU servers. Human-readable progress goes to stderr; results (and `--json`)
+//! go to stdout. One file per command family; this one holds the parser, the dispatch and the
+//! helpers they share.
+
+mod bench;
+mod predict;
+mod quality;
+mod stats;
+mod train;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::data::{load_csv_with, Dataset, ImportOptions, LabelMap};
+use crate::engine::device::DeviceChoice;
+use crate::engine::kernels;
+use crate::engine::metrics::Metrics;
+use crate::engine::model::source;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tweetlab",
+    version,
+    about = "Triage tweets with a fine-tuned BERT: train, predict, explain."
+)]
+pub struct Cli {
+    /// CPU threads for tensor work (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// CPU kernels: `fused` (custom ops with their own backward passes, the default) or `plain`
+    /// (composed candle ops, the reference). Also TWEETLAB_KERNELS.
+    #[arg(long, global = true, value_parser = ["fused", "plain"])]
+    kernels: Option<String>,
+    /// Compute every padded position, as PyTorch does, instead of real tokens only (the
+    /// like-for-like benchmark). Also TWEETLAB_DENSE=1.
+    #[arg(long, global = true)]
+    dense: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A CSV to open in the desktop workbench.
+    csv: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Fine-tune a BERT model on a labelled CSV and save the best epoch.
+    Train(train::TrainArgs),
+    /// Predict every row of a CSV and write a predictions CSV.
+    Predict(predict::PredictArgs),
+    /// Score a fine-tuned model on a labelled CSV.
+    Eval(predict::EvalArgs),
+    /// Show how much each word pushes a text towards "disaster".
+    Explain(predict::ExplainArgs),
+    /// Measure training and inference throughput (same fields as bench_torch.py).
+    Bench(bench::BenchArgs),
+    /// Summarise a CSV: rows, labels, duplicates, conflicts and problem rows.
+    Stats(stats::StatsArgs),
+    /// Rank labelled rows by how likely their label is wrong (k-fold, out-of-sample).
+    Suspects(quality::SuspectsArgs),
+    /// Simulate labelling a labelled CSV with the active-learning queue and in random order:
+    /// F1 on held-out rows against labels used.
+    LearningCurve(quality::CurveArgs),
+    /// Manage pretrained models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+/// How to read the CSV when its column names or label values are not the usual ones.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ImportArgs {
+    /// Column holding the text (default: text, tweet, content, message or body).
+    #[arg(long)]
+    text_column: Option<String>,
+    /// Column holding the label (default: target, label, class or labels).
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Column holding the row id (default: id; else row numbers).
+    #[arg(long)]
+    id_column: Option<String>,
+    /// Comma-separated label values meaning "disaster" (default: 1,1.0,true).
+    #[arg(long, value_delimiter = ',')]
+    positive: Option<Vec<String>>,
+    /// Comma-separated label values meaning "not a disaster" (default: 0,0.0,false).
+    #[arg(long, value_delimiter = ',')]
+    negative: Option<Vec<String>>,
+}
+
+impl ImportArgs {
+    pub fn options(&self) -> ImportOptions {
+        let labels = (self.positive.is_some() || self.negative.is_some()).then(|| {
+            let default = LabelMap::default();
+            LabelMap {
+                negative: self.negative.clone().unwrap_or(default.negative),
+                positive: self.positive.clone().unwrap_or(default.positive),
+            }
+        });
+        ImportOptions {
+            text_column: self.text_column.clone(),
+            label_column: self.label_column.clone(),
+            id_column: self.id_column.clone(),
+            labels,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Longest input in tokens (default: what the model was trained with).
+    #[arg(long)]
+    pub max_len: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelCommand {
+    /// Find or download a pretrained model and print its local directory.
+    Fetch {
+        /// A local directory or Hub id (default: the default model).
+        source: Option<String>,
+    },
+}
+
+/// Parses arguments, runs the command, and turns errors into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // Read by rayon and by candle's matmul; must be set before either starts.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
+    if let Some(k) = cli.kernels.as_deref().and_then(kernels::Kernels::parse) {
+        kernels::set_kernels(k);
+    }
+    if cli.dense {
+        kernels::set_dense(true);
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Some(Command::Train(a)) => train::train_cmd(a),
+        Some(Command::Predict(a)) => predict::predict_cmd(a),
+        Some(Command::Eval(a)) => predict::eval_cmd(a),
+        Some(Command::Explain(a)) => predict::explain_cmd(a),
+        Some(Command::Bench(a)) => bench::bench_cmd(a),
+        Some(Command::Stats(a)) => stats::stats_cmd(a),
+        Some(Command::Suspects(a)) => quality::suspects_cmd(a),
+        Some(Command::LearningCurve(a)) => quality::curve_cmd(a),
+        Some(Command::Model(ModelCommand::Fetch { source })) => {
+            let files = source::resolve(source.as_deref(), &|m| eprintln!("{m}"))?;
+            println!("{}", files.dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => open_workbench(cli.csv),
+    }
+}
+
+/// The sample data, opened when the workbench starts without a file (from a checkout).
+const SAMPLE_CSV: &str = "sample-data/train.csv";
+
+#[cfg(feature = "gui")]
+fn open_workbench(csv: Option<PathBuf>) -> Result<ExitCode> {
+    let sample = Path::new(SAMPLE_CSV)
+        .is_file()
+        .then(|| PathBuf::from(SAMPLE_CSV));
+    crate::app::run(csv, sample)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "gui"))]
+fn open_workbench(csv: Option<PathBuf>) -> Result<ExitCode> {
+    let what = csv
+        .map(|p| format!(" for {}", p.display()))
+        .unwrap_or_default();
+    eprintln!(
+        "This tweetlab was built without the desktop workbench{what} (feature `gui`). Use the command line:\n  \
+         tweetlab train --data {SAMPLE_CSV} --out runs/sample\n  tweetlab --help"
+    );
+    Ok(ExitCode::from(2))
+}
+
+pub(crate) fn load_data(path: &Path, import: &ImportArgs) -> Result<Dataset> {
+    let data = load_csv_with(path, &import.options(), &mut |_, _| {})?;
+    for p in data.problems.iter().take(10) {
+        eprintln!("warning: {}:{}: {}", path.display(), p.line, p.reason);
+    }
+    if data.problems.len() > 10 {
+        eprintln!("warning: {} more problem rows", data.problems.len() - 10);
+    }
+    Ok(data)
+}
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let s = ProgressBar::new_spinner();
+    s.set_message(message.to_string());
+    s.enable_steady_tick(Duration::from_millis(120));
+    s
+}
+
+/// Prints a line above the progress bar, or plainly when no bar is drawn (stderr is a file).
+fn say(progress: &Option<ProgressBar>, line: &str) {
+    match progress {
+        Some(p) if !p.is_hidden() => p.println(line),
+        _ => eprintln!("{line}"),
+    }
+}
+
+fn fmt_metrics(m: &Metrics) -> String {
+    format!(
+        "acc {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  confusion [[tn {}, fp {}], [fn {}, tp {}]]",
+        m.accuracy,
+        m.precision,
+        m.recall,
+        m.f1,
+        m.confusion.true_negative,
+        m.confusion.false_positive,
+        m.confusion.false_negative,
+        m.confusion.true_positive
+    )
+}

@@ -1,0 +1,62 @@
+//! `tweetlab stats`: what a CSV holds, before any model.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::ImportArgs;
+use crate::data::load_csv_with;
+use crate::data::stats::stats;
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    pub csv: PathBuf,
+    /// Print one JSON object: rows, labelled, per_class, duplicate_groups, conflicting_groups, problems.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+pub fn stats_cmd(a: StatsArgs) -> Result<ExitCode> {
+    let data = load_csv_with(&a.csv, &a.import.options(), &mut |_, _| {})?;
+    let s = stats(&data);
+    if a.json {
+        println!("{}", serde_json::to_string(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: {} rows, {} labelled (0: {}, 1: {})",
+        a.csv.display(),
+        s.rows,
+        s.labelled,
+        s.per_class.negative,
+        s.per_class.positive
+    );
+    println!(
+        "text column `{}`, label column `{}`",
+        data.text_column(),
+        data.label_column().unwrap_or("none")
+    );
+    println!(
+        "{} duplicate groups, {} with conflicting labels",
+        s.duplicate_groups, s.conflicting_groups
+    );
+    println!(
+        "{} problem rows{}",
+        s.problems.len(),
+        if s.problems.is_empty() { "" } else { ":" }
+    );
+    for p in s.problems.iter().take(20) {
+        println!("  line {}: {}", p.line, p.reason);
+    }
+    if s.problems.len() > 20 {
+        println!(
+            "  ... and {} more (use --json for all)",
+            s.problems.len() - 20
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,180 @@
+//! `tweetlab train`: fine-tune on a labelled CSV, with a progress bar and the epochs as they end.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use indicatif::ProgressBar;
+
+use super::{bar, fmt_metrics, load_data, say, ImportArgs};
+use crate::engine::device::DeviceChoice;
+use crate::engine::model::classifier::Pooling;
+use crate::engine::model::source;
+use crate::engine::train::{self, EpochRecord, StepRecord, TrainConfig, TrainEvent, TrainJob};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Labelled CSV (columns text and target/label).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Directory for the fine-tuned model (Hugging Face layout).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Pretrained model: a local directory or a Hugging Face Hub id.
+    #[arg(long, default_value = source::DEFAULT_MODEL)]
+    pub model: String,
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    pub epochs: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    pub lr: f64,
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// Longest input in tokens; longer texts are truncated.
+    #[arg(long, default_value_t = TrainConfig::default().max_len)]
+    pub max_len: usize,
+    /// Share of labelled rows held out for validation (0 = none).
+    #[arg(long, default_value_t = TrainConfig::default().val_split)]
+    pub val_split: f64,
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// cls = Hugging Face's pooler (exports match transformers); mean = masked mean.
+    #[arg(long, default_value = "cls")]
+    pub pooling: Pooling,
+    /// Print the run summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
+    let data = load_data(&a.data, &a.import)?;
+    let (texts, labels): (Vec<String>, Vec<u8>) =
+        data.labelled().map(|(t, l)| (t.text.clone(), l)).unzip();
+    if texts.is_empty() {
+        bail!(
+            "{}: no labelled rows (column {:?})",
+            a.data.display(),
+            data.label_column().unwrap_or("none found")
+        );
+    }
+    eprintln!("{} labelled rows from {}", texts.len(), a.data.display());
+    let job = TrainJob {
+        model: Some(a.model),
+        texts,
+        labels,
+        out_dir: a.out.clone(),
+        config: TrainConfig {
+            epochs: a.epochs,
+            lr: a.lr,
+            batch_size: a.batch_size,
+            max_len: a.max_len,
+            val_split: a.val_split,
+            seed: a.seed,
+            device: a.device,
+            pooling: a.pooling,
+            ..TrainConfig::default()
+        },
+    };
+    let handle = train::spawn(job);
+    let mut progress: Option<ProgressBar> = None;
+    let mut epochs: Vec<EpochRecord> = Vec::new();
+    let mut outcome = Err(anyhow::anyhow!("training stopped without a result"));
+    for event in handle.events.iter() {
+        match event {
+            TrainEvent::Status { message } => eprintln!("{message}"),
+            TrainEvent::Started {
+                device,
+                train_rows,
+                val_rows,
+                total_steps,
+                ..
+            } => {
+                eprintln!("training on {device}: {train_rows} rows, {val_rows} held out for validation, {total_steps} steps");
+                progress = Some(bar(
+                    total_steps as u64,
+                    "{elapsed_precise} [{bar:30}] step {pos}/{len} ETA {eta_precise}  {msg}",
+                ));
+            }
+            TrainEvent::Step(StepRecord {
+                epoch,
+                step,
+                total_steps,
+                loss,
+                lr,
+                samples_per_s,
+            }) => {
+                let message = format!(
+                    "epoch {epoch} loss {loss:.4} lr {lr:.2e} {samples_per_s:.1} samples/s"
+                );
+                if let Some(p) = &progress {
+                    p.inc(1);
+                    p.set_message(message.clone());
+                }
+                // No bar is drawn when stderr is a log file: print a line now and then instead.
+                if !std::io::stderr().is_terminal() && (step % 25 == 0 || step == total_steps) {
+                    eprintln!("step {step}/{total_steps}: {message}");
+                }
+            }
+            TrainEvent::Epoch(e) => {
+                let line = match (e.val_loss, e.val) {
+                    (Some(vl), Some(m)) => format!(
+                        "epoch {}: train loss {:.4}, val loss {vl:.4}, {} ({:.0} s)",
+                        e.epoch,
+                        e.train_loss,
+                        fmt_metrics(&m),
+                        e.seconds
+                    ),
+                    _ => format!(
+                        "epoch {}: train loss {:.4} ({:.0} s)",
+                        e.epoch, e.train_loss, e.seconds
+                    ),
+                };
+                say(&progress, &line);
+                epochs.push(e);
+            }
+            TrainEvent::CheckpointSaved { epoch, dir } => {
+                let line = format!("saved epoch {epoch} to {}", dir.display());
+                say(&progress, &line);
+            }
+            TrainEvent::Finished {
+                saved_epoch,
+                val,
+                dir,
+                seconds,
+            } => {
+                outcome = Ok((saved_epoch, val, dir, seconds));
+            }
+            TrainEvent::Cancelled { steps_done } => {
+                outcome = Err(anyhow::anyhow!("cancelled after {steps_done} steps"))
+            }
+            TrainEvent::Failed { message } => outcome = Err(anyhow::anyhow!(message)),
+        }
+    }
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    handle.join();
+    let (saved_epoch, val, dir, seconds) = outcome?;
+    if a.json {
+        let summary = serde_json::json!({
+            "model_dir": dir, "saved_epoch": saved_epoch, "seconds": seconds,
+            "val": val, "epochs": epochs,
+        });
+        println!("{summary}");
+    } else {
+        println!(
+            "model saved to {} (epoch {saved_epoch}, {seconds:.0} s)",
+            dir.display()
+        );
+        if let Some(m) = val {
+            println!("validation: {}", fmt_metrics(&m));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

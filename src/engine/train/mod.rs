@@ -1,0 +1,353 @@
+//! Fine-tuning: AdamW with warmup and linear decay, gradient clipping, dynamic padding,
+//! a stratified validation split, best-epoch checkpoints, and typed progress events.
+
+mod config;
+mod evaluate;
+pub mod record;
+mod step;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::Tensor;
+use crossbeam_channel::{Receiver, Sender};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+
+pub use config::TrainConfig;
+pub use evaluate::evaluate;
+pub use record::{EpochRecord, RunRecord, StepRecord};
+pub use step::{
+    clip_gradients, learning_rate, train_step, train_step_timed, Optimisers, StepTimes,
+};
+
+use crate::engine::batching::bucketed_batches;
+use crate::engine::device;
+use crate::engine::metrics::Metrics;
+use crate::engine::model::tokenize::{Batch, Encoded};
+use crate::engine::model::{checkpoint, source, LoadedModel};
+use crate::engine::EngineError;
+
+/// What the training thread reports, in this order: Status*, Started, (Step+, Epoch,
+/// CheckpointSaved?)*, then exactly one of Finished, Cancelled or Failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TrainEvent {
+    /// A slow preparation step (fetching the model, tokenising).
+    Status {
+        message: String,
+    },
+    Started {
+        device: String,
+        train_rows: usize,
+        val_rows: usize,
+        epochs: usize,
+        steps_per_epoch: usize,
+        total_steps: usize,
+    },
+    Step(StepRecord),
+    Epoch(EpochRecord),
+    CheckpointSaved {
+        epoch: usize,
+        dir: PathBuf,
+    },
+    Finished {
+        saved_epoch: usize,
+        val: Option<Metrics>,
+        dir: PathBuf,
+        seconds: f64,
+    },
+    Cancelled {
+        steps_done: usize,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+/// Everything one training run needs.
+#[derive(Debug, Clone)]
+pub struct TrainJob {
+    /// Model directory or Hub id; None = the default model.
+    pub model: Option<String>,
+    pub texts: Vec<String>,
+    pub labels: Vec<u8>,
+    /// Where the best checkpoint is written.
+    pub out_dir: PathBuf,
+    pub config: TrainConfig,
+}
+
+/// A run in progress on its own thread.
+pub struct TrainHandle {
+    pub events: Receiver<TrainEvent>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TrainHandle {
+    /// Asks the run to stop; it does so before its next step.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts `job` on a new thread. Every outcome, errors included, arrives as an event.
+pub fn spawn(job: TrainJob) -> TrainHandle {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let thread = std::thread::Builder::new()
+        .name("tweetlab-train".into())
+        .spawn(move || {
+            // A panic deep in candle must still end the run with an event, or a window waiting
+            // for one would show "training" for ever.
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&job, &tx, &flag)));
+            let message = match outcome {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => format!("the training thread stopped: {}", panic_message(&panic)),
+            };
+            let _ = tx.send(TrainEvent::Failed { message });
+        })
+        .expect("can spawn a thread");
+    TrainHandle {
+        events: rx,
+        cancel,
+        thread: Some(thread),
+    }
+}
+
+/// The text a panic carried, for an error message.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Stratified split of `labels` into (train, validation) indices, shuffled with `seed`.
+pub fn stratified_split(labels: &[u8], val_split: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for class in [0u8, 1] {
+        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        idx.shuffle(&mut rng);
+        let mut n_val = (idx.len() as f64 * val_split).round() as usize;
+        if val_split > 0.0 && n_val == 0 && idx.len() >= 2 {
+            n_val = 1;
+        }
+        n_val = n_val.min(idx.len().saturating_sub(1));
+        val.extend_from_slice(&idx[..n_val]);
+        train.extend_from_slice(&idx[n_val..]);
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
+}
+
+/// Runs `job` on the calling thread, reporting on `events`, stopping when `cancel` is set.
+pub fn run(
+    job: &TrainJob,
+    events: &Sender<TrainEvent>,
+    cancel: &AtomicBool,
+) -> Result<(), EngineError> {
+    let send = |e: TrainEvent| {
+        let _ = events.send(e);
+    };
+    let cfg = &job.config;
+    if job.texts.len() != job.labels.len() {
+        return Err(EngineError::Data(format!(
+            "{} texts but {} labels",
+            job.texts.len(),
+            job.labels.len()
+        )));
+    }
+    if let Some(bad) = job.labels.iter().find(|&&l| l > 1) {
+        return Err(EngineError::Data(format!("label {bad} is neither 0 nor 1")));
+    }
+    if job.texts.len() < 2 {
+        return Err(EngineError::Data(
+            "need at least 2 labelled rows to train".into(),
+        ));
+    }
+    if cfg.epochs == 0
+        || cfg.batch_size == 0
+        || !cfg.lr.is_finite()
+        || cfg.lr <= 0.0
+        || !(0.0..1.0).contains(&cfg.val_split)
+    {
+        return Err(EngineError::Data(format!(
+            "bad settings: epochs {} and batch size {} must be positive, lr {} positive, validation split {} in [0, 1)",
+            cfg.epochs, cfg.batch_size, cfg.lr, cfg.val_split
+        )));
+    }
+    let started = Instant::now();
+    let files = source::resolve(job.model.as_deref(), &|m| {
+        send(TrainEvent::Status {
+            message: m.to_string(),
+        })
+    })?;
+    let device = device::select(cfg.device)?;
+    send(TrainEvent::Status {
+        message: format!("loading {}", files.origin),
+    });
+    let model = LoadedModel::load(&files, &device, Some(cfg.pooling), cfg.seed)?;
+    let max_len = cfg
+        .max_len
+        .min(model.net.encoder.config.base.max_position_embeddings);
+
+    send(TrainEvent::Status {
+        message: format!("tokenising {} texts", job.texts.len()),
+    });
+    let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
+    let encoded = model.tokenizer.encode_all(&texts, max_len)?;
+    let lengths: Vec<usize> = encoded.iter().map(Encoded::len).collect();
+    let (train_idx, val_idx) = stratified_split(&job.labels, cfg.val_split, cfg.seed);
+
+    let steps_per_epoch = train_idx.len().div_ceil(cfg.batch_size);
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let warmup = (total_steps as f64 * cfg.warmup_ratio).round() as usize;
+    let mut opt = Optimisers::new(&model.net.vars, cfg.lr, cfg.weight_decay)?;
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut dropout_rng = StdRng::seed_from_u64(cfg.seed.wrapping_add(1));
+
+    send(TrainEvent::Started {
+        device: device::describe(&device),
+        train_rows: train_idx.len(),
+        val_rows: val_idx.len(),
+        epochs: cfg.epochs,
+        steps_per_epoch,
+        total_steps,
+    });
+
+    let mut record = RunRecord {
+        tweetlab_version: env!("CARGO_PKG_VERSION").to_string(),
+        base_model: files.origin.clone(),
+        pooling: model.net.pooling,
+        config: TrainConfig {
+            max_len,
+            ..cfg.clone()
+        },
+        train_rows: train_idx.len(),
+        val_rows: val_idx.len(),
+        device: device::describe(&device),
+        epochs: Vec::new(),
+        saved_epoch: 0,
+    };
+    let mut best: Option<Metrics> = None;
+    let mut step = 0usize;
+    for epoch in 1..=cfg.epochs {
+        let epoch_start = Instant::now();
+        let mut loss_sum = 0f64;
+        let mut seen = 0usize;
+        for batch in bucketed_batches(&train_idx, &lengths, cfg.batch_size, &mut rng) {
+            if cancel.load(Ordering::SeqCst) {
+                send(TrainEvent::Cancelled { steps_done: step });
+                return Ok(());
+            }
+            let t = Instant::now();
+            let lr = learning_rate(cfg.lr, step, warmup, total_steps);
+            opt.set_learning_rate(lr);
+            let items: Vec<&Encoded> = batch.iter().map(|&i| &encoded[i]).collect();
+            let b = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &device)?;
+            let y: Vec<u32> = batch.iter().map(|&i| job.labels[i] as u32).collect();
+            let y = Tensor::new(y.as_slice(), &device)?;
+            step += 1;
+            let loss = train_step(
+                &model,
+                &mut opt,
+                &b,
+                &y,
+                &mut dropout_rng,
+                cfg.max_grad_norm,
+                step,
+            )?;
+            loss_sum += loss as f64 * batch.len() as f64;
+            seen += batch.len();
+            send(TrainEvent::Step(StepRecord {
+                epoch,
+                step,
+                total_steps,
+                loss,
+                lr,
+                samples_per_s: batch.len() as f64 / t.elapsed().as_secs_f64(),
+            }));
+        }
+        if cancel.load(Ordering::SeqCst) {
+            send(TrainEvent::Cancelled { steps_done: step });
+            return Ok(());
+        }
+        let train_loss = loss_sum / seen.max(1) as f64;
+        let (val_loss, val) = if val_idx.is_empty() {
+            (None, None)
+        } else {
+            send(TrainEvent::Status {
+                message: format!("validating epoch {epoch}"),
+            });
+            let (l, m) = evaluate(&model, &encoded, &job.labels, &val_idx, cfg.eval_batch_size)?;
+            (Some(l), Some(m))
+        };
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let epoch_record = EpochRecord {
+            epoch,
+            train_loss,
+            val_loss,
+            val,
+            seconds,
+        };
+        record.epochs.push(epoch_record);
+        send(TrainEvent::Epoch(epoch_record));
+        let improved = match (val, best) {
+            (Some(now), Some(before)) => now.f1 > before.f1,
+            _ => true,
+        };
+        if improved {
+            best = val;
+            record.saved_epoch = epoch;
+            checkpoint::save(&job.out_dir, &model)?;
+        }
+        // Written after every epoch: the record of every epoch stays current even when the
+        // weights stay those of an earlier one.
+        record.write(&job.out_dir)?;
+        if improved {
+            send(TrainEvent::CheckpointSaved {
+                epoch,
+                dir: job.out_dir.clone(),
+            });
+        }
+    }
+    send(TrainEvent::Finished {
+        saved_epoch: record.saved_epoch,
+        val: best,
+        dir: job.out_dir.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_stratified_disjoint_and_complete() {
+        let labels: Vec<u8> = (0..100).map(|i| u8::from(i % 4 == 0)).collect();
+        let (train, val) = stratified_split(&labels, 0.2, 3);
+        assert_eq!(train.len() + val.len(), 100);
+        assert!(train.iter().all(|i| !val.contains(i)));
+        let val_pos = val.iter().filter(|&&i| labels[i] == 1).count();
+        assert_eq!(val_pos, 5);
+        assert_eq!(val.len(), 20);
+    }
+}

@@ -1,0 +1,305 @@
+//! The run record: one typed shape per concept from the training loop to the screen. A step is a
+//! [`StepRecord`] and an epoch an [`EpochRecord`] in the loop's events, in the workspace (through
+//! [`RunRecorder`]), in the run file next to the weights ([`RunRecord`]), in `train --json` and in
+//! the window's curves (read back by [`recorded_runs`]).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::atomic::write_bytes_atomic;
+use crate::data::store::{MetricKind, RunLog, RunStatus, StoreError};
+use crate::engine::metrics::Metrics;
+use crate::engine::model::checkpoint::RUN_FILE;
+use crate::engine::model::classifier::Pooling;
+use crate::engine::train::{TrainConfig, TrainEvent};
+use crate::engine::EngineError;
+
+/// One optimisation step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub epoch: usize,
+    /// 1-based step over the whole run.
+    pub step: usize,
+    pub total_steps: usize,
+    pub loss: f32,
+    pub lr: f64,
+    pub samples_per_s: f64,
+}
+
+/// One epoch: training loss, and validation loss and metrics when rows were held out.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "EpochJson")]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    pub val: Option<Metrics>,
+    pub seconds: f64,
+}
+
+/// An epoch as written now, or as workspaces before the typed record kept it (F1 and accuracy
+/// only, the epoch in the row's key).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EpochJson {
+    Record {
+        epoch: usize,
+        train_loss: f64,
+        val_loss: Option<f64>,
+        val: Option<Metrics>,
+        seconds: f64,
+    },
+    Older {
+        train_loss: f64,
+        val_loss: Option<f64>,
+        f1: Option<f64>,
+        accuracy: Option<f64>,
+        seconds: f64,
+    },
+}
+
+impl From<EpochJson> for EpochRecord {
+    fn from(j: EpochJson) -> Self {
+        match j {
+            EpochJson::Record {
+                epoch,
+                train_loss,
+                val_loss,
+                val,
+                seconds,
+            } => Self {
+                epoch,
+                train_loss,
+                val_loss,
+                val,
+                seconds,
+            },
+            EpochJson::Older {
+                train_loss,
+                val_loss,
+                f1,
+                accuracy,
+                seconds,
+            } => Self {
+                epoch: 0,
+                train_loss,
+                val_loss,
+                val: f1.map(|f1| Metrics {
+                    f1,
+                    accuracy: accuracy.unwrap_or_default(),
+                    ..Metrics::default()
+                }),
+                seconds,
+            },
+        }
+    }
+}
+
+/// tweetlab's record of how a checkpoint was made, written next to its weights (`RUN_FILE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub tweetlab_version: String,
+    pub base_model: String,
+    pub pooling: Pooling,
+    pub config: TrainConfig,
+    pub train_rows: usize,
+    pub val_rows: usize,
+    pub device: String,
+    pub epochs: Vec<EpochRecord>,
+    /// The epoch whose weights are saved.
+    pub saved_epoch: usize,
+}
+
+impl RunRecord {
+    /// Reads `dir/tweetlab_run.json` if there is one.
+    pub fn read(dir: &Path) -> Result<Option<Self>, EngineError> {
+        let path = dir.join(RUN_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| EngineError::BadModel(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes `dir/tweetlab_run.json` atomically.
+    pub fn write(&self, dir: &Path) -> Result<(), EngineError> {
+        let path = dir.join(RUN_FILE);
+        let json = serde_json::to_vec_pretty(self).expect("the run record serialises");
+        write_bytes_atomic(&path, &json).map_err(|e| EngineError::io(&path, e))
+    }
+}
+
+/// What a workspace records of a run when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// The pretrained model as the user named it.
+    pub model: String,
+    /// Where the fine-tuned model is written.
+    pub out_dir: PathBuf,
+    pub config: TrainConfig,
+    pub labelled_rows: usize,
+}
+
+/// Writes a run's events into a workspace as they happen.
+pub struct RunRecorder {
+    log: RunLog,
+    run: i64,
+}
+
+impl RunRecorder {
+    /// Records the start of a run with `settings` in the workspace file `workspace`.
+    pub fn start(workspace: &Path, settings: &RunSettings) -> Result<Self, StoreError> {
+        let mut log = RunLog::open(workspace)?;
+        let run = log.start_run(&settings.model, settings)?;
+        Ok(Self { log, run })
+    }
+
+    pub fn run_id(&self) -> i64 {
+        self.run
+    }
+
+    /// Records the steps, epochs and outcome; other events are not kept.
+    pub fn record(&mut self, event: &TrainEvent) -> Result<(), StoreError> {
+        match event {
+            TrainEvent::Step(s) => self.log.record(self.run, MetricKind::Step, s.step, s),
+            TrainEvent::Epoch(e) => self.log.record(self.run, MetricKind::Epoch, e.epoch, e),
+            TrainEvent::Finished { .. } => self.log.finish_run(self.run, RunStatus::Finished),
+            TrainEvent::Cancelled { .. } => self.log.finish_run(self.run, RunStatus::Cancelled),
+            TrainEvent::Failed { .. } => self.log.finish_run(self.run, RunStatus::Failed),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A run as a workspace recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRun {
+    pub id: i64,
+    pub started: String,
+    pub status: RunStatus,
+    /// None for a run whose settings no longer read.
+    pub settings: Option<RunSettings>,
+    /// Steps with their loss; steps recorded before the typed record carry only loss and
+    /// learning rate.
+    pub steps: Vec<StepRecord>,
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl RecordedRun {
+    /// Where its fine-tuned model was written, if that still holds a model.
+    pub fn model_dir(&self) -> Option<&Path> {
+        self.settings
+            .as_ref()
+            .map(|s| s.out_dir.as_path())
+            .filter(|d| d.join("config.json").is_file())
+    }
+}
+
+/// Every run the workspace behind `log` recorded, oldest first, with its curves.
+pub fn recorded_runs(log: &RunLog) -> Result<Vec<RecordedRun>, StoreError> {
+    /// A step as older workspaces stored it.
+    #[derive(Deserialize)]
+    struct OlderStep {
+        loss: f32,
+        #[serde(default)]
+        lr: f64,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StepJson {
+        Record(StepRecord),
+        Older(OlderStep),
+    }
+    let mut out = Vec::new();
+    for row in log.runs::<RunSettings>()? {
+        let steps = log
+            .series::<StepJson>(row.id, MetricKind::Step)?
+            .into_iter()
+            .map(|(step, s)| match s {
+                StepJson::Record(r) => r,
+                StepJson::Older(o) => StepRecord {
+                    epoch: 0,
+                    step,
+                    total_steps: 0,
+                    loss: o.loss,
+                    lr: o.lr,
+                    samples_per_s: 0.0,
+                },
+            })
+            .collect();
+        let epochs = log
+            .series::<EpochRecord>(row.id, MetricKind::Epoch)?
+            .into_iter()
+            .map(|(epoch, record)| EpochRecord { epoch, ..record })
+            .collect();
+        out.push(RecordedRun {
+            id: row.id,
+            started: row.started,
+            status: row.status,
+            settings: row.settings,
+            steps,
+            epochs,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::checkpoint::TrainedWith;
+
+    fn epoch(epoch: usize) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: 0.61,
+            val_loss: Some(0.52),
+            val: Some(Metrics::from_probabilities(&[1, 0, 1], &[0.8, 0.3, 0.4])),
+            seconds: 1.25,
+        }
+    }
+
+    #[test]
+    fn the_loader_reads_what_the_run_record_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = RunRecord {
+            tweetlab_version: "0".into(),
+            base_model: "tiny".into(),
+            pooling: Pooling::Mean,
+            config: TrainConfig {
+                max_len: 40,
+                ..TrainConfig::default()
+            },
+            train_rows: 3,
+            val_rows: 1,
+            device: "cpu".into(),
+            epochs: vec![epoch(1)],
+            saved_epoch: 1,
+        };
+        record.write(dir.path()).unwrap();
+        assert_eq!(RunRecord::read(dir.path()).unwrap(), Some(record));
+        assert_eq!(
+            TrainedWith::read(dir.path()).unwrap(),
+            Some(TrainedWith {
+                pooling: Pooling::Mean,
+                max_len: 40
+            })
+        );
+    }
+
+    #[test]
+    fn epochs_of_older_workspaces_still_read() {
+        let old = serde_json::json!({"train_loss": 0.6, "val_loss": 0.5, "f1": 0.7, "accuracy": 0.8, "seconds": 3.0});
+        let e: EpochRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(e.val.map(|m| m.f1), Some(0.7));
+        assert_eq!(e.val_loss, Some(0.5));
+        let new = serde_json::to_value(epoch(2)).unwrap();
+        assert_eq!(
+            serde_json::from_value::<EpochRecord>(new).unwrap(),
+            epoch(2)
+        );
+    }
+}
