@@ -317,3 +317,61 @@ fn train_json_epochs_are_the_run_files_records() {
     assert_eq!(printed, record.epochs);
     assert_eq!(summary["saved_epoch"], record.saved_epoch);
 }
+
+/// `learning-curve` uses the labelled rows only, but a workspace it creates holds the whole
+/// file: the window opens that workspace later, and Save must not drop the unlabelled rows.
+#[test]
+fn learning_curve_builds_a_workspace_of_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("tweets.csv");
+    let mut text = std::fs::read_to_string("sample-data/train.csv").unwrap();
+    for i in 0..5 {
+        text.push_str(&format!("{},,,not labelled yet number {i},\n", 9000 + i));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let data_dir = dir.path().join("data");
+    let o = Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+        .args(["learning-curve", csv.to_str().unwrap()])
+        .args(["--until", "40", "--repeats", "1", "--device", "cpu"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TWEETLAB_DATA_DIR", &data_dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::env::set_var("TWEETLAB_DATA_DIR", &data_dir);
+    let db = tweetlab::data::store::Workspace::default_path(&csv);
+    let ws = tweetlab::data::store::Workspace::open(&db).unwrap();
+    assert_eq!(ws.rows().len(), 208);
+    assert_eq!(ws.rows().iter().filter(|t| t.label.is_none()).count(), 5);
+}
+
+#[test]
+fn learning_curve_refuses_a_step_of_zero() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+        .args(["learning-curve", "sample-data/train.csv", "--step", "0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TWEETLAB_DATA_DIR", data_dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Before it was refused, a step of 0 looped for ever: bounded here.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("learning-curve --step 0 did not stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("--step"), "{stderr}");
+}

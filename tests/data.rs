@@ -189,3 +189,104 @@ fn workspace_exports_the_corrected_dataset_and_history() {
             && text.contains("fix row 6")
     );
 }
+
+/// Parses `bytes` on a thread and fails when that takes longer than `limit`: a guard against
+/// quadratic work on crafted files (linear work takes well under a second here).
+fn parse_within(bytes: Vec<u8>, limit: std::time::Duration) -> tweetlab::data::Dataset {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let data = tweetlab::data::dataset::parse(
+            &bytes,
+            false,
+            &tweetlab::data::ImportOptions::default(),
+            &mut |_, _| {},
+        );
+        let _ = tx.send(data);
+    });
+    rx.recv_timeout(limit)
+        .expect("the importer took far longer than linear time")
+        .unwrap()
+}
+
+#[test]
+fn a_megabyte_of_bad_rows_imports_in_linear_time_with_a_capped_problem_list() {
+    let mut csv = b"id,text,target\n".to_vec();
+    let mut i = 0;
+    while csv.len() < 1 << 20 {
+        // Ragged rows, with an unterminated quote now and then.
+        let line = if i % 100 == 7 {
+            format!("{i},\"never closed,1\n{i},after,0\n")
+        } else {
+            format!("{i},a,b,c,0\n")
+        };
+        csv.extend_from_slice(line.as_bytes());
+        i += 1;
+    }
+    let data = parse_within(csv, std::time::Duration::from_secs(20));
+    let cap = tweetlab::data::dataset::MAX_PROBLEMS;
+    assert_eq!(data.problems.len(), cap + 1, "the list is capped");
+    let last = data.problems.last().unwrap();
+    assert!(last.reason.contains("more problem rows"), "{last:?}");
+    assert!(data.problems[0].reason.contains("fields"));
+}
+
+#[test]
+fn a_megabyte_of_ampersands_finds_duplicates_in_linear_time() {
+    let text = "&".repeat(1 << 20);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = text.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(tweetlab::data::duplicates::decode_entities(&t));
+    });
+    let decoded = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("decoding entities took far longer than linear time");
+    assert_eq!(decoded, text);
+}
+
+#[test]
+fn a_workspace_keeps_the_absolute_path_of_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = load_csv(Path::new("sample-data/train.csv")).unwrap();
+    let ws = Workspace::create(
+        &dir.path().join("ws.sqlite"),
+        Path::new("sample-data/train.csv"),
+        &data,
+    )
+    .unwrap();
+    let canonical = std::fs::canonicalize("sample-data/train.csv").unwrap();
+    assert_eq!(ws.source(), canonical);
+    assert_eq!(
+        Workspace::open(ws.path()).unwrap().source(),
+        canonical.as_path()
+    );
+}
+
+/// Two windows (or a window and a CLI command) on one workspace: each sees the other's edits
+/// before making its own, so no edit is dropped as a no-op and the history's `old` is right.
+#[test]
+fn two_workspaces_on_one_file_stay_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = load_csv(Path::new("sample-data/train.csv")).unwrap();
+    let db = dir.path().join("ws.sqlite");
+    drop(Workspace::create(&db, Path::new("sample-data/train.csv"), &data).unwrap());
+    let mut a = Workspace::open(&db).unwrap();
+    let mut b = Workspace::open(&db).unwrap();
+    let row = 0;
+    let before = a.rows()[row].label;
+    let flipped = before.map(|l| 1 - l);
+    a.set_labels(&[(row, flipped)], "a", "a flips").unwrap();
+    // b still holds the old label in memory; setting it back must not be a no-op.
+    let group = b
+        .set_labels(&[(row, before)], "b", "b sets it back")
+        .unwrap();
+    assert!(group.is_some(), "b's edit was dropped as a no-op");
+    assert_eq!(b.rows()[row].label, before);
+    assert_eq!(Workspace::open(&db).unwrap().rows()[row].label, before);
+    let history = b.history().unwrap();
+    let last = history.last().unwrap();
+    assert_eq!((last.old, last.new), (flipped, before));
+    // a follows too.
+    a.refresh().unwrap();
+    assert_eq!(a.rows()[row].label, before);
+}

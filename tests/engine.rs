@@ -474,3 +474,68 @@ fn a_run_record_reads_back_equal_through_the_workspace_and_the_run_file() {
     assert_eq!(runs[0].model_dir(), Some(out.as_path()));
     assert_eq!(RunRecord::read(&out).unwrap().unwrap().epochs, epochs);
 }
+
+/// A crafted config.json (an initialiser range that overflows f32, an absurd layer count) is
+/// refused with the field's name; a training run on it ends with `Failed`, never a dead thread.
+#[test]
+fn crafted_configs_are_refused_and_runs_on_them_fail_cleanly() {
+    for (field, value) in [
+        ("initializer_range", serde_json::json!(1e39)),
+        ("num_hidden_layers", serde_json::json!(1_000_000_000u64)),
+    ] {
+        let (tmp, dir) = tiny_model();
+        let path = dir.join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config[field] = value;
+        std::fs::write(&path, config.to_string()).unwrap();
+        let files = inspect_dir(&dir, "crafted").unwrap();
+        let err = LoadedModel::load(&files, &Device::Cpu, None, 0)
+            .err()
+            .expect("a crafted config is refused");
+        assert!(err.to_string().contains(field), "{err}");
+        let (texts, labels) = sample_rows();
+        let events = run_job(TrainJob {
+            model: Some(dir.display().to_string()),
+            texts,
+            labels,
+            out_dir: tmp.path().join("out"),
+            config: tiny_train_config(),
+        });
+        match events.last() {
+            Some(TrainEvent::Failed { message }) => assert!(message.contains(field), "{message}"),
+            other => panic!("the run ended with {other:?}"),
+        }
+    }
+}
+
+/// Settings that cannot train are refused before any work: a max length with no room for text,
+/// and labels of one class only.
+#[test]
+fn runs_that_cannot_learn_are_refused_with_a_reason() {
+    let (tmp, dir) = tiny_model();
+    let (texts, labels) = sample_rows();
+    let job = |texts: Vec<String>, labels: Vec<u8>, max_len| TrainJob {
+        model: Some(dir.display().to_string()),
+        texts,
+        labels,
+        out_dir: tmp.path().join("out"),
+        config: TrainConfig {
+            max_len,
+            ..tiny_train_config()
+        },
+    };
+    let failure = |events: Vec<TrainEvent>| match events.last() {
+        Some(TrainEvent::Failed { message }) => message.clone(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let m = failure(run_job(job(texts.clone(), labels.clone(), 1)));
+    assert!(m.contains("max length 1"), "{m}");
+    let ones = vec![1u8; texts.len()];
+    let m = failure(run_job(job(texts, ones, 48)));
+    assert!(m.contains("every labelled row is 1"), "{m}");
+    assert!(
+        !tmp.path().join("out").exists(),
+        "nothing trained, nothing written"
+    );
+}

@@ -555,3 +555,120 @@ fn review_full_mode_fine_tunes_per_fold() {
     assert!(!running);
     assert!(found.unwrap() > 0 && found.unwrap() < 203);
 }
+
+/// A file with what the importer cannot use: a ragged row (line 3), invalid UTF-8 (line 5) and a
+/// quote never closed (line 6).
+const MESSY: &[u8] =
+    b"id,text,target\n1,ok,1\n2,a,b,c,0\n3,fine,0\n4,caf\xe9 latin-1,1\n5,\"open quote,0\n6,last,1\n";
+
+/// Opens `csv` and waits until it is open or has failed.
+fn open_and_wait(h: &mut Harness<'static, TweetlabApp>, csv: &Path) {
+    data_dir();
+    h.state_mut().open(csv.to_path_buf());
+    wait_until(h, "the CSV to load or fail", |app| !app.is_loading());
+}
+
+/// Clicks Save, confirms, and waits for the write.
+fn save(h: &mut Harness<'static, TweetlabApp>) {
+    h.get_by_label("Save").click();
+    h.run();
+    h.get_by_label("Overwrite the CSV").click();
+    h.run();
+    wait_until(h, "the save", |app| !app.is_exporting());
+}
+
+#[test]
+fn save_changes_label_cells_only_and_keeps_every_line_it_did_not_understand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("messy.csv");
+    std::fs::write(&csv, MESSY).unwrap();
+    // The analyst reaches the file through a link: Save writes the file, the link stays one.
+    let link = tmp.path().join("link.csv");
+    std::os::unix::fs::symlink(&csv, &link).unwrap();
+    let mut h = harness();
+    open_and_wait(&mut h, &link);
+    assert_eq!(h.state().workspace().unwrap().rows().len(), 4);
+    assert!(
+        h.state().status().contains("3 problem rows"),
+        "{}",
+        h.state().status()
+    );
+    assert_eq!(h.state().selected_row(), Some(0));
+    h.key_press(Key::Num0);
+    h.run();
+    save(&mut h);
+    assert_eq!(h.state().error(), None);
+    let mut expected = String::from_utf8_lossy(MESSY)
+        .replace("1,ok,1", "1,ok,0")
+        .into_bytes();
+    // The lossy view above replaced the invalid byte; the file must keep the byte itself.
+    let at = MESSY.iter().position(|&b| b == 0xe9).unwrap();
+    expected.splice(at..at + 3, [0xe9]);
+    assert_eq!(std::fs::read(&csv).unwrap(), expected);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Reopened, the problems found at import are listed again.
+    let mut h = harness();
+    open_and_wait(&mut h, &link);
+    assert!(
+        h.state().status().contains("3 problem rows"),
+        "{}",
+        h.state().status()
+    );
+}
+
+#[test]
+fn a_csv_changed_elsewhere_is_never_overwritten_and_opens_again_with_the_edits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    let csv = open_sample(&mut h, tmp.path());
+    let first = h.state().workspace().unwrap().rows()[0].label.unwrap();
+    h.key_press(if first == 1 { Key::Num0 } else { Key::Num1 });
+    h.run();
+    // A spreadsheet appends a row while the window is open.
+    let mut changed = std::fs::read(&csv).unwrap();
+    changed.extend_from_slice(b"99999,,,a row added elsewhere,1\n");
+    std::fs::write(&csv, &changed).unwrap();
+    save(&mut h);
+    let error = h.state().error().unwrap_or_default().to_string();
+    assert!(error.contains("changed since it was imported"), "{error}");
+    assert_eq!(
+        std::fs::read(&csv).unwrap(),
+        changed,
+        "the new content is kept"
+    );
+    // Opened again: the new rows, with the edit carried over.
+    drop(h);
+    let mut h = harness();
+    open_and_wait(&mut h, &csv);
+    let ws = h.state().workspace().unwrap();
+    assert_eq!(ws.rows().len(), 204);
+    assert_eq!(ws.rows()[0].label, Some(1 - first));
+    let error = h.state().error().unwrap_or_default();
+    assert!(
+        error.contains("1 of your label edits were carried over"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_workspace_left_half_made_by_a_crash_is_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    data_dir();
+    let csv = tmp.path().join("train.csv");
+    std::fs::copy(common::sample_train_csv(), &csv).unwrap();
+    // What a kill during the first import left before the fix: an empty database file.
+    let db = tweetlab::data::store::Workspace::default_path(&csv);
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::write(&db, b"").unwrap();
+    let mut h = harness();
+    open_and_wait(&mut h, &csv);
+    assert_eq!(
+        h.state().workspace().map(|w| w.rows().len()),
+        Some(203),
+        "{:?}",
+        h.state().error()
+    );
+}

@@ -85,8 +85,9 @@ impl TweetlabApp {
         self.train.is_running()
     }
 
+    /// Writing an export or a save.
     pub fn is_exporting(&self) -> bool {
-        self.exporting.is_running()
+        self.exporting.is_running() || self.saving.is_running()
     }
 
     /// How many rows the table shows after filtering and search.

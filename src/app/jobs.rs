@@ -11,6 +11,7 @@ use super::protocol::{
 };
 use super::workers::{self, ExplainRequest, ExportJob, Reporter};
 use super::TweetlabApp;
+use crate::data::save::SaveJob;
 use crate::data::Tweet;
 use crate::engine::model::source::DEFAULT_MODEL;
 use crate::engine::train::record::RunSettings;
@@ -290,6 +291,28 @@ impl TweetlabApp {
         );
     }
 
+    /// Save: the current labels into the source file itself, once confirmed.
+    pub(super) fn save_to_source(&mut self) {
+        let Some(file) = &self.file else { return };
+        let ws = &file.workspace;
+        let job = SaveJob {
+            source: ws.source().to_path_buf(),
+            layout: ws.layout().clone(),
+            rows: ws.rows().to_vec(),
+            fingerprint: ws.fingerprint().cloned(),
+        };
+        self.saving.start();
+        self.status = format!("saving {}", job.source.display());
+        let workspace = ws.path().to_path_buf();
+        let failed_ws = workspace.clone();
+        spawn(
+            "save",
+            &self.reporter,
+            move |_| Event::Save(scoped(&workspace, workers::save(job))),
+            move |m| Event::Save(scoped(&failed_ws, JobEvent::Failed(m))),
+        );
+    }
+
     /// The fast baseline on the split the training settings give.
     pub(super) fn start_baseline(&mut self) {
         let Some(file) = &self.file else { return };
@@ -425,6 +448,7 @@ impl TweetlabApp {
     pub(super) fn forget_file_jobs(&mut self) {
         self.train.baseline = JobState::default();
         self.predicting = JobState::default();
+        self.saving = JobState::default();
     }
 }
 

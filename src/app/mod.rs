@@ -61,8 +61,10 @@ pub struct TweetlabApp {
     export: ExportDialog,
     save: SaveConfirm,
     review: ReviewPanel,
-    /// Writing an export or a save.
+    /// Writing an export.
     exporting: JobState,
+    /// Writing the labels into the source file.
+    saving: JobState,
     /// Predicting every row after a run.
     predicting: JobState,
     status: String,
@@ -101,6 +103,7 @@ impl TweetlabApp {
             save: SaveConfirm::default(),
             review: ReviewPanel::default(),
             exporting: JobState::default(),
+            saving: JobState::default(),
             predicting: JobState::default(),
             status: "Open a CSV to start.".into(),
             error: None,
@@ -120,6 +123,7 @@ impl TweetlabApp {
             (self.train.is_running(), "training"),
             (self.predicting.is_running(), "predicting"),
             (self.exporting.is_running(), "exporting"),
+            (self.saving.is_running(), "saving"),
             (
                 self.review.suspects_job.is_running(),
                 "finding suspect labels",
@@ -149,6 +153,13 @@ impl TweetlabApp {
         // Workers wake this context; keep the one actually drawing.
         self.reporter.set_context(&ctx);
         self.handle_events();
+        if let Some(file) = self.file.as_mut() {
+            match file.follow_database() {
+                Ok(true) => self.table.mark_dirty(),
+                Ok(false) => {}
+                Err(e) => self.error = Some(e),
+            }
+        }
         let review_tab = self.review.open.then_some(self.review.tab);
         for action in input::read(&ctx, review_tab) {
             self.apply_input(action);
@@ -160,7 +171,7 @@ impl TweetlabApp {
                 recent: &self.settings.recent,
                 has_file: self.file.is_some(),
                 has_predictions: self.file.as_ref().is_some_and(OpenFile::has_predictions),
-                can_write: !self.exporting.is_running(),
+                can_write: !self.exporting.is_running() && !self.saving.is_running(),
                 training: self.train.is_running(),
                 device: self.train.settings.config.device,
             };

@@ -109,6 +109,16 @@ impl OpenFile {
         Ok(())
     }
 
+    /// Takes up edits another window or a CLI command committed to the same workspace; true
+    /// when labels changed. Cheap when nothing did (one pragma).
+    pub fn follow_database(&mut self) -> Result<bool, String> {
+        let changed = self.workspace.refresh().map_err(|e| e.to_string())?;
+        if changed {
+            self.labels_changed();
+        }
+        Ok(changed)
+    }
+
     /// A run's predictions for every row.
     pub fn set_predictions(&mut self, p_disaster: Vec<f32>, model_dir: PathBuf) {
         self.predictions = p_disaster.into_iter().map(Some).collect();

@@ -9,7 +9,8 @@
 use std::path::PathBuf;
 
 use crate::data::duplicates::Duplicates;
-use crate::data::store::Workspace;
+use crate::data::save::Saved;
+use crate::data::store::{Arrival, Workspace};
 use crate::data::Problem;
 use crate::engine::explain::Explanation;
 use crate::engine::metrics::Metrics;
@@ -30,8 +31,10 @@ pub enum Event {
     Predict(Scoped<JobEvent<Predicted>>),
     /// Word contributions (the detail panel's explanations).
     Explain(Explained),
-    /// Writing an export or a save (the app's).
+    /// Writing an export (the app's).
     Export(JobEvent<Exported>),
+    /// Writing the labels into the source file (the app's).
+    Save(Scoped<JobEvent<Saved>>),
     /// The review window's three jobs.
     Review(Scoped<ReviewEvent>),
 }
@@ -69,6 +72,8 @@ pub enum LoadEvent {
 pub struct Opened {
     pub csv: PathBuf,
     pub workspace: Workspace,
+    /// Imported now, reopened, rebuilt or re-imported after the file changed.
+    pub arrival: Arrival,
     pub problems: Vec<Problem>,
     pub duplicates: Duplicates,
     pub past_runs: Vec<RecordedRun>,

@@ -3,13 +3,44 @@
 
 use std::path::PathBuf;
 
-use super::export_dialog::ExportRequest;
 use super::open_file::OpenFile;
 use super::protocol::{DialogEvent, Event, ExportKind, JobEvent, LoadEvent, Predicted, Scoped};
 use super::review::ReviewAction;
 use super::top_bar::TopBarAction;
 use super::train_panel::TrainAction;
 use super::TweetlabApp;
+use crate::data::save::Saved;
+use crate::data::store::Arrival;
+
+/// What the analyst must hear about how a file opened, if anything.
+fn arrival_notice(arrival: &Arrival) -> Option<String> {
+    match arrival {
+        Arrival::Imported | Arrival::Reopened => None,
+        Arrival::SourceMissing(why) => Some(format!(
+            "The CSV could not be read ({why}); its workspace opened as it was. Save is refused until the file is back; Save as… writes elsewhere."
+        )),
+        Arrival::Rebuilt { broken } => Some(format!(
+            "The workspace of this file was left half made (an import was interrupted); it was imported again. The unfinished file is kept at {}.",
+            broken.display()
+        )),
+        Arrival::Reimported(c) => {
+            let unmatched = if c.unmatched.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " {} edits no longer match a row with the same id and text (ids: {}).",
+                    c.unmatched.len(),
+                    c.unmatched.join(", ")
+                )
+            };
+            Some(format!(
+                "This file changed since it was imported, so it was imported again: {} of your label edits were carried over.{unmatched} The workspace as it was (history, runs, predictions) is kept at {}.",
+                c.carried,
+                c.backup.display()
+            ))
+        }
+    }
+}
 
 /// What handling an event asks of the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +89,7 @@ impl TweetlabApp {
                 )),
                 Err(message) => Request::Error(message),
             }),
+            Event::Save(e) => self.for_open_file(e).and_then(|e| self.on_saved(e)),
             Event::Review(e) => self.for_open_file(e).and_then(|e| self.review.on_event(e)),
         };
         if let Some(request) = request {
@@ -93,6 +125,8 @@ impl TweetlabApp {
                 }
                 None
             }
+            LoadEvent::Failed { csv, .. } if !self.is_loading_now(&csv) => None,
+            LoadEvent::Loaded(opened) if !self.is_loading_now(&opened.csv) => None,
             LoadEvent::Failed { csv, message } => {
                 self.loading = None;
                 Some(Request::Error(format!(
@@ -102,6 +136,7 @@ impl TweetlabApp {
             }
             LoadEvent::Loaded(opened) => {
                 let opened = *opened;
+                let arrival = opened.arrival.clone();
                 let mut status = format!(
                     "{}: {} rows{}",
                     opened.csv.display(),
@@ -126,13 +161,33 @@ impl TweetlabApp {
                 if let Some(dir) = &file.model_dir {
                     status.push_str(&format!("; predictions from {}", dir.display()));
                 }
+                let notice = arrival_notice(&arrival);
                 self.file = Some(file);
                 self.table_drawn = false;
                 self.loading = None;
-                self.error = None;
+                self.error = notice;
                 Some(Request::Status(status))
             }
         }
+    }
+
+    fn on_saved(&mut self, event: JobEvent<Saved>) -> Option<Request> {
+        let saved = match self.saving.on_event(event)? {
+            Ok(saved) => saved,
+            Err(message) => return Some(Request::Error(format!("Save: {message}"))),
+        };
+        let file = self.file.as_mut()?;
+        if let Err(e) = file.workspace.set_fingerprint(saved.fingerprint) {
+            return Some(Request::Error(format!(
+                "Saved {}, but the workspace could not record it: {e}",
+                saved.path.display()
+            )));
+        }
+        Some(Request::Status(format!(
+            "saved: {} labels changed in {}; every other line is as it was",
+            saved.changed,
+            saved.path.display()
+        )))
     }
 
     fn on_dialog(&mut self, event: DialogEvent) -> Option<Request> {
@@ -169,6 +224,11 @@ impl TweetlabApp {
         self.table.mark_dirty();
         self.explanations.forget();
         Some(Request::Status(status))
+    }
+
+    /// Whether `csv` is the file the user asked for last (an earlier, slower load is dropped).
+    fn is_loading_now(&self, csv: &std::path::Path) -> bool {
+        self.loading.as_ref().is_some_and(|(p, _)| p == csv)
     }
 
     /// Sets (or clears) the label of `rows` as one undo step; `why` leads the history's
@@ -280,17 +340,6 @@ impl TweetlabApp {
             self.focus_review_row();
         }
     }
-
-    /// Saving writes the corrected dataset over the source, once confirmed.
-    pub(super) fn save_to_source(&mut self) {
-        if let Some(file) = &self.file {
-            let path = file.workspace.source().to_path_buf();
-            self.start_export(ExportRequest {
-                kind: ExportKind::Dataset,
-                path,
-            });
-        }
-    }
 }
 
 #[cfg(test)]
@@ -312,9 +361,11 @@ mod tests {
         let source = dir.join("tweets.csv");
         let workspace = Workspace::create(&dir.join("ws.sqlite"), &source, &data).unwrap();
         let mut app = TweetlabApp::new(&egui::Context::default(), None);
+        app.loading = Some((source.clone(), 0.0));
         app.route(Event::Load(LoadEvent::Loaded(Box::new(Opened {
             csv: source,
             duplicates: find_duplicates(workspace.rows()),
+            arrival: crate::data::store::Arrival::Imported,
             workspace,
             problems: Vec::new(),
             past_runs: Vec::new(),
@@ -405,5 +456,74 @@ mod tests {
         h.run();
         assert!(h.query_by_label_contains("suspects marker").is_some());
         assert!(h.query_by_label_contains("baseline marker").is_none());
+    }
+
+    /// A run that ends after another file was opened must not predict that file's rows (nor
+    /// store them under its run id).
+    #[test]
+    fn a_run_ending_after_another_file_opened_predicts_nothing_there() {
+        use crate::app::protocol::TrainJobEvent;
+        use crate::engine::train::TrainEvent;
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_with_file(dir.path());
+        app.route(Event::Train(TrainJobEvent::Run(TrainEvent::Finished {
+            saved_epoch: 1,
+            val: None,
+            dir: dir.path().join("model"),
+            seconds: 1.0,
+        })));
+        // No run of this window was going: nothing to predict with.
+        assert!(!app.predicting.is_running());
+        app.apply(Request::Predict {
+            workspace: dir.path().join("another.sqlite"),
+            model_dir: dir.path().join("model"),
+            run: Some(7),
+        });
+        assert!(!app.predicting.is_running());
+        assert!(
+            app.status.contains("another file is open"),
+            "{}",
+            app.status
+        );
+    }
+
+    /// Two quick Opens: the file asked for last is the one that opens, whichever load ends
+    /// first.
+    #[test]
+    fn the_last_file_asked_for_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_with_file(dir.path());
+        let first = dir.path().join("first.csv");
+        let second = dir.path().join("second.csv");
+        app.loading = Some((first.clone(), 0.0));
+        app.loading = Some((second.clone(), 0.0));
+        let opened = |csv: PathBuf| {
+            let data = parse(
+                b"id,text\n1,x\n",
+                false,
+                &ImportOptions::default(),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            let db = csv.with_extension("sqlite");
+            let workspace = Workspace::create(&db, &csv, &data).unwrap();
+            Event::Load(LoadEvent::Loaded(Box::new(Opened {
+                csv,
+                duplicates: find_duplicates(workspace.rows()),
+                workspace,
+                arrival: crate::data::store::Arrival::Imported,
+                problems: Vec::new(),
+                past_runs: Vec::new(),
+                predictions: None,
+            })))
+        };
+        app.route(opened(second.clone()));
+        app.route(opened(first));
+        assert!(app
+            .file
+            .as_ref()
+            .unwrap()
+            .is(&second.with_extension("sqlite")));
+        assert!(!app.is_loading());
     }
 }

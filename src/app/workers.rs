@@ -13,6 +13,7 @@ use super::protocol::{
 use crate::data::dataset::Layout;
 use crate::data::duplicates::find_duplicates;
 use crate::data::export::{self, PredictionFormat};
+use crate::data::save::{save_to_source, SaveJob, Saved};
 use crate::data::store::{EditRecord, RunLog, RunStatus, Workspace};
 use crate::data::{load_csv_with, ImportOptions, Tweet};
 use crate::engine::device::DeviceChoice;
@@ -49,14 +50,12 @@ impl Reporter {
 /// the past runs and the latest finished run's predictions.
 pub fn load(csv: &Path, reporter: &Reporter) -> anyhow::Result<Opened> {
     let db = Workspace::default_path(csv);
-    let (workspace, problems) = if db.is_file() {
-        (Workspace::open(&db)?, Vec::new())
-    } else {
-        let data = load_csv_with(csv, &ImportOptions::default(), &mut |done, total| {
+    let (workspace, arrival) = Workspace::open_or_import(&db, csv, || {
+        load_csv_with(csv, &ImportOptions::default(), &mut |done, total| {
             reporter.send(Event::Load(LoadEvent::Progress { done, total }))
-        })?;
-        (Workspace::create(&db, csv, &data)?, data.problems)
-    };
+        })
+    })?;
+    let problems = workspace.problems().to_vec();
     let duplicates = find_duplicates(workspace.rows());
     let log = workspace.run_log()?;
     let past_runs = recorded_runs(&log)?;
@@ -72,6 +71,7 @@ pub fn load(csv: &Path, reporter: &Reporter) -> anyhow::Result<Opened> {
     Ok(Opened {
         csv: csv.to_path_buf(),
         workspace,
+        arrival,
         problems,
         duplicates,
         past_runs,
@@ -237,6 +237,14 @@ pub fn export(job: ExportJob) -> JobEvent<Exported> {
             "Could not write {}: {e}\nNothing was changed there; choose another folder or free some space.",
             job.path.display()
         )),
+    }
+}
+
+/// Save: the current labels into the source file itself (`data::save`).
+pub fn save(job: SaveJob) -> JobEvent<Saved> {
+    match save_to_source(&job) {
+        Ok(saved) => JobEvent::Done(saved),
+        Err(e) => JobEvent::Failed(e.to_string()),
     }
 }
 

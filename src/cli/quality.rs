@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{bar, load_data, ImportArgs};
 use crate::data::store::Workspace;
-use crate::data::Dataset;
+use crate::data::{load_csv_with, Dataset};
 use crate::engine::device::DeviceChoice;
 use crate::engine::model::source;
 use crate::engine::train::TrainConfig;
@@ -86,19 +86,21 @@ pub struct CurveArgs {
     pub import: ImportArgs,
 }
 
-/// Frozen embeddings of every row of `data` (read from `csv`), cached in the CSV's workspace
-/// (created, never overwritten, if there is none yet).
+/// Frozen embeddings of every row of `data` (read from `csv` with `import`), cached in the
+/// CSV's workspace. A workspace made here holds the whole file, whatever rows `data` keeps.
 fn cached_embeddings(
     csv: &Path,
+    import: &ImportArgs,
     data: &Dataset,
     model: &str,
     choice: DeviceChoice,
     max_len: usize,
 ) -> Result<Vec<Vec<f32>>> {
     let db = Workspace::default_path(csv);
-    if !db.is_file() {
-        Workspace::create(&db, csv, data)?;
-    }
+    let (workspace, _) = Workspace::open_or_import(&db, csv, || {
+        load_csv_with(csv, &import.options(), &mut |_, _| {})
+    })?;
+    drop(workspace);
     let texts: Vec<&str> = data.rows.iter().map(|t| t.text.as_str()).collect();
     let progress = bar(
         texts.len() as u64,
@@ -126,6 +128,9 @@ fn cached_embeddings(
 }
 
 pub fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
+    if a.step == 0 {
+        bail!("--step must be at least 1 (rows labelled between two retrainings)");
+    }
     let mut data = load_data(&a.csv, &a.import)?;
     data.rows.retain(|t| t.label.is_some());
     if data.rows.len() < 50 {
@@ -135,7 +140,7 @@ pub fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
             data.rows.len()
         );
     }
-    let features = cached_embeddings(&a.csv, &data, &a.model, a.device, a.max_len)?;
+    let features = cached_embeddings(&a.csv, &a.import, &data, &a.model, a.device, a.max_len)?;
     let labels: Vec<u8> = data.rows.iter().map(|t| t.label.unwrap_or(0)).collect();
     let sums = crate::label_quality::compare_strategies(
         &features, &labels, a.start, a.step, a.until, a.repeats,
@@ -171,7 +176,8 @@ pub fn suspects_cmd(a: SuspectsArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let report = match a.mode {
         SuspectMode::Fast => {
-            let embeddings = cached_embeddings(&a.csv, &data, &a.model, a.device, a.max_len)?;
+            let embeddings =
+                cached_embeddings(&a.csv, &a.import, &data, &a.model, a.device, a.max_len)?;
             eprintln!(
                 "{:.1} s loading the model and embedding",
                 started.elapsed().as_secs_f64()

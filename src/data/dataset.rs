@@ -26,7 +26,7 @@ pub struct Tweet {
 }
 
 /// A row that could not be used as it was.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Problem {
     /// 1-based line in the file where the record starts.
     pub line: u64,
@@ -61,9 +61,70 @@ pub struct Dataset {
     pub layout: Layout,
     /// Rows whose bytes were not valid UTF-8 and were decoded with replacement characters.
     pub lossy_rows: usize,
+    /// Past `MAX_PROBLEMS`: the line of the first problem not listed, and how many there are.
+    #[serde(skip)]
+    more_problems: Option<(u64, usize)>,
+    /// Where each row's record lies in the bytes it was parsed from (one per row): what lets
+    /// Save change label cells alone and keep every other byte of the analyst's file.
+    #[serde(skip)]
+    pub spans: Vec<RecordSpan>,
+    /// Byte offset where the header line ends (before its line terminator).
+    #[serde(skip)]
+    pub header_end: usize,
+}
+
+/// A record's bytes in the parsed input, without its line terminator, and its label cell's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordSpan {
+    pub start: usize,
+    pub end: usize,
+    pub label: Option<(usize, usize)>,
+}
+
+/// The byte range of field `field` in one record's raw bytes (quotes included), following the
+/// csv crate's rules: a quote opens a quoted field only at the field's start, `""` inside is a
+/// quote.
+fn field_span(raw: &[u8], delimiter: u8, field: usize) -> Option<(usize, usize)> {
+    let (mut index, mut start, mut quoted, mut i) = (0, 0, false, 0);
+    while i < raw.len() {
+        let b = raw[i];
+        if quoted {
+            if b == b'"' {
+                if raw.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+        } else if b == b'"' && i == start {
+            quoted = true;
+        } else if b == delimiter {
+            if index == field {
+                return Some((start, i));
+            }
+            index += 1;
+            start = i + 1;
+        }
+        i += 1;
+    }
+    (index == field).then_some((start, raw.len()))
 }
 
 impl Dataset {
+    /// Records a problem row, up to `MAX_PROBLEMS` of them; the rest are counted.
+    fn problem(&mut self, line: u64, reason: String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem { line, reason });
+        } else {
+            if self.more_problems.is_none() {
+                self.more_problems = Some((line, 0));
+            }
+            if let Some((_, n)) = &mut self.more_problems {
+                *n += 1;
+            }
+        }
+    }
+
     pub fn labelled(&self) -> impl Iterator<Item = (&Tweet, u8)> {
         self.rows.iter().filter_map(|t| t.label.map(|l| (t, l)))
     }
@@ -146,6 +207,10 @@ pub enum DataError {
     Unusable { path: String, message: String },
 }
 
+/// Problem rows listed one by one; past this many, one last entry counts the rest (a crafted
+/// or badly broken file would otherwise make the list as large as the file).
+pub const MAX_PROBLEMS: usize = 1000;
+
 const TEXT_NAMES: [&str; 5] = ["text", "tweet", "content", "message", "body"];
 const LABEL_NAMES: [&str; 4] = ["target", "label", "class", "labels"];
 
@@ -186,7 +251,9 @@ pub fn parse(
     options: &ImportOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Dataset, String> {
+    let input_len = bytes.len();
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bom = input_len - bytes.len();
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err("the file is empty".into());
     }
@@ -260,7 +327,27 @@ pub fn parse(
     // Start the body reader on the header's line terminator: the csv crate strips a UTF-8 BOM
     // at the start of its input, which must not happen to the first row's first field.
     let body_start = (reader.position().byte() as usize).saturating_sub(1);
+    data.header_end = bytes[..body_start.min(bytes.len())]
+        .iter()
+        .rposition(|&b| b != b'\r' && b != b'\n')
+        .map_or(0, |p| p + 1);
     read_records(bytes, body_start, &mut data, progress);
+    // Offsets into the input as given, BOM included.
+    data.header_end += bom;
+    for span in &mut data.spans {
+        span.start += bom;
+        span.end += bom;
+        if let Some((a, b)) = &mut span.label {
+            *a += bom;
+            *b += bom;
+        }
+    }
+    if let Some((line, n)) = data.more_problems.take() {
+        data.problems.push(Problem {
+            line,
+            reason: format!("and {n} more problem rows from this line on (not listed)"),
+        });
+    }
     progress(bytes.len() as u64, bytes.len() as u64);
     Ok(data)
 }
@@ -330,10 +417,7 @@ fn read_records(
                 Ok(true) => {}
                 Err(e) => {
                     let line = lines.line_of(start + before);
-                    data.problems.push(Problem {
-                        line,
-                        reason: format!("unreadable record: {e}"),
-                    });
+                    data.problem(line, format!("unreadable record: {e}"));
                     continue;
                 }
             }
@@ -346,10 +430,10 @@ fn read_records(
             let raw = &chunk[pos..end];
             let multi_line = raw.trim_ascii().contains(&b'\n');
             if end >= chunk.len() && multi_line && quotes_unbalanced(raw) {
-                data.problems.push(Problem {
+                data.problem(
                     line,
-                    reason: "a quoted field is never closed (unterminated quote); the row is skipped and reading resumes on the next line".into(),
-                });
+                    "a quoted field is never closed (unterminated quote); the row is skipped and reading resumes on the next line".into(),
+                );
                 let rec_start = start
                     + pos
                     + raw
@@ -369,12 +453,20 @@ fn read_records(
             if record.position().is_some_and(|p| p.record() % 4096 == 0) {
                 progress((start + end) as u64, total);
             }
-            add_record(&record, line, data);
+            let lead = raw
+                .iter()
+                .take_while(|&&b| b == b'\n' || b == b'\r')
+                .count();
+            let body = raw[lead..].trim_ascii_end();
+            let body = &raw[lead..lead + body.len()];
+            add_record(&record, line, start + pos + lead, body, data);
         }
     }
 }
 
-fn add_record(record: &csv::ByteRecord, line: u64, data: &mut Dataset) {
+/// Adds one record as a row (or a problem); `raw` is its bytes without the line terminator,
+/// starting at `offset` in the input.
+fn add_record(record: &csv::ByteRecord, line: u64, offset: usize, raw: &[u8], data: &mut Dataset) {
     if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
         return; // blank line
     }
@@ -382,26 +474,26 @@ fn add_record(record: &csv::ByteRecord, line: u64, data: &mut Dataset) {
     let width = layout.header.len();
     let c = &layout.columns;
     if record.len() <= c.text {
-        data.problems.push(Problem {
+        data.problem(
             line,
-            reason: format!(
+            format!(
                 "only {} fields, but the text column `{}` is field {}",
                 record.len(),
                 layout.header[c.text],
                 c.text + 1
             ),
-        });
+        );
         return;
     }
     if record.len() > width {
-        data.problems.push(Problem {
+        data.problem(
             line,
-            reason: format!(
+            format!(
                 "{} fields, but the header has {}: is there an unquoted delimiter in the text?",
                 record.len(),
                 width
             ),
-        });
+        );
         return;
     }
     let mut lossy = false;
@@ -427,28 +519,36 @@ fn add_record(record: &csv::ByteRecord, line: u64, data: &mut Dataset) {
         .iter()
         .map(|&i| cell(Some(i)))
         .collect();
-    let (label, unparsed_label) = match layout.labels.parse(&label_cell) {
+    let parsed = layout.labels.parse(&label_cell);
+    let no_id_column = c.id.is_none();
+    let label_span = c
+        .label
+        .and_then(|f| field_span(raw, layout.delimiter, f))
+        .map(|(a, b)| (offset + a, offset + b));
+    let (label, unparsed_label) = match parsed {
         Ok(l) => (l, None),
         Err(reason) => {
-            data.problems.push(Problem {
-                line,
-                reason: format!("{reason}; row kept unlabelled"),
-            });
+            data.problem(line, format!("{reason}; row kept unlabelled"));
             (None, Some(label_cell))
         }
     };
     if lossy {
         data.lossy_rows += 1;
-        data.problems.push(Problem {
+        data.problem(
             line,
-            reason: "invalid UTF-8, decoded with replacement characters".into(),
-        });
+            "invalid UTF-8, decoded with replacement characters".into(),
+        );
     }
-    let id = if id.trim().is_empty() && c.id.is_none() {
+    let id = if id.trim().is_empty() && no_id_column {
         (data.rows.len() + 1).to_string()
     } else {
         id
     };
+    data.spans.push(RecordSpan {
+        start: offset,
+        end: offset + raw.len(),
+        label: label_span,
+    });
     data.rows.push(Tweet {
         id,
         keyword,

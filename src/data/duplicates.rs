@@ -14,25 +14,31 @@ pub fn decode_entities(text: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         let tail = &rest[amp..];
-        let decoded = tail.find(';').filter(|&semi| semi <= 10).and_then(|semi| {
-            let name = &tail[1..semi];
-            let ch = match name {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                "nbsp" => Some(' '),
-                _ if name.starts_with("#x") || name.starts_with("#X") => {
-                    u32::from_str_radix(&name[2..], 16)
-                        .ok()
-                        .and_then(char::from_u32)
-                }
-                _ if name.starts_with('#') => name[1..].parse().ok().and_then(char::from_u32),
-                _ => None,
-            };
-            ch.map(|c| (c, semi + 1))
-        });
+        // An entity is at most 10 bytes long: look for its `;` that far only, so a text of many
+        // `&` stays linear.
+        let decoded = tail
+            .bytes()
+            .take(11)
+            .position(|b| b == b';')
+            .and_then(|semi| {
+                let name = &tail[1..semi];
+                let ch = match name {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    "nbsp" => Some(' '),
+                    _ if name.starts_with("#x") || name.starts_with("#X") => {
+                        u32::from_str_radix(&name[2..], 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                    }
+                    _ if name.starts_with('#') => name[1..].parse().ok().and_then(char::from_u32),
+                    _ => None,
+                };
+                ch.map(|c| (c, semi + 1))
+            });
         match decoded {
             Some((c, len)) => {
                 out.push(c);

@@ -107,7 +107,7 @@ pub fn write_predictions(
 }
 
 /// The label cell for a row: its class name, else the unknown value it was imported with.
-fn label_cell<'a>(layout: &'a Layout, row: &'a Tweet) -> &'a str {
+pub fn label_cell<'a>(layout: &'a Layout, row: &'a Tweet) -> &'a str {
     match row.label {
         Some(l) => layout.labels.name(l),
         None => row.unparsed_label.as_deref().unwrap_or(""),

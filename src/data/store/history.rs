@@ -71,6 +71,7 @@ impl Workspace {
         who: &str,
         description: &str,
     ) -> Result<Option<i64>, StoreError> {
+        self.refresh()?;
         if let Some(&(bad, _)) = changes.iter().find(|(i, _)| *i >= self.rows.len()) {
             return Err(StoreError::Invalid {
                 path: self.path.clone(),
@@ -133,6 +134,7 @@ impl Workspace {
         who: &str,
         description: &str,
     ) -> Result<i64, StoreError> {
+        self.refresh()?;
         if let Some(&bad) = rows.iter().find(|&&i| i >= self.rows.len()) {
             return Err(StoreError::Invalid {
                 path: self.path.clone(),
@@ -218,6 +220,7 @@ impl Workspace {
 
     /// Undoes the latest step not yet undone; None when there is nothing to undo.
     pub fn undo(&mut self, who: &str) -> Result<Option<StepSummary>, StoreError> {
+        self.refresh()?;
         match self.undo_target()? {
             Some((target, description)) => self
                 .revert(target, Action::Undo, format!("undo: {description}"), who)
@@ -228,6 +231,7 @@ impl Workspace {
 
     /// Redoes the latest undo; None when there is nothing to redo.
     pub fn redo(&mut self, who: &str) -> Result<Option<StepSummary>, StoreError> {
+        self.refresh()?;
         match self.redo_target()? {
             Some((target, description)) => {
                 let description = description

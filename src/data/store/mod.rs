@@ -13,12 +13,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
 
-use super::dataset::{Dataset, Layout, Tweet};
+use super::dataset::{Dataset, Layout, Problem, Tweet};
 
+mod arrival;
 mod embeddings;
 mod history;
 mod runs;
 
+pub use arrival::{Arrival, Carried, OpenError};
 pub use embeddings::{text_key, EmbeddingCache};
 pub use history::{Action, EditRecord, StepSummary};
 pub use runs::{MetricKind, RunLog, RunRow, RunStatus};
@@ -48,6 +50,75 @@ pub struct Workspace {
     layout: Layout,
     rows: Vec<Tweet>,
     original: Vec<Option<u8>>,
+    /// The rows the import skipped or changed, with their lines (kept for reopening).
+    problems: Vec<Problem>,
+    /// The source file as it was imported (or last saved); None for older workspaces.
+    fingerprint: Option<Fingerprint>,
+    /// SQLite's `data_version` when `rows` last matched the file.
+    data_version: i64,
+}
+
+/// What a source file looked like: size, modification time and content hash. A file whose size
+/// and time still match is taken as unchanged; otherwise its hash decides (a `touch` is not a
+/// change, a same-size edit is).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub modified_ns: u128,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
+}
+
+impl Fingerprint {
+    pub fn of(path: &Path) -> std::io::Result<Self> {
+        let bytes = std::fs::read(path)?;
+        Ok(Self::of_bytes(&bytes, &std::fs::metadata(path)?))
+    }
+
+    pub fn of_bytes(bytes: &[u8], meta: &std::fs::Metadata) -> Self {
+        use sha2::Digest;
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Self {
+            size: bytes.len() as u64,
+            modified_ns,
+            sha256: format!("{:x}", sha2::Sha256::digest(bytes)),
+        }
+    }
+
+    /// Whether the file at `path` still holds what this fingerprint describes.
+    pub fn matches(&self, path: &Path) -> std::io::Result<bool> {
+        let meta = std::fs::metadata(path)?;
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        if meta.len() != self.size {
+            return Ok(false);
+        }
+        if modified_ns == self.modified_ns {
+            return Ok(true);
+        }
+        Ok(Self::of(path)?.sha256 == self.sha256)
+    }
+}
+
+/// `path` made absolute, symbolic links resolved where it exists: a workspace names its source
+/// the same way whatever folder tweetlab was started from.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Changes whenever another connection commits to the database.
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
 /// UTC now as RFC 3339 (seconds), without a date-time crate.
@@ -127,25 +198,80 @@ impl Workspace {
             .join(format!("{stem}-{hash:016x}.sqlite"))
     }
 
-    /// Creates a new workspace at `path` holding `data` (imported from `source`).
+    /// Creates a new workspace at `path` holding `data` (imported from `source`). It is built
+    /// under a temporary name next to `path` and renamed into place once complete, so a crash or
+    /// a full disk during the import never leaves a half-made workspace at `path`.
     pub fn create(path: &Path, source: &Path, data: &Dataset) -> Result<Self, StoreError> {
+        let invalid = |message: String| StoreError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
         if path.exists() {
-            return Err(StoreError::Invalid {
-                path: path.to_path_buf(),
-                message: "already exists; open it instead".into(),
-            });
+            return Err(invalid("already exists; open it instead".into()));
         }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Invalid {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| invalid(e.to_string()))?;
+        let source = absolute(source);
+        let fingerprint = Fingerprint::of(&source).ok();
+        let part = tempfile::Builder::new()
+            .prefix(".tweetlab-import-")
+            .suffix(".part")
+            .tempfile_in(dir)
+            .map_err(|e| invalid(format!("cannot create a file here: {e}")))?;
+        {
+            let mut conn = Connection::open(part.path()).map_err(|source| StoreError::Sqlite {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                source,
             })?;
+            Self::fill(&mut conn, path, &source, fingerprint.as_ref(), data)?;
         }
-        let mut conn = Self::connect(path)?;
+        part.as_file()
+            .sync_all()
+            .map_err(|e| invalid(e.to_string()))?;
+        part.persist_noclobber(path).map_err(|e| {
+            invalid(format!(
+                "cannot move the new workspace into place: {}",
+                e.error
+            ))
+        })?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        let conn = Self::connect(path)?;
+        let data_version = data_version(&conn).map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            source,
+            layout: data.layout.clone(),
+            original: data.rows.iter().map(|r| r.label).collect(),
+            rows: data.rows.clone(),
+            problems: data.problems.clone(),
+            fingerprint,
+            data_version,
+        })
+    }
+
+    /// Writes the schema and `data` into a new database, in one transaction.
+    fn fill(
+        conn: &mut Connection,
+        path: &Path,
+        source: &Path,
+        fingerprint: Option<&Fingerprint>,
+        data: &Dataset,
+    ) -> Result<(), StoreError> {
         let wrap = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(wrap)?;
         let tx = conn.transaction().map_err(wrap)?;
         tx.execute_batch(&format!(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -165,11 +291,15 @@ impl Workspace {
         ))
         .map_err(wrap)?;
         let layout = serde_json::to_string(&data.layout).expect("layout serialises");
+        let problems = serde_json::to_string(&data.problems).expect("problems serialise");
+        let fingerprint = serde_json::to_string(&fingerprint).expect("fingerprint serialises");
         for (k, v) in [
             ("schema_version", SCHEMA_VERSION.to_string()),
             ("source", source.display().to_string()),
             ("layout", layout),
             ("created", now_rfc3339()),
+            ("problems", problems),
+            ("fingerprint", fingerprint),
         ] {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -199,15 +329,7 @@ impl Workspace {
                     .map_err(wrap)?;
             }
         }
-        tx.commit().map_err(wrap)?;
-        Ok(Self {
-            conn,
-            path: path.to_path_buf(),
-            source: source.to_path_buf(),
-            layout: data.layout.clone(),
-            original: data.rows.iter().map(|r| r.label).collect(),
-            rows: data.rows.clone(),
-        })
+        tx.commit().map_err(wrap)
     }
 
     /// Opens an existing workspace.
@@ -223,6 +345,7 @@ impl Workspace {
             path: path.to_path_buf(),
             source,
         };
+        let data_version = data_version(&conn).map_err(wrap)?;
         let meta = |key: &str| -> Result<String, StoreError> {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .map_err(wrap)
@@ -244,6 +367,15 @@ impl Workspace {
                 message: format!("bad layout: {e}"),
             })?;
         let source = PathBuf::from(meta("source")?);
+        // Workspaces made before these were recorded have neither.
+        let optional = |key: &str| -> Option<String> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .ok()
+        };
+        let problems = optional("problems")
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default();
+        let fingerprint = optional("fingerprint").and_then(|f| serde_json::from_str(&f).ok());
         let mut rows = Vec::new();
         let mut original = Vec::new();
         {
@@ -275,6 +407,9 @@ impl Workspace {
             layout,
             rows,
             original,
+            problems,
+            fingerprint,
+            data_version,
         })
     }
 
@@ -302,6 +437,77 @@ impl Workspace {
             .zip(&self.original)
             .filter(|(r, o)| r.label != **o)
             .count()
+    }
+
+    /// Problem rows the import reported (also after reopening).
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// The source as imported or last saved; None for a workspace made before this was kept.
+    pub fn fingerprint(&self) -> Option<&Fingerprint> {
+        self.fingerprint.as_ref()
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records that the source now holds what `fingerprint` describes (after a Save).
+    pub fn set_fingerprint(&mut self, fingerprint: Fingerprint) -> Result<(), StoreError> {
+        self.set_meta(
+            "fingerprint",
+            &serde_json::to_string(&fingerprint).expect("fingerprint serialises"),
+        )?;
+        self.fingerprint = Some(fingerprint);
+        Ok(())
+    }
+
+    /// Names the source by its absolute path (older workspaces kept it as typed).
+    pub fn set_source(&mut self, source: &Path) -> Result<(), StoreError> {
+        let source = absolute(source);
+        if source != self.source {
+            self.set_meta("source", &source.display().to_string())?;
+            self.source = source;
+        }
+        Ok(())
+    }
+
+    /// Follows what other connections (another window, a CLI command) committed since this one
+    /// last looked: when SQLite's `data_version` moved, the labels are read again. Every edit
+    /// calls this first, so none is dropped as a no-op or recorded with a stale `old`; the
+    /// window calls it each frame. Returns whether any label changed.
+    pub fn refresh(&mut self) -> Result<bool, StoreError> {
+        let version = data_version(&self.conn).map_err(|e| self.err(e))?;
+        if version == self.data_version {
+            return Ok(false);
+        }
+        let mut changed = false;
+        {
+            let mut q = self
+                .conn
+                .prepare_cached("SELECT idx, label FROM rows")
+                .map_err(|e| self.err(e))?;
+            let labels = q
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))
+                .map_err(|e| self.err(e))?;
+            for row in labels {
+                let (idx, label) = row.map_err(|e| self.err(e))?;
+                if let Some(t) = usize::try_from(idx).ok().and_then(|i| self.rows.get_mut(i)) {
+                    let label = label_from_sql(label);
+                    changed |= t.label != label;
+                    t.label = label;
+                }
+            }
+        }
+        self.data_version = version;
+        Ok(changed)
     }
 
     /// A second connection to this workspace for training runs, so a background thread can

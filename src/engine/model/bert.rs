@@ -38,11 +38,61 @@ impl BertConfig {
             .get("attention_probs_dropout_prob")
             .and_then(|v| v.as_f64())
             .unwrap_or(base.hidden_dropout_prob);
+        check_sizes(&base, attention_probs_dropout_prob, origin)?;
         Ok(Self {
             base,
             attention_probs_dropout_prob,
         })
     }
+}
+
+/// Sizes and values a config can hold that would make loading panic or allocate without bound
+/// (a crafted or corrupted config.json): refused with the field's name.
+fn check_sizes(c: &Config, attention_dropout: f64, origin: &str) -> Result<(), EngineError> {
+    let bad = |field: &str, value: String, want: &str| {
+        Err(EngineError::BadModel(format!(
+            "{origin}: config.json has {field} = {value}; it must be {want}"
+        )))
+    };
+    for (field, value, max) in [
+        ("hidden_size", c.hidden_size, 16_384),
+        ("intermediate_size", c.intermediate_size, 65_536),
+        ("num_hidden_layers", c.num_hidden_layers, 256),
+        ("num_attention_heads", c.num_attention_heads, 256),
+        ("max_position_embeddings", c.max_position_embeddings, 65_536),
+        ("vocab_size", c.vocab_size, 2_000_000),
+        ("type_vocab_size", c.type_vocab_size, 1_024),
+    ] {
+        if value == 0 || value > max {
+            return bad(field, value.to_string(), &format!("between 1 and {max}"));
+        }
+    }
+    if !(c.initializer_range.is_finite()
+        && c.initializer_range >= 0.0
+        && (c.initializer_range as f32).is_finite())
+    {
+        return bad(
+            "initializer_range",
+            c.initializer_range.to_string(),
+            "a finite number, 0 or more",
+        );
+    }
+    for (field, p) in [
+        ("hidden_dropout_prob", c.hidden_dropout_prob),
+        ("attention_probs_dropout_prob", attention_dropout),
+    ] {
+        if !(0.0..1.0).contains(&p) {
+            return bad(field, p.to_string(), "in [0, 1)");
+        }
+    }
+    if !(c.layer_norm_eps.is_finite() && c.layer_norm_eps > 0.0) {
+        return bad(
+            "layer_norm_eps",
+            c.layer_norm_eps.to_string(),
+            "a positive number",
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn linear(

@@ -181,6 +181,18 @@ pub fn run(
             "need at least 2 labelled rows to train".into(),
         ));
     }
+    if !(job.labels.contains(&0) && job.labels.contains(&1)) {
+        return Err(EngineError::Data(format!(
+            "every labelled row is {}: label some tweets of the other class first",
+            job.labels[0]
+        )));
+    }
+    if cfg.max_len < 2 {
+        return Err(EngineError::Data(format!(
+            "max length {} leaves no room for text ([CLS] and [SEP] take 2 tokens): use at least 8",
+            cfg.max_len
+        )));
+    }
     if cfg.epochs == 0
         || cfg.batch_size == 0
         || !cfg.lr.is_finite()
