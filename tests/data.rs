@@ -290,3 +290,192 @@ fn two_workspaces_on_one_file_stay_right() {
     a.refresh().unwrap();
     assert_eq!(a.rows()[row].label, before);
 }
+
+/// The child side of the fault-injection test: one kind of write, over and over, each reported
+/// on stdout once it returned.
+fn fault_child(mode: &str, dir: &Path) {
+    use tweetlab::data::save::{save_to_source, SaveJob};
+    use tweetlab::engine::train::record::{RunRecorder, RunSettings};
+    use tweetlab::engine::train::{StepRecord, TrainConfig, TrainEvent};
+    let csv = dir.join("tweets.csv");
+    let db = dir.join("ws.sqlite");
+    match mode {
+        "save" => {
+            let mut ws = Workspace::open(&db).unwrap();
+            for i in 0.. {
+                let row = (i * 7) % ws.rows().len();
+                let label = ws.rows()[row].label.map(|l| 1 - l);
+                ws.set_labels(&[(row, label)], "fault", "flip").unwrap();
+                println!("EDITED {row} {}", label.unwrap());
+                let saved = save_to_source(&SaveJob {
+                    source: csv.clone(),
+                    layout: ws.layout().clone(),
+                    rows: ws.rows().to_vec(),
+                    fingerprint: ws.fingerprint().cloned(),
+                })
+                .unwrap();
+                ws.set_fingerprint(saved.fingerprint).unwrap();
+                println!("SAVED {i}");
+            }
+        }
+        "export" => {
+            let data = load_csv(&csv).unwrap();
+            for i in 0.. {
+                write_dataset(&dir.join("export.csv"), &data.layout, &data.rows).unwrap();
+                println!("EXPORTED {i}");
+            }
+        }
+        "create" => {
+            let data = load_csv(&csv).unwrap();
+            for i in 0.. {
+                let fresh = dir.join(format!("ws-{i}.sqlite"));
+                drop(Workspace::create(&fresh, &csv, &data).unwrap());
+                println!("CREATED {i}");
+            }
+        }
+        "record" => {
+            let settings = RunSettings {
+                model: "tiny".into(),
+                out_dir: dir.join("run"),
+                config: TrainConfig::default(),
+                labelled_rows: 1,
+            };
+            let mut recorder = RunRecorder::start(&db, &settings).unwrap();
+            for step in 1.. {
+                recorder
+                    .record(&TrainEvent::Step(StepRecord {
+                        epoch: 1,
+                        step,
+                        total_steps: 0,
+                        loss: 0.5,
+                        lr: 1e-4,
+                        samples_per_s: 1.0,
+                    }))
+                    .unwrap();
+                println!("RECORDED {step}");
+            }
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}
+
+/// Kills a process at random points while it saves into the CSV, exports, builds workspaces
+/// and records a training run, many times, and checks each time: the CSV is the file it was
+/// with label cells changed and nothing else (never cut, never mixed), every export is whole,
+/// every workspace that exists opens, and every step reported as recorded is there.
+#[test]
+fn killing_the_process_at_random_points_never_damages_a_file() {
+    const MODE: &str = "TWEETLAB_FAULT_CHILD";
+    if let Some(spec) = std::env::var_os(MODE) {
+        let spec = spec.to_string_lossy().to_string();
+        let (mode, dir) = spec.split_once(':').unwrap();
+        fault_child(mode, Path::new(dir));
+        return;
+    }
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let original = std::fs::read("sample-data/train.csv").unwrap();
+    let reference = load_csv(Path::new("sample-data/train.csv")).unwrap();
+    for mode in ["save", "export", "create", "record"] {
+        for trial in 0..12 {
+            let dir = tempfile::tempdir().unwrap();
+            let csv = dir.path().join("tweets.csv");
+            std::fs::write(&csv, &original).unwrap();
+            let data = load_csv(&csv).unwrap();
+            drop(Workspace::create(&dir.path().join("ws.sqlite"), &csv, &data).unwrap());
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "killing_the_process_at_random_points_never_damages_a_file",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(MODE, format!("{mode}:{}", dir.path().display()))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            // Let it get going, then kill it after a random number of reported writes and a
+            // random extra delay, so the kill lands anywhere inside a write.
+            let reports = rng.random_range(1..6);
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let done = |l: &String| {
+                ["SAVED ", "EXPORTED ", "CREATED ", "RECORDED "]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            };
+            let mut seen = Vec::new();
+            while seen.iter().filter(|l| done(l)).count() < reports {
+                match lines.next() {
+                    Some(line) => seen.push(line.unwrap()),
+                    None => panic!("{mode} child stopped early: {seen:?}"),
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_micros(
+                rng.random_range(0..20_000),
+            ));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            seen.extend(lines.map_while(Result::ok));
+            let context = format!("{mode}, trial {trial}");
+            match mode {
+                "save" => {
+                    let now = std::fs::read(&csv).unwrap();
+                    assert_eq!(now.len(), original.len(), "{context}: the CSV was cut");
+                    let parsed = load_csv(&csv).unwrap();
+                    assert_eq!(parsed.rows.len(), reference.rows.len(), "{context}");
+                    for (i, (a, b)) in now.iter().zip(&original).enumerate() {
+                        if a != b {
+                            let in_label = parsed
+                                .spans
+                                .iter()
+                                .any(|s| s.label.is_some_and(|(x, y)| x <= i && i < y));
+                            assert!(in_label, "{context}: byte {i} changed outside a label");
+                        }
+                    }
+                    // Every edit reported is in the workspace.
+                    let ws = Workspace::open(&dir.path().join("ws.sqlite")).unwrap();
+                    for line in seen.iter().filter_map(|l| l.strip_prefix("EDITED ")) {
+                        let (row, label) = line.split_once(' ').unwrap();
+                        let row: usize = row.parse().unwrap();
+                        assert!(
+                            ws.history()
+                                .unwrap()
+                                .iter()
+                                .any(|e| e.row == row && e.new == label.parse().ok()),
+                            "{context}: edit of row {row} lost"
+                        );
+                    }
+                }
+                "export" => {
+                    let out = dir.path().join("export.csv");
+                    let exported = load_csv(&out).unwrap();
+                    assert_eq!(exported.rows.len(), reference.rows.len(), "{context}");
+                }
+                "create" => {
+                    for entry in std::fs::read_dir(dir.path()).unwrap() {
+                        let path = entry.unwrap().path();
+                        let name = path.file_name().unwrap().to_string_lossy().to_string();
+                        if name.starts_with("ws-") && name.ends_with(".sqlite") {
+                            let ws = Workspace::open(&path)
+                                .unwrap_or_else(|e| panic!("{context}: {name}: {e}"));
+                            assert_eq!(ws.rows().len(), reference.rows.len(), "{context}");
+                        }
+                    }
+                }
+                "record" => {
+                    let ws = Workspace::open(&dir.path().join("ws.sqlite")).unwrap();
+                    let runs =
+                        tweetlab::engine::train::record::recorded_runs(&ws.run_log().unwrap())
+                            .unwrap();
+                    let steps: Vec<usize> = runs[0].steps.iter().map(|s| s.step).collect();
+                    for line in seen.iter().filter_map(|l| l.strip_prefix("RECORDED ")) {
+                        let step: usize = line.parse().unwrap();
+                        assert!(steps.contains(&step), "{context}: step {step} lost");
+                    }
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
+}

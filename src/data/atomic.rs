@@ -40,12 +40,27 @@ where
 }
 
 /// Temp files are created private (0600); the result should look like any other file the
-/// user writes: the old file's mode when replacing one, else 0644.
+/// user writes: the old file's mode when replacing one, else 0666 less the umask.
 #[cfg(unix)]
 fn keep_permissions(file: &File, target: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    let mode =
+        std::fs::metadata(target).map_or(0o666 & !umask(), |m| m.permissions().mode() & 0o7777);
     file.set_permissions(std::fs::Permissions::from_mode(mode))
+}
+
+/// The process's file-creation mask, read from /proc (setting it to read it back would race
+/// with other threads); 022 where /proc does not say.
+#[cfg(unix)]
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 #[cfg(not(unix))]

