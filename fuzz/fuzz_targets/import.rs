@@ -1,12 +1,23 @@
-//! The CSV importer on arbitrary bytes: it may reject a file, never panic, and every row it
-//! keeps must have come with a line number inside the input.
+//! The CSV importer on arbitrary bytes: it may reject a file, never panic, every row it keeps
+//! must have come with a line number inside the input, and no input takes more than linear
+//! time (importing plus finding duplicates, whose entity decoding once was quadratic).
 #![no_main]
+
+use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use tweetlab::data::dataset::{parse, ImportOptions};
+use tweetlab::data::duplicates::find_duplicates;
+
+/// Far above what linear work costs even instrumented (a few ms for 64 KB), far below what
+/// quadratic work on such inputs costs (seconds).
+fn linear_bound(bytes: usize) -> Duration {
+    Duration::from_millis(50) + Duration::from_micros(bytes as u64)
+}
 
 fuzz_target!(|data: &[u8]| {
     for tsv in [false, true] {
+        let start = Instant::now();
         if let Ok(d) = parse(data, tsv, &ImportOptions::default(), &mut |_, _| {}) {
             let lines = 1 + data.iter().filter(|&&b| b == b'\n').count() as u64;
             for row in &d.rows {
@@ -23,6 +34,14 @@ fuzz_target!(|data: &[u8]| {
                     p.line
                 );
             }
+            assert_eq!(d.spans.len(), d.rows.len());
+            find_duplicates(&d.rows);
         }
+        let took = start.elapsed();
+        assert!(
+            took <= linear_bound(data.len()),
+            "{} bytes took {took:?}: more than linear time",
+            data.len()
+        );
     }
 });

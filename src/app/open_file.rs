@@ -101,7 +101,13 @@ impl OpenFile {
 
     /// Records that `row`'s label was looked at and kept.
     pub fn keep_label(&mut self, row: usize) -> Result<(), String> {
-        let description = format!("review, label kept: row {}", self.workspace.rows()[row].id);
+        let id = self
+            .workspace
+            .rows()
+            .get(row)
+            .map(|t| t.id.clone())
+            .ok_or_else(|| format!("no row {row} in this file"))?;
+        let description = format!("review, label kept: row {id}");
         self.workspace
             .record_review(&[row], EDITOR, &description)
             .map_err(|e| e.to_string())?;

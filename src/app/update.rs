@@ -526,4 +526,16 @@ mod tests {
             .is(&second.with_extension("sqlite")));
         assert!(!app.is_loading());
     }
+
+    /// Keeping a label in the review window says "saved" only when the review was recorded.
+    #[test]
+    fn a_review_that_was_not_recorded_is_not_shown_as_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_with_file(dir.path());
+        app.apply_review(ReviewAction::Keep { row: 99 });
+        assert!(app.error.is_some());
+        assert_eq!(app.file.as_ref().unwrap().last_autosave, None);
+        app.apply_review(ReviewAction::Keep { row: 0 });
+        assert!(app.file.as_ref().unwrap().last_autosave.is_some());
+    }
 }
