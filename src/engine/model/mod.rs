@@ -37,6 +37,9 @@ pub struct LoadedModel {
 /// Reads every tensor of a `model.safetensors` or `pytorch_model.bin`.
 pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>, EngineError> {
     let is_pickle = path.extension().is_some_and(|e| e == "bin");
+    if is_pickle {
+        check_pickle_sizes(path)?;
+    }
     let tensors = if is_pickle {
         candle_core::pickle::read_all(path)
     } else {
@@ -44,6 +47,35 @@ pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>, EngineError> {
     };
     tensors
         .map_err(|e| EngineError::BadModel(format!("{}: cannot read weights: {e}", path.display())))
+}
+
+/// A `pytorch_model.bin` names each tensor's shape in its pickle, and candle's reader
+/// allocates that much before reading: a crafted file could ask for terabytes. Every tensor must
+/// fit in the file it claims to come from.
+fn check_pickle_sizes(path: &Path) -> Result<(), EngineError> {
+    let bad = |m: String| EngineError::BadModel(format!("{}: {m}", path.display()));
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| EngineError::io(path, e))?
+        .len();
+    let infos = candle_core::pickle::read_pth_tensor_info(path, false, None)
+        .map_err(|e| bad(format!("cannot read weights: {e}")))?;
+    for t in infos {
+        let bytes = t
+            .layout
+            .dims()
+            .iter()
+            .try_fold(t.dtype.size_in_bytes(), |acc, &d| acc.checked_mul(d))
+            .and_then(|b| b.checked_add(t.layout.start_offset() * t.dtype.size_in_bytes()));
+        if bytes.is_none_or(|b| b as u64 > file_len) {
+            return Err(bad(format!(
+                "tensor {} claims shape {:?} of {:?}, more than the file's {file_len} bytes: refused",
+                t.name,
+                t.layout.dims(),
+                t.dtype
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, EngineError> {
