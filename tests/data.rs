@@ -314,6 +314,7 @@ fn fault_child(mode: &str, dir: &Path) {
                     fingerprint: ws.fingerprint().cloned(),
                 })
                 .unwrap();
+                Workspace::store_fingerprint(&db, &saved.fingerprint).unwrap();
                 ws.set_fingerprint(saved.fingerprint).unwrap();
                 println!("SAVED {i}");
             }

@@ -308,7 +308,7 @@ impl TweetlabApp {
         spawn(
             "save",
             &self.reporter,
-            move |_| Event::Save(scoped(&workspace, workers::save(job))),
+            move |_| Event::Save(scoped(&workspace, workers::save(&workspace, job))),
             move |m| Event::Save(scoped(&failed_ws, JobEvent::Failed(m))),
         );
     }

@@ -240,10 +240,17 @@ pub fn export(job: ExportJob) -> JobEvent<Exported> {
     }
 }
 
-/// Save: the current labels into the source file itself (`data::save`).
-pub fn save(job: SaveJob) -> JobEvent<Saved> {
+/// Save: the current labels into the source file itself (`data::save`), and the new
+/// fingerprint into the workspace file `workspace`.
+pub fn save(workspace: &Path, job: SaveJob) -> JobEvent<Saved> {
     match save_to_source(&job) {
-        Ok(saved) => JobEvent::Done(saved),
+        Ok(saved) => match Workspace::store_fingerprint(workspace, &saved.fingerprint) {
+            Ok(()) => JobEvent::Done(saved),
+            Err(e) => JobEvent::Failed(format!(
+                "saved {}, but the workspace could not record it: {e}",
+                saved.path.display()
+            )),
+        },
         Err(e) => JobEvent::Failed(e.to_string()),
     }
 }

@@ -126,6 +126,8 @@ fn reimport(
             None => unmatched.push(id.clone()),
         }
     }
+    // Edits the new file already holds (a Save the workspace did not hear of) are no edits.
+    changes.retain(|&(i, label)| new.rows()[i].label != label);
     let carried = changes.len();
     if !changes.is_empty() {
         new.set_labels(

@@ -78,14 +78,9 @@ impl Fingerprint {
 
     pub fn of_bytes(bytes: &[u8], meta: &std::fs::Metadata) -> Self {
         use sha2::Digest;
-        let modified_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
         Self {
             size: bytes.len() as u64,
-            modified_ns,
+            modified_ns: modified_ns(meta),
             sha256: format!("{:x}", sha2::Sha256::digest(bytes)),
         }
     }
@@ -93,19 +88,21 @@ impl Fingerprint {
     /// Whether the file at `path` still holds what this fingerprint describes.
     pub fn matches(&self, path: &Path) -> std::io::Result<bool> {
         let meta = std::fs::metadata(path)?;
-        let modified_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
         if meta.len() != self.size {
             return Ok(false);
         }
-        if modified_ns == self.modified_ns {
+        if modified_ns(&meta) == self.modified_ns {
             return Ok(true);
         }
         Ok(Self::of(path)?.sha256 == self.sha256)
     }
+}
+
+fn modified_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// `path` made absolute, symbolic links resolved where it exists: a workspace names its source
@@ -467,6 +464,22 @@ impl Workspace {
         )?;
         self.fingerprint = Some(fingerprint);
         Ok(())
+    }
+
+    /// Records in the workspace file `db` that its source now holds what `fingerprint`
+    /// describes: called by Save's own thread right after writing, so the record holds even if
+    /// the window closes before it hears of the Save.
+    pub fn store_fingerprint(db: &Path, fingerprint: &Fingerprint) -> Result<(), StoreError> {
+        let conn = Self::connect(db)?;
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('fingerprint', ?1)",
+            params![serde_json::to_string(fingerprint).expect("fingerprint serialises")],
+        )
+        .map(|_| ())
+        .map_err(|source| StoreError::Sqlite {
+            path: db.to_path_buf(),
+            source,
+        })
     }
 
     /// Names the source by its absolute path (older workspaces kept it as typed).
