@@ -573,7 +573,8 @@ fn save(h: &mut Harness<'static, TweetlabApp>) {
     h.get_by_label("Save").click();
     h.run();
     h.get_by_label("Overwrite the CSV").click();
-    h.run();
+    // One frame starts the job; its event may arrive at any frame after, so step, not run.
+    h.step();
     wait_until(h, "the save", |app| !app.is_exporting());
 }
 

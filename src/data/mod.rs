@@ -8,5 +8,6 @@ pub mod export;
 pub mod save;
 pub mod stats;
 pub mod store;
+pub mod user_dirs;
 
 pub use dataset::{load_csv, load_csv_with, Dataset, ImportOptions, LabelMap, Problem, Tweet};

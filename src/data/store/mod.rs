@@ -186,11 +186,7 @@ impl Workspace {
             .unwrap_or_else(|| "data".into());
         let root = std::env::var_os("TWEETLAB_DATA_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                dirs::data_dir()
-                    .unwrap_or_else(std::env::temp_dir)
-                    .join("tweetlab")
-            });
+            .unwrap_or_else(|| crate::data::user_dirs::tweetlab_dir(dirs::data_dir()));
         root.join("workspaces")
             .join(format!("{stem}-{hash:016x}.sqlite"))
     }

@@ -81,9 +81,7 @@ pub fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("TWEETLAB_CACHE_DIR") {
         return PathBuf::from(dir);
     }
-    dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("tweetlab")
+    crate::data::user_dirs::tweetlab_dir(dirs::cache_dir())
 }
 
 fn cache_dir_for(id: &str) -> PathBuf {
