@@ -195,7 +195,7 @@ impl SaveConfirm {
             .resizable(false)
             .show(ctx, |ui| {
                 ui.label(format!(
-                    "Write the current labels into {}?\n{edited} rows differ from the labels it was opened with. Its columns, their order and its delimiter are kept. Your edits are already kept in the workspace; saving only changes the CSV.",
+                    "Write the current labels into {}?\n{edited} rows differ from the labels it was opened with. Only the label cells change; every other line and byte of the file stays as it is. Your edits are already kept in the workspace; saving only changes the CSV.",
                     source.display()
                 ));
                 ui.horizontal(|ui| {

@@ -3,7 +3,8 @@
 //!
 //! Every edit is committed before the call returns (WAL, synchronous=FULL): once the UI shows an
 //! edit as done, killing the process loses nothing. Undo and redo are derived from the history
-//! itself, so they survive a restart. The source CSV is never written.
+//! itself, so they survive a restart. The workspace never writes the source CSV (Save does, in
+//! `data::save`).
 //!
 //! `history` holds the edit history and undo, `runs` the training runs, `embeddings` the
 //! embedding cache; this file the rows, their labels and opening or creating the file.
