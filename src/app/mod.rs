@@ -170,7 +170,7 @@ impl TweetlabApp {
             let view = top_bar::TopBarView {
                 recent: &self.settings.recent,
                 has_file: self.file.is_some(),
-                has_predictions: self.file.as_ref().is_some_and(OpenFile::has_predictions),
+                predictions: self.file.as_ref().map_or(&[][..], |f| &f.predictions),
                 can_write: !self.exporting.is_running() && !self.saving.is_running(),
                 training: self.train.is_running(),
                 device: self.train.settings.config.device,

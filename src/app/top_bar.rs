@@ -11,7 +11,9 @@ pub struct TopBarView<'a> {
     pub recent: &'a [PathBuf],
     /// A file is open.
     pub has_file: bool,
-    pub has_predictions: bool,
+    /// The open file's predictions, looked at only when Export is clicked (a pass over every
+    /// row is no per-frame work).
+    pub predictions: &'a [Option<f32>],
     /// Nothing is being written (Save and Export wait for it).
     pub can_write: bool,
     pub training: bool,
@@ -93,7 +95,7 @@ pub fn show(ui: &mut egui::Ui, view: &TopBarView, path_field: &mut String) -> Op
             .on_hover_text("Kaggle submission, full predictions, corrected dataset, edit history")
             .clicked()
         {
-            let kind = if view.has_predictions {
+            let kind = if view.predictions.iter().any(Option::is_some) {
                 ExportKind::Kaggle
             } else {
                 ExportKind::Dataset
