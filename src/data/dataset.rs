@@ -457,8 +457,13 @@ fn read_records(
                 .iter()
                 .take_while(|&&b| b == b'\n' || b == b'\r')
                 .count();
-            let body = raw[lead..].trim_ascii_end();
-            let body = &raw[lead..lead + body.len()];
+            // Without its line terminator only: a TSV row's trailing tab is its last (empty)
+            // cell, not whitespace.
+            let body_len = raw[lead..]
+                .iter()
+                .rposition(|&b| b != b'\n' && b != b'\r')
+                .map_or(0, |p| p + 1);
+            let body = &raw[lead..lead + body_len];
             add_record(&record, line, start + pos + lead, body, data);
         }
     }

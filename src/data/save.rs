@@ -131,3 +131,46 @@ fn quoted(cell: &str, delimiter: u8) -> String {
         cell.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::load_csv;
+
+    fn save_labels(path: &std::path::Path, labels: &[Option<u8>]) -> Vec<u8> {
+        let data = load_csv(path).unwrap();
+        let mut rows = data.rows.clone();
+        for (row, &label) in rows.iter_mut().zip(labels) {
+            row.label = label;
+        }
+        save_to_source(&SaveJob {
+            source: path.to_path_buf(),
+            layout: data.layout,
+            rows,
+            fingerprint: None,
+        })
+        .unwrap();
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn an_empty_last_label_cell_of_a_tsv_is_filled_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.tsv");
+        std::fs::write(&path, b"id\ttext\ttarget\r\n1\thello\t\r\n2\tworld\t0\r\n").unwrap();
+        let saved = save_labels(&path, &[Some(1), Some(0)]);
+        assert_eq!(saved, b"id\ttext\ttarget\r\n1\thello\t1\r\n2\tworld\t0\r\n");
+    }
+
+    #[test]
+    fn a_file_without_labels_gets_a_column_and_quoted_cells_stay_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "\u{feff}id,text\n1,\"a, \"\"quoted\"\" one\"\n2,b\n").unwrap();
+        let saved = save_labels(&path, &[Some(1), None]);
+        assert_eq!(
+            String::from_utf8(saved).unwrap(),
+            "\u{feff}id,text,target\n1,\"a, \"\"quoted\"\" one\",1\n2,b,\n"
+        );
+    }
+}
