@@ -177,12 +177,7 @@ impl TweetlabApp {
             Err(message) => return Some(Request::Error(format!("Save: {message}"))),
         };
         let file = self.file.as_mut()?;
-        if let Err(e) = file.workspace.set_fingerprint(saved.fingerprint) {
-            return Some(Request::Error(format!(
-                "Saved {}, but the workspace could not record it: {e}",
-                saved.path.display()
-            )));
-        }
+        file.workspace.note_saved(saved.fingerprint);
         Some(Request::Status(format!(
             "saved: {} labels changed in {}; every other line is as it was",
             saved.changed,

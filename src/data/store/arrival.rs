@@ -110,7 +110,14 @@ fn reimport(
         .collect();
     drop(ws);
     let backup = aside(db, "before-reimport")?;
-    let mut new = Workspace::create(db, &absolute(csv), data)?;
+    let mut new = match Workspace::create(db, &absolute(csv), data) {
+        Ok(ws) => ws,
+        Err(e) => {
+            // The old workspace goes back where it was: a failed re-import changes nothing.
+            let _ = std::fs::rename(&backup, db);
+            return Err(e);
+        }
+    };
     let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, row) in new.rows().iter().enumerate() {
         by_id.entry(row.id.as_str()).or_default().push(i);

@@ -479,6 +479,11 @@ impl Workspace {
         })
     }
 
+    /// Takes up a fingerprint Save's own thread already stored (`store_fingerprint`).
+    pub fn note_saved(&mut self, fingerprint: Fingerprint) {
+        self.fingerprint = Some(fingerprint);
+    }
+
     /// Names the source by its absolute path (older workspaces kept it as typed).
     pub fn set_source(&mut self, source: &Path) -> Result<(), StoreError> {
         let source = absolute(source);
