@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use tweetlab::data::dataset::{Columns, Layout};
 use tweetlab::data::export::{write_dataset, write_history};
 use tweetlab::data::store::Workspace;
-use tweetlab::data::{load_csv, LabelMap, Tweet};
+use tweetlab::data::{load_csv, LabelSet, Tweet};
 
 fn kaggle_layout(delimiter: u8) -> Layout {
     Layout {
@@ -24,8 +24,9 @@ fn kaggle_layout(delimiter: u8) -> Layout {
             location: Some(2),
         },
         extra_columns: vec![],
+        hidden_columns: vec![],
         delimiter,
-        labels: LabelMap::default(),
+        labels: LabelSet::default(),
     }
 }
 

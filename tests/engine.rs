@@ -49,6 +49,7 @@ fn train_tiny_into(dir: &std::path::Path, out: &std::path::Path, epochs: usize) 
         model: Some(dir.to_string_lossy().to_string()),
         texts,
         labels,
+        classes: binary_classes(),
         out_dir: out.to_path_buf(),
         config: train::TrainConfig {
             epochs,
@@ -130,6 +131,7 @@ fn training_lowers_the_loss_and_events_arrive_in_order() {
         model: Some(dir.to_string_lossy().to_string()),
         texts,
         labels,
+        classes: binary_classes(),
         out_dir: out.clone(),
         config: config.clone(),
     });
@@ -208,6 +210,7 @@ fn same_seed_gives_the_same_run() {
             model: Some(dir.to_string_lossy().to_string()),
             texts: texts.clone(),
             labels: labels.clone(),
+            classes: binary_classes(),
             out_dir: tmp.path().join(name),
             config: train::TrainConfig {
                 epochs: 1,
@@ -275,6 +278,7 @@ fn cancel_stops_the_run_within_a_step() {
         model: Some(dir.to_string_lossy().to_string()),
         texts,
         labels,
+        classes: binary_classes(),
         out_dir: tmp.path().join("never"),
         config: train::TrainConfig {
             epochs: 1000,
@@ -390,8 +394,8 @@ fn explanation_ranks_disaster_words_above_stop_words() {
     let (tmp, dir) = tiny_model();
     let model = train_tiny_into(&dir, &tmp.path().join("explainer"), 12);
     let text = "The wildfire forced an evacuation of the town and the flood is rising";
-    let e = tweetlab::engine::explain::explain(&model, text, 48).unwrap();
-    assert!(e.p_disaster > 0.5, "p = {}", e.p_disaster);
+    let e = tweetlab::engine::explain::explain(&model, text, 48, None).unwrap();
+    assert_eq!(e.class, 1, "p = {:?}", e.probabilities);
     // Words map back to the original text.
     for w in &e.words {
         assert_eq!(&text[w.start..w.end], w.word);
@@ -432,6 +436,7 @@ fn a_run_record_reads_back_equal_through_the_workspace_and_the_run_file() {
         model: Some(dir.display().to_string()),
         texts,
         labels,
+        classes: binary_classes(),
         out_dir: out.clone(),
         config: config.clone(),
     });
@@ -458,7 +463,7 @@ fn a_run_record_reads_back_equal_through_the_workspace_and_the_run_file() {
     let epochs: Vec<EpochRecord> = events
         .iter()
         .filter_map(|e| match e {
-            TrainEvent::Epoch(e) => Some(*e),
+            TrainEvent::Epoch(e) => Some(e.clone()),
             _ => None,
         })
         .collect();
@@ -499,6 +504,7 @@ fn crafted_configs_are_refused_and_runs_on_them_fail_cleanly() {
             model: Some(dir.display().to_string()),
             texts,
             labels,
+            classes: binary_classes(),
             out_dir: tmp.path().join("out"),
             config: tiny_train_config(),
         });
@@ -519,6 +525,7 @@ fn runs_that_cannot_learn_are_refused_with_a_reason() {
         model: Some(dir.display().to_string()),
         texts,
         labels,
+        classes: binary_classes(),
         out_dir: tmp.path().join("out"),
         config: TrainConfig {
             max_len,
@@ -533,9 +540,14 @@ fn runs_that_cannot_learn_are_refused_with_a_reason() {
     assert!(m.contains("max length 1"), "{m}");
     let ones = vec![1u8; texts.len()];
     let m = failure(run_job(job(texts, ones, 48)));
-    assert!(m.contains("every labelled row is 1"), "{m}");
+    assert!(m.contains("every labelled row is `disaster`"), "{m}");
     assert!(
         !tmp.path().join("out").exists(),
         "nothing trained, nothing written"
     );
+}
+
+/// The default 0/1 classes, as a file of 0/1 labels has them.
+fn binary_classes() -> Vec<String> {
+    tweetlab::data::LabelSet::default().names()
 }

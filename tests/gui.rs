@@ -337,7 +337,7 @@ fn train_explain_export_and_reopen() {
     let rows = h.state().workspace().unwrap().rows().to_vec();
     let p = h.state().predictions().to_vec();
     for (i, line) in lines[1..].iter().enumerate() {
-        let predicted = u8::from(p[i].unwrap() >= 0.5);
+        let predicted = u8::from(p[i].as_ref().unwrap()[1] >= 0.5);
         assert_eq!(*line, format!("{},{predicted}", rows[i].id));
     }
     // Full predictions: probabilities as the table shows them.
@@ -357,7 +357,7 @@ fn train_explain_export_and_reopen() {
     assert_eq!(records.len(), 203);
     for (i, r) in records.iter().enumerate() {
         let written: f32 = r[p_col].parse().unwrap();
-        assert!((written - p[i].unwrap()).abs() < 1e-5);
+        assert!((written - p[i].as_ref().unwrap()[1]).abs() < 1e-5);
     }
 
     // Reopening the workspace brings back the run's curves and its predictions.
@@ -369,7 +369,9 @@ fn train_explain_export_and_reopen() {
     let restored = h.state().predictions().to_vec();
     assert_eq!(restored.len(), 203);
     for (a, b) in restored.iter().zip(&p) {
-        assert!((a.unwrap() - b.unwrap()).abs() < 1e-6);
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert_eq!(a.len(), 2);
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6));
     }
 }
 

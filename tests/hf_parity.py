@@ -3,7 +3,8 @@
 
 Usage: python hf_parity.py MODEL_DIR [--texts-from CSV] [--out JSON]
 Without --texts-from it uses the fixed texts below and writes
-MODEL_DIR/transformers_probs.json (the fixture tests/hf_parity.rs compares against).
+MODEL_DIR/transformers_probs.json (the fixture tests/hf_parity.rs compares against): every
+class's probability per text, and the class names transformers read from config.json.
 With --texts-from it scores the CSV's `text` column (compare with `tweetlab predict --format full`).
 Needs torch and transformers (not part of CI)."""
 import argparse, csv, json, os
@@ -37,8 +38,9 @@ probs = []
 with torch.inference_mode():
     for i in range(0, len(texts), 64):
         enc = tok(texts[i:i + 64], padding=True, truncation=True, max_length=a.max_len, return_tensors="pt")
-        probs += torch.softmax(model(**enc).logits, -1)[:, 1].tolist()
+        probs += torch.softmax(model(**enc).logits, -1).tolist()
 out = a.out or os.path.join(a.model, "transformers_probs.json")
 with open(out, "w") as f:
-    json.dump({"texts": texts, "p_disaster": probs}, f, indent=1, ensure_ascii=False)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    json.dump({"texts": texts, "labels": labels, "probabilities": probs}, f, indent=1, ensure_ascii=False)
 print(f"wrote {len(probs)} probabilities to {out}")

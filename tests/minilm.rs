@@ -152,7 +152,7 @@ fn suspects_rank_flipped_labels_first() {
         for &i in &flipped {
             rows[i].label = rows[i].label.map(|l| 1 - l);
         }
-        let report = suspects(&rows, &vectors, 5, 42);
+        let report = suspects(&rows, &vectors, 2, 5, 42);
         let top: Vec<usize> = report
             .issues
             .ranked

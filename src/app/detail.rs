@@ -11,7 +11,8 @@ use egui::{Color32, RichText};
 
 use super::protocol::Explained;
 use super::workers::{self, ExplainRequest, Reporter};
-use crate::data::Tweet;
+use crate::data::export::top_class;
+use crate::data::{LabelSet, Tweet};
 use crate::engine::explain::Explanation;
 
 /// Word contributions per row for the current model, and the long-lived explainer thread that
@@ -94,7 +95,9 @@ pub enum ExplainState<'a> {
 pub struct DetailView<'a> {
     pub row: usize,
     pub tweet: &'a Tweet,
-    pub prediction: Option<f32>,
+    pub labels: &'a LabelSet,
+    /// Every class's probability, when a model predicted this row.
+    pub prediction: Option<&'a [f32]>,
     pub explanation: ExplainState<'a>,
 }
 
@@ -168,14 +171,28 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
             ui.label(format!("location: {}", t.location));
         }
         ui.separator();
+        let labels = view.labels;
         ui.label(format!(
             "label: {}",
-            t.label.map_or("none".to_string(), |l| l.to_string())
+            t.label.map_or("none".to_string(), |l| labels.short(l))
         ));
-        for (text, label) in [("1 disaster", Some(1)), ("0 not", Some(0)), ("clear", None)] {
+        let mut buttons: Vec<(String, Option<u8>)> = if labels.is_default_binary() {
+            vec![("1 disaster".into(), Some(1)), ("0 not".into(), Some(0))]
+        } else {
+            (0..labels.len() as u8)
+                .map(|c| {
+                    let key = labels
+                        .key_for_class(c)
+                        .map_or(String::new(), |k| format!("{k} "));
+                    (format!("{key}{}", labels.name(c)), Some(c))
+                })
+                .collect()
+        };
+        buttons.push(("clear".into(), None));
+        for (text, label) in buttons {
             if ui
                 .selectable_label(t.label == label, text)
-                .on_hover_text("Set the label (keys 1, 0, x)")
+                .on_hover_text("Set the label (its digit key; x clears)")
                 .clicked()
             {
                 set = Some(label);
@@ -183,7 +200,25 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
         }
         ui.separator();
         match view.prediction {
-            Some(p) => ui.label(format!("prediction: {} (p = {p:.3})", u8::from(p >= 0.5))),
+            Some(p) if p.len() == 2 => ui.label(format!(
+                "prediction: {} (p = {:.3})",
+                labels.short(top_class(p)),
+                p[1]
+            )),
+            Some(p) => {
+                let c = top_class(p);
+                ui.label(format!(
+                    "prediction: {} (p = {:.3})",
+                    labels.short(c),
+                    p[c as usize]
+                ))
+                .on_hover_text(
+                    (0..p.len())
+                        .map(|k| format!("{}: {:.3}", labels.name(k as u8), p[k]))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            }
             None => ui.label("no prediction yet"),
         };
     });
@@ -199,7 +234,7 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
                         ui.set_width((ui.available_width() - words_width).max(200.0));
                         ui.label(coloured_text(ui, e));
                         ui.add_space(4.0);
-                        legend(ui, scale(e));
+                        legend(ui, scale(e), view.labels, e.class);
                     });
                     ui.vertical(|ui| top_words(ui, e));
                 });
@@ -223,8 +258,26 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
     set
 }
 
-/// A colour strip from "not disaster" to "disaster", with the scale in logits.
-fn legend(ui: &mut egui::Ui, max: f32) {
+/// A colour strip from "not disaster" to "disaster" (for named classes: away from and towards
+/// the explained class), with the scale in logits.
+fn legend(ui: &mut egui::Ui, max: f32, labels: &LabelSet, class: u8) {
+    if !labels.is_default_binary() {
+        let name = labels.name(class);
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new(format!("away from {name}")).color(NOT_DISASTER));
+            for k in 0..11 {
+                let score = max * (2.0 * k as f32 / 10.0 - 1.0);
+                let (rect, _) =
+                    ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
+                ui.painter().rect_filled(rect, 0.0, word_colour(score, max));
+            }
+            ui.label(RichText::new(format!("towards {name}")).color(DISASTER));
+            ui.weak(format!(
+                "the predicted class; full colour: its log-odds fall by {max:.2} (red) or rise by {max:.2} (blue) when the word is hidden"
+            ));
+        });
+        return;
+    }
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("not disaster").color(NOT_DISASTER));
         let steps = 11;

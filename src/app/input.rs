@@ -1,5 +1,6 @@
 //! Keyboard first: keys and dropped files become [`InputAction`]s, which the app applies.
-//! j/k or arrows move, 0/1 label, x clears, ctrl+z / ctrl+shift+z undo and redo, / searches,
+//! j/k or arrows move, digits label (0/1 for 0/1 files, 1…9 for the classes of a named set in
+//! order), x clears, ctrl+z / ctrl+shift+z undo and redo, / searches,
 //! enter opens the detail, ? shows the keys, F12 the frame times, escape clears the selection;
 //! while the review window is open its keys come first. Ignored while a text field has focus.
 
@@ -9,6 +10,7 @@ use egui::{Key, Modifiers};
 
 use super::review::{ReviewKey, Tab};
 use super::TweetlabApp;
+use crate::data::LabelSet;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputAction {
@@ -29,8 +31,8 @@ pub enum InputAction {
 }
 
 /// The actions this frame's input asks for, in the order they apply. `review_tab` is the open
-/// review window's tab, if it is open.
-pub fn read(ctx: &egui::Context, review_tab: Option<Tab>) -> Vec<InputAction> {
+/// review window's tab, if it is open; `labels` says which class a digit key stands for.
+pub fn read(ctx: &egui::Context, review_tab: Option<Tab>, labels: &LabelSet) -> Vec<InputAction> {
     let mut actions = Vec::new();
     if let Some(path) = ctx.input(|i| {
         i.raw
@@ -49,7 +51,7 @@ pub fn read(ctx: &egui::Context, review_tab: Option<Tab>) -> Vec<InputAction> {
         return actions;
     }
     if let Some(tab) = review_tab {
-        if let Some(key) = ctx.input_mut(|i| review_key(i, tab)) {
+        if let Some(key) = ctx.input_mut(|i| review_key(i, tab, labels)) {
             actions.push(InputAction::Review(key));
         }
     }
@@ -71,10 +73,15 @@ pub fn read(ctx: &egui::Context, review_tab: Option<Tab>) -> Vec<InputAction> {
             actions.push(InputAction::Move(moves));
         }
         let mut label = None;
-        for (key, value) in [(Key::Num0, Some(0)), (Key::Num1, Some(1)), (Key::X, None)] {
-            if i.consume_key(Modifiers::NONE, key) {
-                label = Some(value);
+        for (digit, key) in DIGITS.into_iter().enumerate() {
+            if let Some(class) = labels.class_for_key(digit as u8) {
+                if i.consume_key(Modifiers::NONE, key) {
+                    label = Some(Some(class));
+                }
             }
+        }
+        if i.consume_key(Modifiers::NONE, Key::X) {
+            label = Some(None);
         }
         actions.extend(label.map(InputAction::Label));
         // Redo first: ctrl+shift+z also matches ctrl+z.
@@ -101,20 +108,34 @@ pub fn read(ctx: &egui::Context, review_tab: Option<Tab>) -> Vec<InputAction> {
     actions
 }
 
-/// The review window's keys on `tab`: a / s / n for suspects, 1 / 0 / n elsewhere.
-fn review_key(i: &mut egui::InputState, tab: Tab) -> Option<ReviewKey> {
-    let keys: [(Key, ReviewKey); 3] = match tab {
-        Tab::Suspects => [
-            (Key::A, ReviewKey::Accept),
-            (Key::S, ReviewKey::Keep),
-            (Key::N, ReviewKey::Next),
-        ],
-        Tab::Conflicts | Tab::Next => [
-            (Key::Num1, ReviewKey::Label(1)),
-            (Key::Num0, ReviewKey::Label(0)),
-            (Key::N, ReviewKey::Next),
-        ],
+const DIGITS: [Key; 10] = [
+    Key::Num0,
+    Key::Num1,
+    Key::Num2,
+    Key::Num3,
+    Key::Num4,
+    Key::Num5,
+    Key::Num6,
+    Key::Num7,
+    Key::Num8,
+    Key::Num9,
+];
+
+/// The review window's keys on `tab`: a / s / n for suspects, the class digits and n elsewhere.
+fn review_key(i: &mut egui::InputState, tab: Tab, labels: &LabelSet) -> Option<ReviewKey> {
+    let mut keys: Vec<(Key, ReviewKey)> = match tab {
+        Tab::Suspects => vec![(Key::A, ReviewKey::Accept), (Key::S, ReviewKey::Keep)],
+        Tab::Conflicts | Tab::Next => DIGITS
+            .into_iter()
+            .enumerate()
+            .filter_map(|(d, key)| {
+                labels
+                    .class_for_key(d as u8)
+                    .map(|c| (key, ReviewKey::Label(c)))
+            })
+            .collect(),
     };
+    keys.push((Key::N, ReviewKey::Next));
     keys.into_iter()
         .find(|&(key, _)| i.consume_key(Modifiers::NONE, key))
         .map(|(_, k)| k)

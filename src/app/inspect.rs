@@ -46,8 +46,8 @@ impl TweetlabApp {
         self.loading.is_some()
     }
 
-    /// p(disaster) per row from the latest model (empty with no file open).
-    pub fn predictions(&self) -> &[Option<f32>] {
+    /// Every class's probability per row from the latest model (empty with no file open).
+    pub fn predictions(&self) -> &[Option<Vec<f32>>] {
         self.file
             .as_ref()
             .map_or(&[][..], |f| f.predictions.as_slice())
@@ -128,7 +128,7 @@ impl TweetlabApp {
 
     /// The fast baseline's validation metrics, once computed.
     pub fn baseline(&self) -> Option<Metrics> {
-        self.train.baseline_result
+        self.train.baseline_result.clone()
     }
 
     pub fn review_state(&self) -> ReviewView {

@@ -11,6 +11,7 @@ use super::protocol::{
 };
 use super::workers::{self, ExplainRequest, ExportJob, Reporter};
 use super::TweetlabApp;
+use crate::data::export::Predictions;
 use crate::data::save::SaveJob;
 use crate::data::Tweet;
 use crate::engine::model::source::DEFAULT_MODEL;
@@ -174,11 +175,16 @@ impl TweetlabApp {
             model: Some(settings.model.clone()),
             texts,
             labels,
+            classes: file.workspace.layout().labels.names(),
             out_dir,
             config: settings.config.clone(),
         });
         let events = handle.events.clone();
-        self.train.started(handle, workspace.clone());
+        self.train.started(
+            handle,
+            workspace.clone(),
+            file.workspace.layout().labels.names(),
+        );
         let reporter = self.reporter.clone();
         std::thread::Builder::new()
             .name("tweetlab-record-run".into())
@@ -256,14 +262,17 @@ impl TweetlabApp {
         } else {
             Vec::new()
         };
-        let p_disaster = if request.kind.needs_predictions() {
+        let predictions = if request.kind.needs_predictions() {
             match file
                 .predictions
                 .iter()
-                .copied()
-                .collect::<Option<Vec<f32>>>()
+                .cloned()
+                .collect::<Option<Vec<Vec<f32>>>>()
             {
-                Some(p) => p,
+                Some(probabilities) => Predictions {
+                    classes: file.workspace.layout().labels.names(),
+                    probabilities,
+                },
                 None => {
                     self.error =
                         Some("Some rows have no prediction yet: train a model first.".into());
@@ -271,7 +280,7 @@ impl TweetlabApp {
                 }
             }
         } else {
-            Vec::new()
+            Predictions::default()
         };
         self.exporting.start();
         self.status = format!("writing {}", request.path.display());
@@ -280,7 +289,7 @@ impl TweetlabApp {
             path: request.path,
             layout: file.workspace.layout().clone(),
             rows: file.workspace.rows().to_vec(),
-            p_disaster,
+            predictions,
             history,
         };
         spawn(
@@ -317,6 +326,7 @@ impl TweetlabApp {
     pub(super) fn start_baseline(&mut self) {
         let Some(file) = &self.file else { return };
         let labelled = labelled_rows(file);
+        let classes = file.workspace.layout().labels.len();
         let model = self.train.settings.model.clone();
         let (val_split, seed) = (
             self.train.settings.config.val_split,
@@ -332,7 +342,9 @@ impl TweetlabApp {
             Event::Baseline,
             move |rows, vectors| {
                 let labels: Vec<u8> = rows.iter().map(|t| t.label.unwrap_or(0)).collect();
-                Ok(label_quality::baseline(vectors, &labels, val_split, seed))
+                Ok(label_quality::baseline(
+                    vectors, &labels, classes, val_split, seed,
+                ))
             },
         );
     }
@@ -343,6 +355,7 @@ impl TweetlabApp {
         let Some(file) = &self.file else { return };
         self.review.suspects_job.start();
         let rows = file.workspace.rows().to_vec();
+        let classes = file.workspace.layout().labels.names();
         let workspace = file.workspace.path().to_path_buf();
         let review = |p: Scoped<JobEvent<_>>| {
             Event::Review(Scoped {
@@ -358,8 +371,8 @@ impl TweetlabApp {
                 rows,
                 DEFAULT_MODEL.to_string(),
                 review,
-                |rows, vectors| {
-                    let report = label_quality::suspects(rows, vectors, 5, 42);
+                move |rows, vectors| {
+                    let report = label_quality::suspects(rows, vectors, classes.len(), 5, 42);
                     Ok(workers::suspects_found(&report))
                 },
             );
@@ -376,6 +389,7 @@ impl TweetlabApp {
                     let work = tempfile::tempdir()?;
                     let report = label_quality::suspects_fine_tuned(
                         &rows,
+                        &classes,
                         &model,
                         &config,
                         5,
@@ -403,6 +417,7 @@ impl TweetlabApp {
     pub(super) fn rank_unlabelled(&mut self) {
         let Some(file) = &self.file else { return };
         self.review.ranking_job.start();
+        let classes = file.workspace.layout().labels.len();
         with_embeddings(
             "ranking",
             &self.reporter,
@@ -415,7 +430,7 @@ impl TweetlabApp {
                     event: ReviewEvent::Ranking(p.event),
                 })
             },
-            workers::rank,
+            move |rows, vectors| workers::rank(rows, vectors, classes),
         );
     }
 
@@ -423,6 +438,7 @@ impl TweetlabApp {
     pub(super) fn simulate_curve(&mut self) {
         let Some(file) = &self.file else { return };
         self.review.simulation_job.start();
+        let classes = file.workspace.layout().labels.len();
         with_embeddings(
             "simulation",
             &self.reporter,
@@ -435,7 +451,7 @@ impl TweetlabApp {
                     event: ReviewEvent::Simulation(p.event),
                 })
             },
-            |rows, vectors| Ok(workers::simulate(rows, vectors)),
+            move |rows, vectors| Ok(workers::simulate(rows, vectors, classes)),
         );
     }
 

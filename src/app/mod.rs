@@ -161,7 +161,12 @@ impl TweetlabApp {
             }
         }
         let review_tab = self.review.open.then_some(self.review.tab);
-        for action in input::read(&ctx, review_tab) {
+        let labels = self
+            .file
+            .as_ref()
+            .map(|f| f.workspace.layout().labels.clone())
+            .unwrap_or_default();
+        for action in input::read(&ctx, review_tab, &labels) {
             self.apply_input(action);
         }
         self.request_explanation();
@@ -226,6 +231,7 @@ impl TweetlabApp {
             Some(file) => {
                 let data = TableData {
                     rows: file.workspace.rows(),
+                    labels: &file.workspace.layout().labels,
                     predictions: &file.predictions,
                     duplicates: &file.duplicates,
                     conflicting: &file.conflicting,
@@ -264,7 +270,8 @@ impl TweetlabApp {
         let view = self.table.selected_row().map(|row| DetailView {
             row,
             tweet: &file.workspace.rows()[row],
-            prediction: file.predictions.get(row).copied().flatten(),
+            labels: &file.workspace.layout().labels,
+            prediction: file.predictions.get(row).and_then(|p| p.as_deref()),
             explanation: self.explanations.state(row, file.model_dir.as_ref()),
         });
         detail::show(ui, view)
@@ -276,6 +283,7 @@ impl TweetlabApp {
             let action = self.review.show(
                 ctx,
                 file.workspace.rows(),
+                &file.workspace.layout().labels,
                 labelled,
                 &file.duplicates,
                 &file.conflicting,

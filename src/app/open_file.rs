@@ -23,8 +23,9 @@ pub struct OpenFile {
     pub duplicates: Duplicates,
     /// Per duplicate group: does it carry both labels with the current labels.
     pub conflicting: Vec<bool>,
-    /// p(disaster) per row from the latest model, when there is one.
-    pub predictions: Vec<Option<f32>>,
+    /// Every class's probability per row from the latest model, when there is one (classes in
+    /// the workspace's label set order: the model was trained on them).
+    pub predictions: Vec<Option<Vec<f32>>>,
     /// The fine-tuned model the predictions came from (explanations use it too).
     pub model_dir: Option<PathBuf>,
     /// Last time the workspace committed an edit, for the status bar.
@@ -36,9 +37,11 @@ pub struct OpenFile {
 impl OpenFile {
     pub fn new(opened: Opened) -> Self {
         let rows = opened.workspace.rows().len();
+        let classes = opened.workspace.layout().labels.len();
         let (predictions, model_dir) = match opened.predictions {
-            Some((_, dir, p)) => (p, Some(dir)),
-            None => (vec![None; rows], None),
+            // Probabilities over other classes than the file has now are not shown.
+            Some((_, dir, p)) if p.iter().flatten().all(|p| p.len() == classes) => (p, Some(dir)),
+            _ => (vec![None; rows], None),
         };
         let mut file = Self {
             workspace: opened.workspace,
@@ -126,8 +129,8 @@ impl OpenFile {
     }
 
     /// A run's predictions for every row.
-    pub fn set_predictions(&mut self, p_disaster: Vec<f32>, model_dir: PathBuf) {
-        self.predictions = p_disaster.into_iter().map(Some).collect();
+    pub fn set_predictions(&mut self, probabilities: Vec<Vec<f32>>, model_dir: PathBuf) {
+        self.predictions = probabilities.into_iter().map(Some).collect();
         self.model_dir = Some(model_dir);
     }
 
@@ -148,13 +151,9 @@ impl OpenFile {
             .groups
             .iter()
             .map(|g| {
-                let mut seen = [false; 2];
-                for &i in &g.rows {
-                    if let Some(l) = rows[i].label {
-                        seen[usize::from(l.min(1))] = true;
-                    }
-                }
-                seen[0] && seen[1]
+                let mut labels = g.rows.iter().filter_map(|&i| rows[i].label);
+                let first = labels.next();
+                labels.any(|l| Some(l) != first)
             })
             .collect();
     }

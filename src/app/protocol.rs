@@ -78,7 +78,7 @@ pub struct Opened {
     pub duplicates: Duplicates,
     pub past_runs: Vec<RecordedRun>,
     /// The latest finished run's predictions (one slot per row) and its model directory.
-    pub predictions: Option<(i64, PathBuf, Vec<Option<f32>>)>,
+    pub predictions: Option<(i64, PathBuf, RowProbabilities)>,
 }
 
 pub enum DialogEvent {
@@ -99,11 +99,14 @@ pub enum TrainJobEvent {
     Run(TrainEvent),
 }
 
-/// p(disaster) for every row, from the model in `model_dir`.
+/// Every class's probability per row, where a run predicted that row.
+pub type RowProbabilities = Vec<Option<Vec<f32>>>;
+
+/// Every class's probability for every row, from the model in `model_dir`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Predicted {
     pub model_dir: PathBuf,
-    pub p_disaster: Vec<f32>,
+    pub probabilities: Vec<Vec<f32>>,
     /// Storing them in the workspace failed: they show now but will not come back.
     pub not_stored: Option<String>,
 }
@@ -136,7 +139,7 @@ pub enum ReviewEvent {
 pub struct SuspectsFound {
     pub suspects: Vec<SuspectRow>,
     /// Estimated label errors among rows labelled 0 and among rows labelled 1.
-    pub estimated_errors: [usize; 2],
+    pub estimated_errors: Vec<usize>,
     /// Out-of-sample accuracy of the model that scored them.
     pub accuracy: f64,
 }

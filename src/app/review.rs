@@ -10,6 +10,7 @@ use super::jobs::JobState;
 use super::protocol::{Progress, ReviewEvent, SuspectRow};
 use super::update::Request;
 use crate::data::duplicates::Duplicates;
+use crate::data::LabelSet;
 use crate::data::Tweet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,8 +41,8 @@ pub struct ReviewPanel {
     pub summary: Option<String>,
     /// Decisions taken in this window (accepted, kept).
     pub decided: (usize, usize),
-    /// Unlabelled rows to label next with the fast model's p(disaster), once ranked.
-    pub next: Option<Vec<(usize, f32)>>,
+    /// Unlabelled rows to label next with the fast model's probabilities, once ranked.
+    pub next: Option<Vec<(usize, Vec<f32>)>>,
     pub next_position: usize,
     /// Labels given from the queue since it was ranked.
     pub since_rank: usize,
@@ -53,6 +54,8 @@ pub struct ReviewPanel {
     pub curve: Option<(Vec<egui_plot::PlotPoint>, Vec<egui_plot::PlotPoint>)>,
     /// Simulating the curve.
     pub simulation_job: JobState,
+    /// Estimated label errors per class, from the last search.
+    pub estimated_errors: Vec<usize>,
 }
 
 /// What the user decided in the review window.
@@ -81,13 +84,24 @@ impl ReviewPanel {
         let done = match event {
             ReviewEvent::Suspects(e) => match self.suspects_job.on_event(e)? {
                 Ok(found) => {
-                    self.summary = Some(format!(
-                        "{} suspects: an estimated {} wrong among the 0s and {} among the 1s (out-of-sample accuracy {:.3}).",
-                        found.suspects.len(),
-                        found.estimated_errors[0],
-                        found.estimated_errors[1],
-                        found.accuracy
-                    ));
+                    let e = &found.estimated_errors;
+                    self.summary = Some(if e.len() == 2 {
+                        format!(
+                            "{} suspects: an estimated {} wrong among the 0s and {} among the 1s (out-of-sample accuracy {:.3}).",
+                            found.suspects.len(),
+                            e[0],
+                            e[1],
+                            found.accuracy
+                        )
+                    } else {
+                        format!(
+                            "{} suspects: an estimated {} wrong (out-of-sample accuracy {:.3}).",
+                            found.suspects.len(),
+                            e.iter().sum::<usize>(),
+                            found.accuracy
+                        )
+                    });
+                    self.estimated_errors = found.estimated_errors;
                     self.suspects = Some(found.suspects);
                     self.position = 0;
                     Ok(Some(Request::FocusReviewRow))
@@ -149,8 +163,8 @@ impl ReviewPanel {
     }
 
     /// The unlabelled row at the head of the queue.
-    pub fn current_next(&self) -> Option<(usize, f32)> {
-        self.next.as_ref()?.get(self.next_position).copied()
+    pub fn current_next(&self) -> Option<(usize, Vec<f32>)> {
+        self.next.as_ref()?.get(self.next_position).cloned()
     }
 
     /// A key decision for the current item: `accept` (a), `keep` (s), `next` (n), or a group
@@ -218,6 +232,7 @@ impl ReviewPanel {
         &mut self,
         ctx: &egui::Context,
         rows: &[Tweet],
+        labels: &LabelSet,
         labelled: usize,
         duplicates: &Duplicates,
         conflicting: &[bool],
@@ -240,11 +255,13 @@ impl ReviewPanel {
                 });
                 ui.separator();
                 match self.tab {
-                    Tab::Suspects => action = self.suspects_tab(ui, rows, duplicates, conflicting),
-                    Tab::Conflicts => {
-                        action = self.conflicts_tab(ui, rows, duplicates, conflicting)
+                    Tab::Suspects => {
+                        action = self.suspects_tab(ui, rows, labels, duplicates, conflicting)
                     }
-                    Tab::Next => action = self.next_tab(ui, rows, rows.len() - labelled),
+                    Tab::Conflicts => {
+                        action = self.conflicts_tab(ui, rows, labels, duplicates, conflicting)
+                    }
+                    Tab::Next => action = self.next_tab(ui, rows, labels, rows.len() - labelled),
                 }
             });
         if !open {
@@ -257,6 +274,7 @@ impl ReviewPanel {
         &mut self,
         ui: &mut egui::Ui,
         rows: &[Tweet],
+        labels: &LabelSet,
         duplicates: &Duplicates,
         conflicting: &[bool],
     ) -> Option<ReviewAction> {
@@ -281,6 +299,20 @@ impl ReviewPanel {
         if let Some(summary) = &self.summary {
             ui.label(summary);
         }
+        if !labels.is_default_binary() {
+            let per_class: Vec<String> = self
+                .estimated_errors
+                .iter()
+                .enumerate()
+                .map(|(c, n)| format!("{} {n}", labels.name(c as u8)))
+                .collect();
+            if !per_class.is_empty() {
+                ui.label(format!(
+                    "estimated wrong per class: {}",
+                    per_class.join(", ")
+                ));
+            }
+        }
         ui.label(format!(
             "{} accepted, {} kept in this window",
             self.decided.0, self.decided.1
@@ -297,16 +329,17 @@ impl ReviewPanel {
                     t.line
                 ));
                 ui.add(egui::Label::new(&t.text).wrap());
+                let (given, suggested) = (labels.short(s.given), labels.short(s.suggested));
                 ui.label(format!(
-                    "given {} · suggested {} · score {:.3}",
-                    s.given, s.suggested, s.score
+                    "given {given} · suggested {suggested} · score {:.3}",
+                    s.score
                 ));
                 let key = key_buttons(
                     ui,
                     &[
-                        (&format!("Accept {} (a)", s.suggested), ReviewKey::Accept),
-                        (&format!("Keep {} (s)", s.given), ReviewKey::Keep),
-                        ("Next (n)", ReviewKey::Next),
+                        (format!("Accept {suggested} (a)"), ReviewKey::Accept),
+                        (format!("Keep {given} (s)"), ReviewKey::Keep),
+                        ("Next (n)".to_string(), ReviewKey::Next),
                     ],
                 );
                 if let Some(key) = key {
@@ -329,12 +362,13 @@ impl ReviewPanel {
         &mut self,
         ui: &mut egui::Ui,
         rows: &[Tweet],
+        labels: &LabelSet,
         duplicates: &Duplicates,
         conflicting: &[bool],
     ) -> Option<ReviewAction> {
         let groups = Self::conflict_groups(conflicting);
         if groups.is_empty() {
-            ui.label("No text carries both labels.");
+            ui.label("No text carries two different labels.");
             return None;
         }
         self.group_position = self.group_position.min(groups.len() - 1);
@@ -351,19 +385,13 @@ impl ReviewPanel {
                 for &r in group.rows.iter().take(12) {
                     let t = &rows[r];
                     ui.label(&t.id);
-                    ui.label(t.label.map_or("·".into(), |l| l.to_string()));
+                    ui.label(t.label.map_or("·".into(), |l| labels.short(l)));
                     ui.add(egui::Label::new(&t.text).truncate());
                     ui.end_row();
                 }
             });
-        let key = key_buttons(
-            ui,
-            &[
-                ("Whole group 1 (1)", ReviewKey::Label(1)),
-                ("Whole group 0 (0)", ReviewKey::Label(0)),
-                ("Next (n)", ReviewKey::Next),
-            ],
-        );
+        let buttons = class_buttons(labels, "Whole group ");
+        let key = key_buttons(ui, &buttons);
         key.and_then(|key| self.decide(key, duplicates, conflicting))
     }
 }
@@ -373,6 +401,7 @@ impl ReviewPanel {
         &mut self,
         ui: &mut egui::Ui,
         rows: &[Tweet],
+        labels: &LabelSet,
         unlabelled: usize,
     ) -> Option<ReviewAction> {
         let mut action = self.curve_section(ui);
@@ -400,25 +429,22 @@ impl ReviewPanel {
             "ranked on {} labelled rows · {} labelled here since · {unlabelled} unlabelled left",
             self.ranked_on, self.since_rank
         ));
-        match queue.get(self.next_position).copied() {
+        match queue.get(self.next_position) {
             Some((row, p)) => {
-                let t = &rows[row];
+                let t = &rows[*row];
                 ui.separator();
+                let guess = crate::data::export::top_class(p);
                 ui.strong(format!(
-                    "{} of {} · id {} · fast model p = {p:.2}",
+                    "{} of {} · id {} · fast model: {} p = {:.2}",
                     self.next_position + 1,
                     queue.len(),
-                    t.id
+                    t.id,
+                    labels.short(guess),
+                    p[guess as usize]
                 ));
                 ui.add(egui::Label::new(&t.text).wrap());
-                let key = key_buttons(
-                    ui,
-                    &[
-                        ("Disaster (1)", ReviewKey::Label(1)),
-                        ("Not (0)", ReviewKey::Label(0)),
-                        ("Next (n)", ReviewKey::Next),
-                    ],
-                );
+                let buttons = class_buttons(labels, "");
+                let key = key_buttons(ui, &buttons);
                 if let Some(key) = key {
                     action = self.decide(key, &Duplicates::default(), &[]);
                 }
@@ -494,12 +520,35 @@ fn show_progress(ui: &mut egui::Ui, progress: Option<&Progress>, idle: &str) {
 }
 
 /// A row of buttons, each standing for a key; returns the key of the one clicked.
-fn key_buttons(ui: &mut egui::Ui, buttons: &[(&str, ReviewKey)]) -> Option<ReviewKey> {
+/// One button per class (with its digit key), then Next: the keys the conflicts and label-next
+/// tabs take. 0/1 files keep their order: 1 (disaster) first.
+fn class_buttons(labels: &LabelSet, prefix: &str) -> Vec<(String, ReviewKey)> {
+    let mut buttons: Vec<(String, ReviewKey)> = (0..labels.len() as u8)
+        .map(|c| {
+            let name = if labels.is_default_binary() {
+                ["Not", "Disaster"][c as usize].to_string()
+            } else {
+                labels.name(c)
+            };
+            let key = labels
+                .key_for_class(c)
+                .map_or(String::new(), |k| format!(" ({k})"));
+            (format!("{prefix}{name}{key}"), ReviewKey::Label(c))
+        })
+        .collect();
+    if labels.is_default_binary() {
+        buttons.reverse();
+    }
+    buttons.push(("Next (n)".into(), ReviewKey::Next));
+    buttons
+}
+
+fn key_buttons<S: AsRef<str>>(ui: &mut egui::Ui, buttons: &[(S, ReviewKey)]) -> Option<ReviewKey> {
     ui.horizontal(|ui| {
         let mut clicked = None;
-        for &(text, key) in buttons {
-            if ui.button(text).clicked() {
-                clicked = Some(key);
+        for (text, key) in buttons {
+            if ui.button(text.as_ref()).clicked() {
+                clicked = Some(*key);
             }
         }
         clicked

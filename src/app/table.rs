@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use egui_extras::{Column, TableBuilder};
 
 use crate::data::duplicates::Duplicates;
-use crate::data::Tweet;
+use crate::data::export::top_class;
+use crate::data::{LabelSet, Tweet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LabelFilter {
@@ -71,22 +72,44 @@ pub enum SortColumn {
     Flags,
 }
 
+/// The probability a row's prediction is shown with: p(class 1) for two classes (p(disaster)),
+/// the predicted class's for more.
+pub fn shown_probability(p: &[f32]) -> f32 {
+    if p.len() == 2 {
+        p[1]
+    } else {
+        p[top_class(p) as usize]
+    }
+}
+
 /// What the table needs to draw and filter, borrowed from the app each frame.
 pub struct TableData<'a> {
     pub rows: &'a [Tweet],
-    pub predictions: &'a [Option<f32>],
+    pub labels: &'a LabelSet,
+    /// Every class's probability per row, when a model predicted it.
+    pub predictions: &'a [Option<Vec<f32>>],
     pub duplicates: &'a Duplicates,
     /// Per duplicate group: does it carry both labels now.
     pub conflicting: &'a [bool],
 }
 
 impl TableData<'_> {
-    fn prediction(&self, i: usize) -> Option<f32> {
-        self.predictions.get(i).copied().flatten()
+    fn prediction(&self, i: usize) -> Option<&[f32]> {
+        self.predictions.get(i).and_then(|p| p.as_deref())
+    }
+
+    fn predicted(&self, i: usize) -> Option<u8> {
+        self.prediction(i).map(top_class)
+    }
+
+    /// The probability shown and filtered on: p(disaster) for two classes, the predicted
+    /// class's for more.
+    fn shown_p(&self, i: usize) -> Option<f32> {
+        self.prediction(i).map(shown_probability)
     }
 
     fn disagrees(&self, i: usize) -> bool {
-        matches!((self.rows[i].label, self.prediction(i)), (Some(l), Some(p)) if l != u8::from(p >= 0.5))
+        matches!((self.rows[i].label, self.predicted(i)), (Some(l), Some(p)) if l != p)
     }
 
     fn group(&self, i: usize) -> Option<usize> {
@@ -228,7 +251,7 @@ impl TableView {
         self.shown = (0..data.rows.len())
             .filter(|&i| {
                 let t = &data.rows[i];
-                let p = data.prediction(i);
+                let p = data.shown_p(i);
                 let label_ok = match f.label {
                     LabelFilter::Any => true,
                     LabelFilter::Unlabelled => t.label.is_none(),
@@ -236,7 +259,7 @@ impl TableView {
                 };
                 let prediction_ok = match f.prediction {
                     PredictionFilter::Any => true,
-                    PredictionFilter::Is(l) => p.is_some_and(|p| u8::from(p >= 0.5) == l),
+                    PredictionFilter::Is(l) => data.predicted(i) == Some(l),
                     PredictionFilter::DisagreesWithLabel => data.disagrees(i),
                 };
                 let range_ok = full_range || p.is_some_and(|p| p >= f.p_min && p <= f.p_max);
@@ -274,6 +297,7 @@ impl TableView {
     }
 
     fn filter_bar(&mut self, ui: &mut egui::Ui, data: &TableData, action: &mut TableAction) {
+        let labels = data.labels;
         if self.keywords.is_empty() && !data.rows.is_empty() {
             let set: BTreeSet<&str> = data
                 .rows
@@ -297,34 +321,39 @@ impl TableView {
                 self.focus_search = false;
             }
             let f = &mut self.filters;
+            let classes = labels.len() as u8;
             let l = ui.label("Label:");
             egui::ComboBox::from_id_salt("filter_label")
                 .selected_text(match f.label {
-                    LabelFilter::Any => "any",
-                    LabelFilter::Unlabelled => "none",
-                    LabelFilter::Is(0) => "0",
-                    LabelFilter::Is(_) => "1",
+                    LabelFilter::Any => "any".to_string(),
+                    LabelFilter::Unlabelled => "none".to_string(),
+                    LabelFilter::Is(c) => labels.short(c),
                 })
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut f.label, LabelFilter::Any, "any");
                     ui.selectable_value(&mut f.label, LabelFilter::Unlabelled, "none");
-                    ui.selectable_value(&mut f.label, LabelFilter::Is(0), "0");
-                    ui.selectable_value(&mut f.label, LabelFilter::Is(1), "1");
+                    for c in 0..classes {
+                        ui.selectable_value(&mut f.label, LabelFilter::Is(c), labels.short(c));
+                    }
                 })
                 .response
                 .labelled_by(l.id);
             let l = ui.label("Prediction:");
             egui::ComboBox::from_id_salt("filter_prediction")
                 .selected_text(match f.prediction {
-                    PredictionFilter::Any => "any",
-                    PredictionFilter::Is(0) => "0",
-                    PredictionFilter::Is(_) => "1",
-                    PredictionFilter::DisagreesWithLabel => "≠ label",
+                    PredictionFilter::Any => "any".to_string(),
+                    PredictionFilter::Is(c) => labels.short(c),
+                    PredictionFilter::DisagreesWithLabel => "≠ label".to_string(),
                 })
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut f.prediction, PredictionFilter::Any, "any");
-                    ui.selectable_value(&mut f.prediction, PredictionFilter::Is(0), "0");
-                    ui.selectable_value(&mut f.prediction, PredictionFilter::Is(1), "1");
+                    for c in 0..classes {
+                        ui.selectable_value(
+                            &mut f.prediction,
+                            PredictionFilter::Is(c),
+                            labels.short(c),
+                        );
+                    }
                     ui.selectable_value(
                         &mut f.prediction,
                         PredictionFilter::DisagreesWithLabel,
@@ -412,11 +441,23 @@ impl TableView {
                 "Label selected"
             };
             ui.menu_button(what, |ui| {
-                for (text, label) in [
-                    ("as 1 (disaster)", Some(1)),
-                    ("as 0 (not disaster)", Some(0)),
-                    ("clear", None),
-                ] {
+                let mut choices: Vec<(String, Option<u8>)> = if labels.is_default_binary() {
+                    vec![
+                        ("as 1 (disaster)".into(), Some(1)),
+                        ("as 0 (not disaster)".into(), Some(0)),
+                    ]
+                } else {
+                    (0..labels.len() as u8)
+                        .map(|c| {
+                            let key = labels
+                                .key_for_class(c)
+                                .map_or(String::new(), |k| format!(" ({k})"));
+                            (format!("as {}{key}", labels.name(c)), Some(c))
+                        })
+                        .collect()
+                };
+                choices.push(("clear".to_string(), None));
+                for (text, label) in choices {
                     if ui.button(text).clicked() {
                         let target = if self.selection.is_empty() {
                             self.shown.clone()
@@ -519,12 +560,17 @@ impl TableView {
                         ui.add(egui::Label::new(t.text.replace(['\n', '\r'], " ")).truncate());
                     });
                     row.col(|ui| {
-                        ui.label(t.label.map_or("·".to_string(), |l| l.to_string()));
+                        ui.add(
+                            egui::Label::new(
+                                t.label.map_or("·".to_string(), |l| data.labels.short(l)),
+                            )
+                            .truncate(),
+                        );
                     });
-                    let p = data.prediction(i);
+                    let p = data.shown_p(i);
                     row.col(|ui| {
-                        if let Some(p) = p {
-                            ui.label(u8::from(p >= 0.5).to_string());
+                        if let Some(c) = data.predicted(i) {
+                            ui.add(egui::Label::new(data.labels.short(c)).truncate());
                         }
                     });
                     row.col(|ui| {
@@ -603,8 +649,8 @@ fn sort_rows(shown: &mut [usize], column: SortColumn, data: &TableData) {
         SortColumn::Label => shown.sort_by_key(|&i| rows[i].label),
         // Rows without a prediction sort first (None < Some).
         SortColumn::Probability => shown.sort_by(|&a, &b| {
-            data.prediction(a)
-                .partial_cmp(&data.prediction(b))
+            data.shown_p(a)
+                .partial_cmp(&data.shown_p(b))
                 .unwrap_or(std::cmp::Ordering::Equal)
         }),
         SortColumn::Flags => shown.sort_by_key(|&i| data.flags(i).0),

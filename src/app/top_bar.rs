@@ -13,7 +13,7 @@ pub struct TopBarView<'a> {
     pub has_file: bool,
     /// The open file's predictions, looked at only when Export is clicked (a pass over every
     /// row is no per-frame work).
-    pub predictions: &'a [Option<f32>],
+    pub predictions: &'a [Option<Vec<f32>>],
     /// Nothing is being written (Save and Export wait for it).
     pub can_write: bool,
     pub training: bool,

@@ -123,6 +123,8 @@ pub struct TrainPanel {
     progress: Option<(usize, usize, f64)>,
     /// Validation metrics of the latest epoch (confusion matrix).
     pub last_val: Option<Metrics>,
+    /// The class names of the current or last run, for the confusion matrix.
+    pub classes: Vec<String>,
     /// Earlier runs of this workspace, and which of them are drawn.
     pub past: Vec<PlottedRun>,
     pub past_shown: BTreeSet<i64>,
@@ -140,7 +142,8 @@ impl TrainPanel {
     }
 
     /// A run started by `jobs` on the labelled rows of the workspace file `workspace`.
-    pub fn started(&mut self, handle: TrainHandle, workspace: PathBuf) {
+    pub fn started(&mut self, handle: TrainHandle, workspace: PathBuf, classes: Vec<String>) {
+        self.classes = classes;
         self.loss = LossCurve::default();
         self.val = EpochCurves::default();
         self.progress = None;
@@ -190,11 +193,15 @@ impl TrainPanel {
             TrainEvent::Epoch(epoch) => {
                 self.val.push(&epoch);
                 let m = epoch.val?;
+                let status = format!(
+                    "epoch {}: validation {} {:.3}, accuracy {:.3}",
+                    epoch.epoch,
+                    m.f1_name(),
+                    m.f1,
+                    m.accuracy
+                );
                 self.last_val = Some(m);
-                Some(Request::Status(format!(
-                    "epoch {}: validation F1 {:.3}, accuracy {:.3}",
-                    epoch.epoch, m.f1, m.accuracy
-                )))
+                Some(Request::Status(status))
             }
             TrainEvent::CheckpointSaved { epoch, .. } => {
                 Some(Request::Status(format!("saved epoch {epoch}")))
@@ -224,11 +231,9 @@ impl TrainPanel {
     pub fn on_baseline(&mut self, event: JobEvent<Metrics>) -> Option<Request> {
         match self.baseline.on_event(event)? {
             Ok(m) => {
+                let status = format!("fast baseline: validation {} {:.3}", m.f1_name(), m.f1);
                 self.baseline_result = Some(m);
-                Some(Request::Status(format!(
-                    "fast baseline: validation F1 {:.3}",
-                    m.f1
-                )))
+                Some(Request::Status(status))
             }
             Err(message) => Some(Request::Error(format!(
                 "The fast baseline failed: {message}"
@@ -439,7 +444,7 @@ impl TrainPanel {
             ));
         }
         if let Some(m) = &self.last_val {
-            confusion_matrix(ui, m);
+            confusion_matrix(ui, m, &self.classes);
         }
         if !self.past.is_empty() {
             ui.collapsing(format!("Past runs ({})", self.past.len()), |ui| {
@@ -464,26 +469,49 @@ impl TrainPanel {
     }
 }
 
-/// Rows: given label; columns: predicted label (validation split, latest epoch).
-fn confusion_matrix(ui: &mut egui::Ui, m: &Metrics) {
-    let c = &m.confusion;
-    ui.label(format!(
-        "Validation: F1 {:.3} · accuracy {:.3} · precision {:.3} · recall {:.3}",
-        m.f1, m.accuracy, m.precision, m.recall
-    ));
+/// Rows: given label; columns: predicted label (validation split, latest epoch); with more than
+/// two classes, each class's F1 beside its row. `classes` names them (numbers when unknown).
+fn confusion_matrix(ui: &mut egui::Ui, m: &Metrics, classes: &[String]) {
+    let c = &m.confusion.matrix;
+    let k = c.len();
+    let name = |i: usize| {
+        if k == 2 {
+            // 0/1 as the table shows them.
+            i.to_string()
+        } else {
+            classes.get(i).cloned().unwrap_or_else(|| i.to_string())
+        }
+    };
+    if k > 2 {
+        ui.label(format!(
+            "Validation: macro-F1 {:.3} · accuracy {:.3} · macro precision {:.3} · macro recall {:.3}",
+            m.f1, m.accuracy, m.precision, m.recall
+        ));
+    } else {
+        ui.label(format!(
+            "Validation: F1 {:.3} · accuracy {:.3} · precision {:.3} · recall {:.3}",
+            m.f1, m.accuracy, m.precision, m.recall
+        ));
+    }
     egui::Grid::new("confusion").striped(true).show(ui, |ui| {
         ui.label("given \\ predicted");
-        ui.strong("0");
-        ui.strong("1");
+        for j in 0..k {
+            ui.strong(name(j));
+        }
+        if k > 2 {
+            ui.strong("F1");
+        }
         ui.end_row();
-        ui.strong("0");
-        ui.label(c.true_negative.to_string());
-        ui.label(c.false_positive.to_string());
-        ui.end_row();
-        ui.strong("1");
-        ui.label(c.false_negative.to_string());
-        ui.label(c.true_positive.to_string());
-        ui.end_row();
+        for (i, row) in c.iter().enumerate() {
+            ui.strong(name(i));
+            for n in row {
+                ui.label(n.to_string());
+            }
+            if k > 2 {
+                ui.label(format!("{:.3}", m.per_class[i].f1));
+            }
+            ui.end_row();
+        }
     });
 }
 

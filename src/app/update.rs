@@ -215,7 +215,7 @@ impl TweetlabApp {
                 " (warning: not stored in the workspace, so they will not come back: {why})"
             ));
         }
-        file.set_predictions(predicted.p_disaster, predicted.model_dir);
+        file.set_predictions(predicted.probabilities, predicted.model_dir);
         self.table.mark_dirty();
         self.explanations.forget();
         Some(Request::Status(status))

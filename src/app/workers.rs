@@ -147,7 +147,7 @@ pub fn predict(
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let p = infer::probabilities(&model, &refs, model.default_max_len(), 64, &mut |_, _| {})?;
     let not_stored = run.and_then(|run| {
-        let indexed: Vec<(usize, f32)> = p.iter().copied().enumerate().collect();
+        let indexed: Vec<(usize, Vec<f32>)> = p.iter().cloned().enumerate().collect();
         RunLog::open(workspace)
             .and_then(|mut l| l.save_predictions(run, &indexed))
             .err()
@@ -155,7 +155,7 @@ pub fn predict(
     });
     Ok(Predicted {
         model_dir: model_dir.to_path_buf(),
-        p_disaster: p,
+        probabilities: p,
         not_stored,
     })
 }
@@ -186,6 +186,7 @@ pub fn explain_loop(requests: Receiver<ExplainRequest>, reporter: &Reporter) {
                 model,
                 &request.text,
                 model.default_max_len(),
+                None,
             )?)
         })();
         reporter.send(Event::Explain(super::protocol::Explained {
@@ -202,7 +203,7 @@ pub struct ExportJob {
     pub path: PathBuf,
     pub layout: Layout,
     pub rows: Vec<Tweet>,
-    pub p_disaster: Vec<f32>,
+    pub predictions: export::Predictions,
     pub history: Vec<EditRecord>,
 }
 
@@ -215,13 +216,15 @@ pub fn export(job: ExportJob) -> JobEvent<Exported> {
         ExportKind::Kaggle => export::write_predictions(
             &job.path,
             &job.rows,
-            &job.p_disaster,
+            &job.layout.labels,
+            &job.predictions,
             PredictionFormat::Kaggle,
         ),
         ExportKind::FullPredictions => export::write_predictions(
             &job.path,
             &job.rows,
-            &job.p_disaster,
+            &job.layout.labels,
+            &job.predictions,
             PredictionFormat::Full,
         ),
         ExportKind::Dataset => export::write_dataset(&job.path, &job.layout, &job.rows),
@@ -307,7 +310,7 @@ pub fn suspects_found(report: &SuspectReport) -> SuspectsFound {
                 score: s.score,
             })
             .collect(),
-        estimated_errors: report.issues.estimated_errors,
+        estimated_errors: report.issues.estimated_errors.clone(),
         accuracy: report.accuracy,
     }
 }
@@ -316,15 +319,15 @@ pub fn suspects_found(report: &SuspectReport) -> SuspectsFound {
 pub const QUEUE_LENGTH: usize = 100;
 
 /// Ranks the unlabelled rows for labelling next (`label_quality::rank_unlabelled`).
-pub fn rank(rows: &[Tweet], vectors: &[Vec<f32>]) -> anyhow::Result<NextQueue> {
-    label_quality::rank_unlabelled(rows, vectors, QUEUE_LENGTH)
+pub fn rank(rows: &[Tweet], vectors: &[Vec<f32>], classes: usize) -> anyhow::Result<NextQueue> {
+    label_quality::rank_unlabelled(rows, vectors, classes, QUEUE_LENGTH)
 }
 
 /// Simulates labelling the labelled rows in the queue's order and in random order (20% held
 /// out, 20 labels at a time, up to 1000, 3 orders), for the review window's plot.
-pub fn simulate(labelled: &[Tweet], vectors: &[Vec<f32>]) -> LearningCurve {
+pub fn simulate(labelled: &[Tweet], vectors: &[Vec<f32>], classes: usize) -> LearningCurve {
     let labels: Vec<u8> = labelled.iter().map(|t| t.label.unwrap_or(0)).collect();
-    let points = label_quality::compare_strategies(vectors, &labels, 20, 20, 1000, 3);
+    let points = label_quality::compare_strategies(vectors, &labels, classes, 20, 20, 1000, 3);
     LearningCurve {
         queue: points.iter().map(|p| (p.0 as f64, p.1)).collect(),
         random: points.iter().map(|p| (p.0 as f64, p.2)).collect(),

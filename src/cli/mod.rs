@@ -17,7 +17,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{load_csv_with, Dataset, ImportOptions, LabelMap};
+use crate::data::{load_csv_with, Dataset, ImportOptions, LabelSet};
 use crate::engine::device::DeviceChoice;
 use crate::engine::kernels;
 use crate::engine::metrics::Metrics;
@@ -71,18 +71,29 @@ enum Command {
     Model(ModelCommand),
 }
 
-/// How to read the CSV when its column names or label values are not the usual ones.
+/// How to read the CSV when its column names, delimiter or label values are not the usual ones.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ImportArgs {
-    /// Column holding the text (default: text, tweet, content, message or body).
+    /// Column holding the text (default: text, tweet, content, message, body or post, also as a
+    /// word of the header: `Tweet Text`).
     #[arg(long)]
     text_column: Option<String>,
-    /// Column holding the label (default: target, label, class or labels).
+    /// Column holding the label (default: target, label, labels, class or category). Without
+    /// --labels, each distinct value of a named column is a class (0/1 stays binary).
     #[arg(long)]
     label_column: Option<String>,
     /// Column holding the row id (default: id; else row numbers).
     #[arg(long)]
     id_column: Option<String>,
+    /// Field delimiter: , ; tab | (default: sniffed from the first rows).
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
+    /// Classes and the label values meaning each: `NAME=VALUE,VALUE;NAME=VALUE;…` (2 to 20).
+    #[arg(long)]
+    labels: Option<String>,
+    /// Comma-separated label values meaning "not labelled yet" (with --labels).
+    #[arg(long, value_delimiter = ',')]
+    unlabelled_values: Vec<String>,
     /// Comma-separated label values meaning "disaster" (default: 1,1.0,true).
     #[arg(long, value_delimiter = ',')]
     positive: Option<Vec<String>>,
@@ -91,21 +102,47 @@ pub struct ImportArgs {
     negative: Option<Vec<String>>,
 }
 
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "," | "comma" => Ok(b','),
+        ";" | "semicolon" => Ok(b';'),
+        "\\t" | "\t" | "tab" => Ok(b'\t'),
+        "|" | "pipe" => Ok(b'|'),
+        other => Err(format!("unknown delimiter `{other}`: use , ; tab or |")),
+    }
+}
+
 impl ImportArgs {
-    pub fn options(&self) -> ImportOptions {
-        let labels = (self.positive.is_some() || self.negative.is_some()).then(|| {
-            let default = LabelMap::default();
-            LabelMap {
-                negative: self.negative.clone().unwrap_or(default.negative),
-                positive: self.positive.clone().unwrap_or(default.positive),
-            }
+    pub fn options(&self) -> anyhow::Result<ImportOptions> {
+        let binary = (self.positive.is_some() || self.negative.is_some()).then(|| {
+            let default = LabelSet::default();
+            LabelSet::binary(
+                self.negative
+                    .clone()
+                    .unwrap_or_else(|| default.classes[0].values.clone()),
+                self.positive
+                    .clone()
+                    .unwrap_or_else(|| default.classes[1].values.clone()),
+            )
         });
-        ImportOptions {
+        let labels = match (&self.labels, binary) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("--labels names every class: leave out --positive and --negative")
+            }
+            (Some(spec), None) => Some(
+                LabelSet::parse_spec(spec, &self.unlabelled_values)
+                    .map_err(|e| anyhow::anyhow!("--labels: {e}"))?,
+            ),
+            (None, binary) => binary,
+        };
+        Ok(ImportOptions {
             text_column: self.text_column.clone(),
             label_column: self.label_column.clone(),
             id_column: self.id_column.clone(),
             labels,
-        }
+            delimiter: self.delimiter,
+            ..Default::default()
+        })
     }
 }
 
@@ -195,7 +232,7 @@ fn open_workbench(csv: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 pub(crate) fn load_data(path: &Path, import: &ImportArgs) -> Result<Dataset> {
-    let data = load_csv_with(path, &import.options(), &mut |_, _| {})?;
+    let data = load_csv_with(path, &import.options()?, &mut |_, _| {})?;
     for p in data.problems.iter().take(10) {
         eprintln!("warning: {}:{}: {}", path.display(), p.line, p.reason);
     }
@@ -231,15 +268,28 @@ fn say(progress: &Option<ProgressBar>, line: &str) {
 }
 
 fn fmt_metrics(m: &Metrics) -> String {
-    format!(
-        "acc {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  confusion [[tn {}, fp {}], [fn {}, tp {}]]",
-        m.accuracy,
-        m.precision,
-        m.recall,
-        m.f1,
-        m.confusion.true_negative,
-        m.confusion.false_positive,
-        m.confusion.false_negative,
-        m.confusion.true_positive
-    )
+    if m.classes() > 2 {
+        let f1: Vec<String> = m.per_class.iter().map(|c| format!("{:.4}", c.f1)).collect();
+        format!(
+            "acc {:.4}  macro-F1 {:.4}  F1 per class [{}]  confusion (given x predicted) {:?}",
+            m.accuracy,
+            m.macro_f1,
+            f1.join(", "),
+            m.confusion.matrix
+        )
+    } else {
+        let c = &m.confusion.matrix;
+        let at = |i: usize, j: usize| c.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0);
+        format!(
+            "acc {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}  confusion [[tn {}, fp {}], [fn {}, tp {}]]",
+            m.accuracy,
+            m.precision,
+            m.recall,
+            m.f1,
+            at(0, 0),
+            at(0, 1),
+            at(1, 0),
+            at(1, 1)
+        )
+    }
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::{bar, fmt_metrics, load_data, ImportArgs, RunArgs};
-use crate::data::export::{write_predictions, PredictionFormat};
+use crate::data::export::{write_predictions, PredictionFormat, Predictions};
 use crate::data::Dataset;
 use crate::engine::explain::explain;
 use crate::engine::infer;
@@ -23,7 +23,7 @@ pub struct PredictArgs {
     pub data: PathBuf,
     #[arg(long)]
     pub out: PathBuf,
-    /// kaggle = id,target; full = id,keyword,text,given,predicted,p_disaster.
+    /// kaggle = id,target; full = id,keyword,text,given,predicted, p_<class> per class, flags.
     #[arg(long, default_value = "kaggle")]
     pub format: PredictionFormat,
     #[command(flatten)]
@@ -54,11 +54,14 @@ pub struct ExplainArgs {
     pub text: String,
     #[arg(long)]
     pub json: bool,
+    /// Score the words for this class (a name; default: the predicted class).
+    #[arg(long)]
+    pub class: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
-fn predict_rows(model: &LoadedModel, data: &Dataset, run: &RunArgs) -> Result<Vec<f32>> {
+fn predict_rows(model: &LoadedModel, data: &Dataset, run: &RunArgs) -> Result<Predictions> {
     let texts: Vec<&str> = data.rows.iter().map(|t| t.text.as_str()).collect();
     let progress = bar(
         texts.len() as u64,
@@ -72,19 +75,38 @@ fn predict_rows(model: &LoadedModel, data: &Dataset, run: &RunArgs) -> Result<Ve
         &mut |done, _| progress.set_position(done as u64),
     )?;
     progress.finish_and_clear();
-    Ok(probs)
+    Ok(Predictions {
+        classes: model.labels.clone(),
+        probabilities: probs,
+    })
 }
 
 pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
     let model = LoadedModel::load_finetuned(&a.model, a.run.device)?;
     let data = load_data(&a.data, &a.import)?;
-    let probs = predict_rows(&model, &data, &a.run)?;
-    write_predictions(&a.out, &data.rows, &probs, a.format)
-        .with_context(|| format!("writing {}", a.out.display()))?;
-    let positive = probs.iter().filter(|&&p| p >= 0.5).count();
+    let predictions = predict_rows(&model, &data, &a.run)?;
+    write_predictions(
+        &a.out,
+        &data.rows,
+        &data.layout.labels,
+        &predictions,
+        a.format,
+    )
+    .with_context(|| format!("writing {}", a.out.display()))?;
+    let mut counts = vec![0usize; predictions.classes.len()];
+    for i in 0..predictions.probabilities.len() {
+        counts[predictions.top(i) as usize] += 1;
+    }
+    let counts: Vec<String> = predictions
+        .classes
+        .iter()
+        .zip(&counts)
+        .map(|(c, n)| format!("{n} {c}"))
+        .collect();
     eprintln!(
-        "wrote {} predictions ({positive} disaster) to {}",
-        probs.len(),
+        "wrote {} predictions ({}) to {}",
+        predictions.probabilities.len(),
+        counts.join(", "),
         a.out.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -97,9 +119,29 @@ pub fn eval_cmd(a: EvalArgs) -> Result<ExitCode> {
     if data.rows.is_empty() {
         bail!("{}: no labelled rows to evaluate on", a.data.display());
     }
-    let probs = predict_rows(&model, &data, &a.run)?;
-    let labels: Vec<u8> = data.rows.iter().filter_map(|t| t.label).collect();
-    let m = Metrics::from_probabilities(&labels, &probs);
+    // The file's classes as the model's: by name.
+    let to_model: Vec<Option<u8>> = data
+        .layout
+        .labels
+        .names()
+        .iter()
+        .map(|n| model.labels.iter().position(|m| m == n).map(|i| i as u8))
+        .collect();
+    if to_model.iter().any(Option::is_none) {
+        bail!(
+            "{}: the file's classes ({}) are not the model's ({})",
+            a.data.display(),
+            data.layout.labels.names().join(", "),
+            model.labels.join(", ")
+        );
+    }
+    let predictions = predict_rows(&model, &data, &a.run)?;
+    let labels: Vec<u8> = data
+        .rows
+        .iter()
+        .filter_map(|t| t.label.and_then(|l| to_model[l as usize]))
+        .collect();
+    let m = Metrics::from_probabilities(&labels, &predictions.probabilities);
     if a.json {
         println!("{}", serde_json::to_string(&m)?);
     } else {
@@ -110,15 +152,37 @@ pub fn eval_cmd(a: EvalArgs) -> Result<ExitCode> {
 
 pub fn explain_cmd(a: ExplainArgs) -> Result<ExitCode> {
     let model = LoadedModel::load_finetuned(&a.model, a.run.device)?;
+    let class = match &a.class {
+        None => None,
+        Some(name) => Some(
+            model
+                .labels
+                .iter()
+                .position(|l| l.eq_ignore_ascii_case(name))
+                .with_context(|| {
+                    format!(
+                        "no class `{name}`: the model's classes are {}",
+                        model.labels.join(", ")
+                    )
+                })? as u8,
+        ),
+    };
     let e = explain(
         &model,
         &a.text,
         a.run.max_len.unwrap_or_else(|| model.default_max_len()),
+        class,
     )?;
     if a.json {
         println!("{}", serde_json::to_string(&e)?);
     } else {
-        println!("p(disaster) = {:.4}", e.p_disaster);
+        for (name, p) in model.labels.iter().zip(&e.probabilities) {
+            println!("p({name}) = {p:.4}");
+        }
+        println!(
+            "words for `{}` (positive: towards it):",
+            model.labels[e.class as usize]
+        );
         for w in &e.words {
             println!("{:>+8.3}  {}", w.score, w.word);
         }

@@ -97,9 +97,9 @@ fn cached_embeddings(
     max_len: usize,
 ) -> Result<Vec<Vec<f32>>> {
     let db = Workspace::default_path(csv);
-    let (workspace, _) = Workspace::open_or_import(&db, csv, || {
-        load_csv_with(csv, &import.options(), &mut |_, _| {})
-    })?;
+    let options = import.options()?;
+    let (workspace, _) =
+        Workspace::open_or_import(&db, csv, || load_csv_with(csv, &options, &mut |_, _| {}))?;
     drop(workspace);
     let texts: Vec<&str> = data.rows.iter().map(|t| t.text.as_str()).collect();
     let progress = bar(
@@ -143,7 +143,13 @@ pub fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
     let features = cached_embeddings(&a.csv, &a.import, &data, &a.model, a.device, a.max_len)?;
     let labels: Vec<u8> = data.rows.iter().map(|t| t.label.unwrap_or(0)).collect();
     let sums = crate::label_quality::compare_strategies(
-        &features, &labels, a.start, a.step, a.until, a.repeats,
+        &features,
+        &labels,
+        data.layout.labels.len(),
+        a.start,
+        a.step,
+        a.until,
+        a.repeats,
     );
     let mut out = String::from("labels,f1_queue,f1_random\n");
     for (labels, q, rd) in &sums {
@@ -182,7 +188,13 @@ pub fn suspects_cmd(a: SuspectsArgs) -> Result<ExitCode> {
                 "{:.1} s loading the model and embedding",
                 started.elapsed().as_secs_f64()
             );
-            crate::label_quality::suspects(&data.rows, &embeddings, a.folds, a.seed)
+            crate::label_quality::suspects(
+                &data.rows,
+                &embeddings,
+                data.layout.labels.len(),
+                a.folds,
+                a.seed,
+            )
         }
         SuspectMode::Full => {
             let work = tempfile::tempdir().context("a temporary folder for the fold models")?;
@@ -196,6 +208,7 @@ pub fn suspects_cmd(a: SuspectsArgs) -> Result<ExitCode> {
             };
             crate::label_quality::suspects_fine_tuned(
                 &data.rows,
+                &data.layout.labels.names(),
                 &a.model,
                 &config,
                 a.folds,
@@ -206,17 +219,22 @@ pub fn suspects_cmd(a: SuspectsArgs) -> Result<ExitCode> {
     };
     let total = started.elapsed().as_secs_f64();
     let issues = &report.issues;
+    let per_class: Vec<String> = issues
+        .estimated_errors
+        .iter()
+        .enumerate()
+        .map(|(c, n)| format!("{n} labelled {}", data.layout.labels.cell(c as u8)))
+        .collect();
     eprintln!(
-        "{labelled} labelled rows, {}-fold out-of-sample accuracy {:.4}; estimated label errors: {} labelled 0, {} labelled 1; the first {} rows are the suspects ({total:.1} s in all)",
+        "{labelled} labelled rows, {}-fold out-of-sample accuracy {:.4}; estimated label errors: {}; the first {} rows are the suspects ({total:.1} s in all)",
         a.folds,
         report.accuracy,
-        issues.estimated_errors[0],
-        issues.estimated_errors[1],
+        per_class.join(", "),
         issues.suspects
     );
     match &a.out {
         Some(out) => {
-            crate::label_quality::write_suspects(out, &data.rows, &report)
+            crate::label_quality::write_suspects(out, &data.rows, &data.layout.labels, &report)
                 .with_context(|| format!("writing {}", out.display()))?;
             if a.json {
                 println!(
@@ -234,9 +252,12 @@ pub fn suspects_cmd(a: SuspectsArgs) -> Result<ExitCode> {
                 );
             }
         }
-        None => {
-            crate::label_quality::write_suspects_to(std::io::stdout().lock(), &data.rows, &report)?
-        }
+        None => crate::label_quality::write_suspects_to(
+            std::io::stdout().lock(),
+            &data.rows,
+            &data.layout.labels,
+            &report,
+        )?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,7 +21,7 @@ pub struct StatsArgs {
 }
 
 pub fn stats_cmd(a: StatsArgs) -> Result<ExitCode> {
-    let data = load_csv_with(&a.csv, &a.import.options(), &mut |_, _| {})?;
+    let data = load_csv_with(&a.csv, &a.import.options()?, &mut |_, _| {})?;
     let s = stats(&data);
     if a.json {
         println!("{}", serde_json::to_string(&s)?);

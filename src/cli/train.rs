@@ -68,6 +68,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         model: Some(a.model),
         texts,
         labels,
+        classes: data.layout.labels.names(),
         out_dir: a.out.clone(),
         config: TrainConfig {
             epochs: a.epochs,
@@ -122,12 +123,12 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
                 }
             }
             TrainEvent::Epoch(e) => {
-                let line = match (e.val_loss, e.val) {
+                let line = match (e.val_loss, &e.val) {
                     (Some(vl), Some(m)) => format!(
                         "epoch {}: train loss {:.4}, val loss {vl:.4}, {} ({:.0} s)",
                         e.epoch,
                         e.train_loss,
-                        fmt_metrics(&m),
+                        fmt_metrics(m),
                         e.seconds
                     ),
                     _ => format!(

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use super::labels::{LabelClass, LabelSet, MAX_CLASSES};
+
 /// One row of the dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Tweet {
@@ -15,7 +17,8 @@ pub struct Tweet {
     pub keyword: String,
     pub location: String,
     pub text: String,
-    /// 0 = not a disaster, 1 = disaster, None = unlabelled.
+    /// The class's index in the dataset's `LabelSet` (0/1 files: 0 = not a disaster,
+    /// 1 = disaster); None = unlabelled.
     pub label: Option<u8>,
     /// The label cell when it held an unknown value (kept so that exports lose nothing).
     pub unparsed_label: Option<String>,
@@ -50,8 +53,11 @@ pub struct Layout {
     pub columns: Columns,
     /// Header indices of the columns kept in `Tweet::extra`.
     pub extra_columns: Vec<usize>,
+    /// Extra columns the analyst chose not to see or export (kept in the file and in `extra`).
+    #[serde(default)]
+    pub hidden_columns: Vec<usize>,
     pub delimiter: u8,
-    pub labels: LabelMap,
+    pub labels: LabelSet,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -141,64 +147,21 @@ impl Dataset {
     }
 }
 
-/// Which cell values mean class 0 and class 1 (compared trimmed, case-insensitively).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct LabelMap {
-    pub negative: Vec<String>,
-    pub positive: Vec<String>,
-}
-
-impl Default for LabelMap {
-    fn default() -> Self {
-        Self {
-            negative: ["0", "0.0", "false"].map(String::from).to_vec(),
-            positive: ["1", "1.0", "true"].map(String::from).to_vec(),
-        }
-    }
-}
-
-impl LabelMap {
-    /// Reads a label cell; empty means unlabelled.
-    pub fn parse(&self, cell: &str) -> Result<Option<u8>, String> {
-        let cell = cell.trim();
-        if cell.is_empty() {
-            return Ok(None);
-        }
-        let is = |names: &[String]| names.iter().any(|n| n.eq_ignore_ascii_case(cell));
-        if is(&self.negative) {
-            Ok(Some(0))
-        } else if is(&self.positive) {
-            Ok(Some(1))
-        } else {
-            Err(format!(
-                "unknown label value `{cell}` (expected {} for 0 or {} for 1)",
-                self.negative.join("/"),
-                self.positive.join("/")
-            ))
-        }
-    }
-
-    /// How a label is written back: the first name of its class.
-    pub fn name(&self, label: u8) -> &str {
-        let names = if label == 0 {
-            &self.negative
-        } else {
-            &self.positive
-        };
-        names
-            .first()
-            .map_or(if label == 0 { "0" } else { "1" }, String::as_str)
-    }
-}
-
 /// Overrides for what the importer would detect by itself.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     pub text_column: Option<String>,
     pub label_column: Option<String>,
     pub id_column: Option<String>,
-    /// Replaces the default 0/1 label values.
-    pub labels: Option<LabelMap>,
+    /// The label set; without one, a 0/1 column is binary, and a column of other values (or
+    /// one named in `label_column`) gets one class per distinct value.
+    pub labels: Option<LabelSet>,
+    /// The field delimiter; sniffed among `, ; \t |` when not given.
+    pub delimiter: Option<u8>,
+    /// Columns not to show or export (their cells stay in the analyst's file).
+    pub hidden_columns: Vec<String>,
+    /// No label column at all, even when one would be detected.
+    pub no_label_column: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,13 +174,119 @@ pub enum DataError {
 /// or badly broken file would otherwise make the list as large as the file).
 pub const MAX_PROBLEMS: usize = 1000;
 
-const TEXT_NAMES: [&str; 5] = ["text", "tweet", "content", "message", "body"];
-const LABEL_NAMES: [&str; 4] = ["target", "label", "class", "labels"];
+const TEXT_NAMES: [&str; 6] = ["text", "tweet", "content", "message", "body", "post"];
+const LABEL_NAMES: [&str; 5] = ["target", "label", "labels", "class", "category"];
 
-fn find_column(header: &[String], names: &[&str]) -> Option<usize> {
-    names
-        .iter()
-        .find_map(|n| header.iter().position(|h| h.trim().eq_ignore_ascii_case(n)))
+/// A header cell as lowercase words: `Tweet Text`, `tweet_text` and ` text ` compare alike.
+fn header_words(h: &str) -> Vec<String> {
+    h.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The first column (not in `taken`) named one of `names`: an exact name (case, spaces and
+/// punctuation aside) before a header that merely contains it as a word (`Tweet Text`).
+fn find_column(header: &[String], names: &[&str], taken: &[Option<usize>]) -> Option<usize> {
+    let free = |i: &usize| !taken.contains(&Some(*i));
+    let cells: Vec<Vec<String>> = header.iter().map(|h| header_words(h)).collect();
+    let exact = names.iter().find_map(|n| {
+        let n = header_words(n);
+        (0..header.len()).filter(free).find(|&i| cells[i] == n)
+    });
+    exact.or_else(|| {
+        names.iter().find_map(|n| {
+            let n = header_words(n);
+            (0..header.len())
+                .filter(free)
+                .find(|&i| n.len() == 1 && cells[i].contains(&n[0]))
+        })
+    })
+}
+
+/// The delimiters sniffed, in order of preference on a tie.
+pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// The delimiter that splits the first records of `bytes` into the most records with the
+/// header's field count (more than one field), then into the most fields.
+pub fn sniff_delimiter(bytes: &[u8]) -> u8 {
+    let sample = &bytes[..bytes.len().min(64 * 1024)];
+    let mut best = (b',', 0usize, 0usize);
+    for d in DELIMITERS {
+        let mut reader = csv_reader(sample, d, false);
+        let mut counts: Vec<usize> = Vec::new();
+        for record in reader.byte_records().take(50) {
+            match record {
+                Ok(r) if r.len() == 1 && r.get(0).is_some_and(<[u8]>::is_empty) => {}
+                Ok(r) => counts.push(r.len()),
+                Err(_) => break,
+            }
+        }
+        // The sample may cut its last record short.
+        if sample.len() < bytes.len() && counts.len() > 1 {
+            counts.pop();
+        }
+        let Some(&fields) = counts.first() else {
+            continue;
+        };
+        if fields < 2 {
+            continue;
+        }
+        let agreeing = counts.iter().filter(|&&c| c == fields).count();
+        if (agreeing, fields) > (best.1, best.2) {
+            best = (d, agreeing, fields);
+        }
+    }
+    best.0
+}
+
+/// Distinct label cells of the body (up to `MAX_CLASSES + 1` of them), trimmed, first spelling
+/// kept.
+fn distinct_label_values(body: &[u8], delimiter: u8, column: usize) -> Vec<String> {
+    let mut reader = csv_reader(body, delimiter, false);
+    let mut distinct: Vec<String> = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(_) => continue,
+        }
+        let Some(cell) = record.get(column) else {
+            continue;
+        };
+        let cell = String::from_utf8_lossy(cell);
+        let cell = cell.trim();
+        if !cell.is_empty() && !distinct.iter().any(|d| d.eq_ignore_ascii_case(cell)) {
+            distinct.push(cell.to_string());
+            if distinct.len() > MAX_CLASSES {
+                break;
+            }
+        }
+    }
+    distinct
+}
+
+/// The label set for a label column read without one given: 0/1 stays binary; other values
+/// become one class each when the column was named or holds no 0/1 value at all.
+fn detect_label_set(values: &[String], named: Option<&str>) -> Result<LabelSet, String> {
+    let binary = LabelSet::default();
+    let all_binary = values.iter().all(|v| binary.knows(v));
+    let any_binary = values.iter().any(|v| binary.knows(v));
+    if all_binary || (named.is_none() && any_binary) {
+        return Ok(binary);
+    }
+    match (values.len(), named) {
+        (2..=MAX_CLASSES, _) => Ok(LabelSet::from_values(values)),
+        (n, Some(column)) if n > MAX_CLASSES => Err(format!(
+            "the label column `{column}` has more than {MAX_CLASSES} distinct values; tweetlab trains 2 to {MAX_CLASSES} classes: map the values to classes (--labels NAME=VALUE,VALUE;NAME=VALUE)"
+        )),
+        (_, Some(column)) => Err(format!(
+            "the label column `{column}` holds one value only ({}); a model needs two classes or more: name them (--labels NAME=VALUE,VALUE;NAME=VALUE)",
+            values.join(", ")
+        )),
+        _ => Ok(binary),
+    }
 }
 
 /// Loads a CSV of tweets with detected columns. Fails only when the file cannot be used at all.
@@ -260,11 +329,10 @@ pub fn parse(
     if bytes.iter().take(8192).any(|&b| b == 0) {
         return Err("this looks like a binary file, not a CSV".into());
     }
-    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let delimiter = if tsv || (first_line.contains(&b'\t') && !first_line.contains(&b',')) {
-        b'\t'
-    } else {
-        b','
+    let delimiter = match options.delimiter {
+        Some(d) => d,
+        None if tsv => b'\t',
+        None => sniff_delimiter(bytes),
     };
     let mut reader = csv_reader(bytes, delimiter, true);
     let header: Vec<String> = reader
@@ -276,7 +344,10 @@ pub fn parse(
     let named = |wanted: &Option<String>, role: &str| -> Result<Option<usize>, String> {
         match wanted {
             None => Ok(None),
-            Some(name) => find_column(&header, &[name.as_str()])
+            Some(name) => header
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(name.trim()))
+                .or_else(|| find_column(&header, &[name.as_str()], &[]))
                 .map(Some)
                 .ok_or_else(|| {
                     format!(
@@ -288,21 +359,31 @@ pub fn parse(
     };
     let text = match named(&options.text_column, "text")? {
         Some(c) => c,
-        None => find_column(&header, &TEXT_NAMES).ok_or_else(|| {
+        None => find_column(&header, &TEXT_NAMES, &[]).ok_or_else(|| {
             format!(
-                "no text column: expected one named {} (header is: {}); name it with --text-column",
+                "no text column: expected one named {} (header is: {}); choose the text column in the import dialog (or with --text-column)",
                 TEXT_NAMES.join(", "),
                 header.join(", ")
             )
         })?,
     };
+    let id = match named(&options.id_column, "id")? {
+        Some(c) => Some(c),
+        None => find_column(&header, &["id"], &[Some(text)]),
+    };
+    let label = match named(&options.label_column, "label")? {
+        _ if options.no_label_column => None,
+        Some(c) => Some(c),
+        None => find_column(&header, &LABEL_NAMES, &[Some(text), id]),
+    };
+    let keyword = find_column(&header, &["keyword"], &[Some(text), id, label]);
+    let location = find_column(&header, &["location"], &[Some(text), id, label, keyword]);
     let columns = Columns {
         text,
-        label: named(&options.label_column, "label")?
-            .or_else(|| find_column(&header, &LABEL_NAMES)),
-        id: named(&options.id_column, "id")?.or_else(|| find_column(&header, &["id"])),
-        keyword: find_column(&header, &["keyword"]),
-        location: find_column(&header, &["location"]),
+        label,
+        id,
+        keyword,
+        location,
     };
     let used = [
         Some(columns.text),
@@ -314,19 +395,41 @@ pub fn parse(
     let extra_columns: Vec<usize> = (0..header.len())
         .filter(|i| !used.contains(&Some(*i)))
         .collect();
+    let hidden_columns: Vec<usize> = extra_columns
+        .iter()
+        .copied()
+        .filter(|&i| {
+            options
+                .hidden_columns
+                .iter()
+                .any(|h| h.trim().eq_ignore_ascii_case(&header[i]))
+        })
+        .collect();
+    // Start the body reader on the header's line terminator: the csv crate strips a UTF-8 BOM
+    // at the start of its input, which must not happen to the first row's first field.
+    let body_start = (reader.position().byte() as usize).saturating_sub(1);
+    let labels = match (&options.labels, columns.label) {
+        (Some(set), _) => {
+            set.check()?;
+            set.clone()
+        }
+        (None, Some(c)) => detect_label_set(
+            &distinct_label_values(&bytes[body_start.min(bytes.len())..], delimiter, c),
+            options.label_column.as_ref().map(|_| header[c].as_str()),
+        )?,
+        (None, None) => LabelSet::default(),
+    };
     let mut data = Dataset {
         layout: Layout {
             header,
             columns,
             extra_columns,
+            hidden_columns,
             delimiter,
-            labels: options.labels.clone().unwrap_or_default(),
+            labels,
         },
         ..Default::default()
     };
-    // Start the body reader on the header's line terminator: the csv crate strips a UTF-8 BOM
-    // at the start of its input, which must not happen to the first row's first field.
-    let body_start = (reader.position().byte() as usize).saturating_sub(1);
     data.header_end = bytes[..body_start.min(bytes.len())]
         .iter()
         .rposition(|&b| b != b'\r' && b != b'\n')
@@ -648,11 +751,11 @@ mod tests {
         let options = ImportOptions {
             text_column: Some("msg".into()),
             label_column: Some("verdict".into()),
-            id_column: None,
-            labels: Some(LabelMap {
-                negative: vec!["irrelevant".into()],
-                positive: vec!["relevant".into()],
-            }),
+            labels: Some(LabelSet::binary(
+                vec!["irrelevant".into()],
+                vec!["relevant".into()],
+            )),
+            ..Default::default()
         };
         let d = parse(csv, false, &options, &mut |_, _| {}).unwrap();
         assert_eq!(d.rows[0].text, "first");
@@ -679,5 +782,98 @@ mod tests {
         let d = load_str(&csv).unwrap();
         assert_eq!(d.rows.len(), 2);
         assert_eq!(d.rows[0].text.len(), 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn spaced_capitalised_headers_and_semicolons_with_string_labels() {
+        let csv = "Tweet ID; Tweet Text ;Information Source;Informativeness\n\
+                   7;Bridge down, road closed;Eyewitness;Related and informative\n\
+                   8;thoughts and prayers;Media;Related - but not informative\n\
+                   9;new phone who dis;Outsiders;Not related\n\
+                   10;see link;Media;Not applicable\n";
+        let options = ImportOptions {
+            label_column: Some("informativeness".into()),
+            ..Default::default()
+        };
+        let d = parse(csv.as_bytes(), false, &options, &mut |_, _| {}).unwrap();
+        assert_eq!(d.layout.delimiter, b';');
+        assert_eq!(d.text_column(), "Tweet Text");
+        assert_eq!(d.layout.columns.id, Some(0));
+        assert_eq!(d.rows[0].text, "Bridge down, road closed");
+        assert_eq!(d.rows[0].id, "7");
+        assert_eq!(
+            d.layout.labels.names(),
+            vec![
+                "Not applicable",
+                "Not related",
+                "Related - but not informative",
+                "Related and informative"
+            ]
+        );
+        assert_eq!(
+            d.rows.iter().map(|r| r.label).collect::<Vec<_>>(),
+            vec![Some(3), Some(2), Some(1), Some(0)]
+        );
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        // Detected, not named: the same column of strings is a label column only when asked.
+        let d = parse(
+            csv.as_bytes(),
+            false,
+            &ImportOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(d.layout.columns.label, None);
+    }
+
+    #[test]
+    fn delimiters_are_sniffed_from_consistent_field_counts() {
+        assert_eq!(sniff_delimiter(b"id,text,target\n1,\"a; b; c\",1\n"), b',');
+        assert_eq!(
+            sniff_delimiter(b"id;text;target\n1;a, b, c;1\n2;d;0\n"),
+            b';'
+        );
+        assert_eq!(sniff_delimiter(b"id|text\n1|a, b; c\n"), b'|');
+        assert_eq!(sniff_delimiter(b"id\ttext\n1\ta, b\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"text\nhello\n"), b',');
+        let options = ImportOptions {
+            delimiter: Some(b'|'),
+            ..Default::default()
+        };
+        let d = parse(b"text,x|target\na,b|1\n", false, &options, &mut |_, _| {}).unwrap();
+        assert_eq!(d.rows[0].text, "a,b");
+    }
+
+    #[test]
+    fn label_columns_of_other_values_become_classes_and_binary_stays_binary() {
+        let d = load_str(b"text,label\na,neg\nb,pos\nc,neutral\nd,\n").unwrap();
+        assert_eq!(d.layout.labels.names(), vec!["neg", "neutral", "pos"]);
+        assert_eq!(d.rows[3].label, None);
+        let d = load_str(b"text,target\na,1\nb,0\nc,maybe\n").unwrap();
+        assert!(d.layout.labels.is_default_binary());
+        assert_eq!(d.problems.len(), 1);
+        let named = ImportOptions {
+            label_column: Some("target".into()),
+            ..Default::default()
+        };
+        let d = parse(
+            b"text,target\na,1\nb,0\nc,2\n",
+            false,
+            &named,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(d.layout.labels.names(), vec!["0", "1", "2"]);
+        let one = parse(b"text,target\na,x\nb,x\n", false, &named, &mut |_, _| {}).unwrap_err();
+        assert!(one.contains("one value only"), "{one}");
+        let many: String = (0..30).map(|i| format!("t,v{i}\n")).collect();
+        let err = parse(
+            format!("text,target\n{many}").as_bytes(),
+            false,
+            &named,
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(err.contains("more than 20 distinct values"), "{err}");
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::atomic::write_atomic;
 use super::dataset::{Layout, Tweet};
 use super::duplicates::find_duplicates;
+use super::labels::LabelSet;
 use super::store::EditRecord;
 
 /// Which columns a predictions file has.
@@ -15,7 +16,7 @@ use super::store::EditRecord;
 pub enum PredictionFormat {
     /// Exactly `id,target`, one row per input row, in input order.
     Kaggle,
-    /// `id,keyword,text,given,predicted,p_disaster,flags`.
+    /// `id,keyword,text,given,predicted`, `p_<class>` per class, `flags`.
     Full,
 }
 
@@ -46,39 +47,94 @@ fn write_csv<W: Write>(
     csv.flush()
 }
 
-/// Writes one prediction per row; `p_disaster[i]` belongs to `rows[i]`. The full format's
-/// `flags` column lists `disagrees` (prediction differs from the given label), `duplicate` and
-/// `conflict` (same text carries both labels), separated by `|`.
+/// A model's classes (its `id2label`, in head order) and its probabilities for each row, in
+/// row order: what prediction hands to exports, the workspace and the window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Predictions {
+    pub classes: Vec<String>,
+    pub probabilities: Vec<Vec<f32>>,
+}
+
+impl Predictions {
+    /// The most probable class of row `i` (an index into `classes`).
+    pub fn top(&self, i: usize) -> u8 {
+        top_class(&self.probabilities[i])
+    }
+
+    /// The dataset's class (an index into `labels`) a model class stands for: the one of the
+    /// same name.
+    pub fn as_label(&self, class: u8, labels: &LabelSet) -> Option<u8> {
+        let name = self.classes.get(class as usize)?;
+        labels.index_of(name)
+    }
+
+    /// How the file would write model class `class`: its value in `labels` when the dataset
+    /// has a class of that name, else the model's name for it.
+    pub fn cell<'a>(&'a self, class: u8, labels: &'a LabelSet) -> &'a str {
+        match self.as_label(class, labels) {
+            Some(l) => labels.cell(l),
+            None => self.classes.get(class as usize).map_or("", String::as_str),
+        }
+    }
+}
+
+/// The most probable class (the first on a tie).
+pub fn top_class(probabilities: &[f32]) -> u8 {
+    probabilities
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &p)| {
+            if p > best.1 {
+                (i, p)
+            } else {
+                best
+            }
+        })
+        .0 as u8
+}
+
+/// Writes one prediction per row; `predictions.probabilities[i]` belongs to `rows[i]`, labels
+/// are written as the dataset writes them (`labels`). The Kaggle format is `id,target`; the full
+/// one `id,keyword,text,given,predicted`, then `p_<class>` for every class, then `flags`:
+/// `disagrees` (prediction differs from the given label), `duplicate` and `conflict` (same text
+/// carries different labels), separated by `|`.
 pub fn write_predictions(
     path: &Path,
     rows: &[Tweet],
-    p_disaster: &[f32],
+    labels: &LabelSet,
+    predictions: &Predictions,
     format: PredictionFormat,
 ) -> std::io::Result<()> {
-    assert_eq!(rows.len(), p_disaster.len(), "one probability per row");
+    assert_eq!(
+        rows.len(),
+        predictions.probabilities.len(),
+        "one prediction per row"
+    );
     let duplicates = (format == PredictionFormat::Full).then(|| find_duplicates(rows));
     write_atomic(path, |w| {
         write_csv(w, b',', |csv| {
             match format {
                 PredictionFormat::Kaggle => csv.write_record(["id", "target"])?,
-                PredictionFormat::Full => csv.write_record([
-                    "id",
-                    "keyword",
-                    "text",
-                    "given",
-                    "predicted",
-                    "p_disaster",
-                    "flags",
-                ])?,
+                PredictionFormat::Full => {
+                    let mut header: Vec<String> = ["id", "keyword", "text", "given", "predicted"]
+                        .map(String::from)
+                        .to_vec();
+                    header.extend(predictions.classes.iter().map(|c| format!("p_{c}")));
+                    header.push("flags".into());
+                    csv.write_record(&header)?
+                }
             }
-            for (i, (row, &p)) in rows.iter().zip(p_disaster).enumerate() {
-                let predicted = u8::from(p >= 0.5);
-                let predicted_s = predicted.to_string();
+            for (i, row) in rows.iter().enumerate() {
+                let predicted = predictions.top(i);
+                let predicted_cell = predictions.cell(predicted, labels);
                 match &duplicates {
-                    None => csv.write_record([row.id.as_str(), &predicted_s])?,
+                    None => csv.write_record([row.id.as_str(), predicted_cell])?,
                     Some(d) => {
                         let mut flags = Vec::new();
-                        if row.label.is_some_and(|l| l != predicted) {
+                        if row
+                            .label
+                            .is_some_and(|l| Some(l) != predictions.as_label(predicted, labels))
+                        {
                             flags.push("disagrees");
                         }
                         if let Some(g) = d.group_of[i] {
@@ -88,16 +144,21 @@ pub fn write_predictions(
                                 "duplicate"
                             });
                         }
-                        let given = row.label.map(|l| l.to_string()).unwrap_or_default();
-                        csv.write_record([
-                            &row.id,
-                            &row.keyword,
-                            &row.text,
-                            &given,
-                            &predicted_s,
-                            &format!("{p:.6}"),
-                            &flags.join("|"),
-                        ])?
+                        let given = row.label.map_or("", |l| labels.cell(l));
+                        let mut record: Vec<String> = vec![
+                            row.id.clone(),
+                            row.keyword.clone(),
+                            row.text.clone(),
+                            given.to_string(),
+                            predicted_cell.to_string(),
+                        ];
+                        record.extend(
+                            predictions.probabilities[i]
+                                .iter()
+                                .map(|p| format!("{p:.6}")),
+                        );
+                        record.push(flags.join("|"));
+                        csv.write_record(&record)?
                     }
                 }
             }
@@ -109,7 +170,7 @@ pub fn write_predictions(
 /// The label cell for a row: its class name, else the unknown value it was imported with.
 pub fn label_cell<'a>(layout: &'a Layout, row: &'a Tweet) -> &'a str {
     match row.label {
-        Some(l) => layout.labels.name(l),
+        Some(l) => layout.labels.cell(l),
         None => row.unparsed_label.as_deref().unwrap_or(""),
     }
 }
@@ -224,16 +285,66 @@ mod tests {
     fn kaggle_and_full_formats() {
         let dir = tempfile::tempdir().unwrap();
         let kaggle = dir.path().join("sub.csv");
-        write_predictions(&kaggle, &rows(), &[0.9, 0.2, 0.7], PredictionFormat::Kaggle).unwrap();
+        let labels = LabelSet::default();
+        let predictions = Predictions {
+            classes: labels.names(),
+            probabilities: [0.9, 0.2, 0.7].iter().map(|&p| vec![1.0 - p, p]).collect(),
+        };
+        write_predictions(
+            &kaggle,
+            &rows(),
+            &labels,
+            &predictions,
+            PredictionFormat::Kaggle,
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(&kaggle).unwrap(),
             "id,target\n7,1\n8,0\n9,1\n"
         );
         let full = dir.path().join("full.csv");
-        write_predictions(&full, &rows(), &[0.9, 0.2, 0.7], PredictionFormat::Full).unwrap();
+        write_predictions(
+            &full,
+            &rows(),
+            &labels,
+            &predictions,
+            PredictionFormat::Full,
+        )
+        .unwrap();
         let mut r = csv::Reader::from_path(&full).unwrap();
-        let flags: Vec<String> = r.records().map(|x| x.unwrap()[6].to_string()).collect();
+        assert_eq!(
+            r.headers().unwrap(),
+            vec![
+                "id",
+                "keyword",
+                "text",
+                "given",
+                "predicted",
+                "p_not_disaster",
+                "p_disaster",
+                "flags"
+            ]
+        );
+        let flags: Vec<String> = r.records().map(|x| x.unwrap()[7].to_string()).collect();
         assert_eq!(flags, vec!["", "duplicate", "disagrees|duplicate"]);
+        // Three named classes: the class names, one probability column each.
+        let three = LabelSet::from_values(&["high", "low", "none"]);
+        let predictions = Predictions {
+            classes: three.names(),
+            probabilities: vec![
+                vec![0.2, 0.5, 0.3],
+                vec![0.6, 0.3, 0.1],
+                vec![0.1, 0.1, 0.8],
+            ],
+        };
+        write_predictions(&full, &rows(), &three, &predictions, PredictionFormat::Full).unwrap();
+        let mut r = csv::Reader::from_path(&full).unwrap();
+        let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header[5..8], ["p_high", "p_low", "p_none"]);
+        let rows_read: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+        assert_eq!((&rows_read[0][3], &rows_read[0][4]), ("low", "low"));
+        assert_eq!((&rows_read[2][3], &rows_read[2][4]), ("high", "none"));
+        assert_eq!(&rows_read[2][8], "disagrees|duplicate");
     }
 
     #[test]
@@ -241,10 +352,7 @@ mod tests {
         let src = "text\tscore\tverdict\tid\nhello\t3\tyes\ta\n\"x,y\"\t4\tperhaps\tb\n";
         let options = ImportOptions {
             label_column: Some("verdict".into()),
-            labels: Some(crate::data::LabelMap {
-                negative: vec!["no".into()],
-                positive: vec!["yes".into()],
-            }),
+            labels: Some(LabelSet::binary(vec!["no".into()], vec!["yes".into()])),
             ..Default::default()
         };
         let mut data = parse(src.as_bytes(), true, &options, &mut |_, _| {}).unwrap();

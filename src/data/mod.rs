@@ -5,9 +5,11 @@ pub mod atomic;
 pub mod dataset;
 pub mod duplicates;
 pub mod export;
+pub mod labels;
 pub mod save;
 pub mod stats;
 pub mod store;
 pub mod user_dirs;
 
-pub use dataset::{load_csv, load_csv_with, Dataset, ImportOptions, LabelMap, Problem, Tweet};
+pub use dataset::{load_csv, load_csv_with, Dataset, ImportOptions, Problem, Tweet};
+pub use labels::{LabelClass, LabelSet};

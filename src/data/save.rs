@@ -62,9 +62,11 @@ pub fn save_to_source(job: &SaveJob) -> Result<Saved, SaveError> {
         label_column: column(layout.columns.label),
         id_column: column(layout.columns.id),
         labels: Some(layout.labels.clone()),
+        delimiter: Some(layout.delimiter),
+        no_label_column: layout.columns.label.is_none(),
+        ..Default::default()
     };
-    let tsv = layout.delimiter == b'\t';
-    let file = parse(&bytes, tsv, &options, &mut |_, _| {}).map_err(other)?;
+    let file = parse(&bytes, false, &options, &mut |_, _| {}).map_err(other)?;
     let same_rows = file.rows.len() == job.rows.len()
         && file
             .rows

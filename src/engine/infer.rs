@@ -1,4 +1,4 @@
-//! Batched forward passes over texts: logits, class-1 probabilities and frozen sentence
+//! Batched forward passes over texts: logits, class probabilities and frozen sentence
 //! embeddings, in input order. Every batched pass in tweetlab (prediction, validation, embedding,
 //! explanation) goes through [`map_batches`].
 
@@ -51,7 +51,7 @@ pub fn batch_logits(model: &LoadedModel, batch: &Batch) -> Result<Tensor, Engine
     Ok(model.net.forward(batch, &mut Mode::Eval)?)
 }
 
-/// Logits `[not disaster, disaster]` for each text. `progress(done, total)` is called after
+/// Logits, one per class, for each text. `progress(done, total)` is called after
 /// each batch; a set `cancel` stops early with an error.
 pub fn logits(
     model: &LoadedModel,
@@ -60,7 +60,7 @@ pub fn logits(
     batch_size: usize,
     progress: &mut dyn FnMut(usize, usize),
     cancel: Option<&AtomicBool>,
-) -> Result<Vec<[f32; 2]>, EngineError> {
+) -> Result<Vec<Vec<f32>>, EngineError> {
     let encoded = model.tokenizer.encode_all(texts, max_len)?;
     encoded_logits(model, &encoded, batch_size, progress, cancel)
 }
@@ -72,30 +72,34 @@ pub fn encoded_logits(
     batch_size: usize,
     progress: &mut dyn FnMut(usize, usize),
     cancel: Option<&AtomicBool>,
-) -> Result<Vec<[f32; 2]>, EngineError> {
+) -> Result<Vec<Vec<f32>>, EngineError> {
     let items: Vec<&Encoded> = encoded.iter().collect();
     map_batches(model, &items, batch_size, progress, cancel, &mut |_, b| {
-        let rows = batch_logits(model, b)?.to_vec2::<f32>()?;
-        Ok(rows.into_iter().map(|r| [r[0], r[1]]).collect())
+        Ok(batch_logits(model, b)?.to_vec2::<f32>()?)
     })
 }
 
-/// Probability of class 1 from a pair of logits.
-pub fn p_disaster(logits: [f32; 2]) -> f32 {
-    1.0 / (1.0 + (logits[0] - logits[1]).exp())
+/// Class probabilities from one row of logits (a stable softmax).
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
 }
 
-/// Probability of class 1 for each text.
+pub use crate::data::export::top_class;
+
+/// Every class's probability, for each text.
 pub fn probabilities(
     model: &LoadedModel,
     texts: &[&str],
     max_len: usize,
     batch_size: usize,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Vec<f32>, EngineError> {
+) -> Result<Vec<Vec<f32>>, EngineError> {
     Ok(logits(model, texts, max_len, batch_size, progress, None)?
-        .into_iter()
-        .map(p_disaster)
+        .iter()
+        .map(|l| softmax(l))
         .collect())
 }
 

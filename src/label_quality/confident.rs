@@ -16,10 +16,9 @@ pub fn stratified_folds(labels: &[u8], k: usize, seed: u64) -> Vec<usize> {
     let k = k.max(2);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut fold = vec![0; labels.len()];
-    for class in [0u8, 1] {
-        let mut members: Vec<usize> = (0..labels.len())
-            .filter(|&i| labels[i].min(1) == class)
-            .collect();
+    let classes = labels.iter().copied().max().map_or(0, |m| m + 1);
+    for class in 0..classes {
+        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
         members.shuffle(&mut rng);
         for (j, &i) in members.iter().enumerate() {
             fold[i] = j % k;
@@ -28,11 +27,18 @@ pub fn stratified_folds(labels: &[u8], k: usize, seed: u64) -> Vec<usize> {
     fold
 }
 
-/// p(class 1) for every row from a logistic regression that never saw that row: fitted on the
-/// other k-1 folds.
-pub fn cross_val_probs(features: &[Vec<f32>], labels: &[u8], k: usize, seed: u64) -> Vec<f32> {
+/// Every class's probability (of `classes`) for every row from a logistic regression that never
+/// saw that row: fitted on the other k-1 folds.
+pub fn cross_val_probs(
+    features: &[Vec<f32>],
+    labels: &[u8],
+    classes: usize,
+    k: usize,
+    seed: u64,
+) -> Vec<Vec<f32>> {
     let folds = stratified_folds(labels, k, seed);
-    let mut p = vec![0.5f32; labels.len()];
+    let classes = classes.max(2);
+    let mut p = vec![vec![1.0 / classes as f32; classes]; labels.len()];
     for f in 0..k.max(2) {
         let (train, test): (Vec<usize>, Vec<usize>) =
             (0..labels.len()).partition(|&i| folds[i] != f);
@@ -41,7 +47,7 @@ pub fn cross_val_probs(features: &[Vec<f32>], labels: &[u8], k: usize, seed: u64
         }
         let x: Vec<&[f32]> = train.iter().map(|&i| features[i].as_slice()).collect();
         let y: Vec<u8> = train.iter().map(|&i| labels[i]).collect();
-        let model = LogReg::fit(&x, &y, FitOptions::default());
+        let model = LogReg::fit(&x, &y, classes, FitOptions::default());
         for i in test {
             p[i] = model.predict(&features[i]);
         }
@@ -65,11 +71,11 @@ pub struct LabelIssues {
     /// Every labelled row: first the suspects, then the rest, each part most suspect first.
     pub ranked: Vec<Suspect>,
     /// Per class j: the mean p(j) over rows labelled j (confident learning's thresholds).
-    pub thresholds: [f32; 2],
+    pub thresholds: Vec<f32>,
     /// [given][confidently predicted]: rows whose p(j) reaches class j's threshold.
-    pub confident_joint: [[usize; 2]; 2],
-    /// Estimated label errors among rows labelled 0 and among rows labelled 1.
-    pub estimated_errors: [usize; 2],
+    pub confident_joint: Vec<Vec<usize>>,
+    /// Estimated label errors among the rows labelled with each class.
+    pub estimated_errors: Vec<usize>,
     /// How many rows at the top of `ranked` are suspects: for each class, its estimated number
     /// of errors, taken from that class's least self-confident rows.
     pub suspects: usize,
@@ -82,61 +88,81 @@ impl LabelIssues {
     }
 }
 
+/// The most probable class other than `given`.
+fn best_other(p: &[f32], given: usize) -> u8 {
+    (0..p.len())
+        .filter(|&c| c != given)
+        .fold(None, |best: Option<usize>, c| match best {
+            Some(b) if p[b] >= p[c] => Some(b),
+            _ => Some(c),
+        })
+        .unwrap_or(0) as u8
+}
+
 /// Ranks labelled rows by self-confidence and estimates how many labels are wrong.
-/// `p1[i]` is an out-of-sample p(class 1) for the row labelled `labels[i]`.
-pub fn find_label_issues(labels: &[u8], p1: &[f32]) -> LabelIssues {
-    assert_eq!(labels.len(), p1.len(), "one probability per labelled row");
-    let prob = |i: usize, class: usize| if class == 1 { p1[i] } else { 1.0 - p1[i] };
-    let mut thresholds = [0.5f32; 2];
+/// `probs[i]` holds out-of-sample probabilities of every class for the row labelled
+/// `labels[i]`.
+pub fn find_label_issues(labels: &[u8], probs: &[Vec<f32>]) -> LabelIssues {
+    assert_eq!(
+        labels.len(),
+        probs.len(),
+        "one probability row per labelled row"
+    );
+    let k = probs
+        .first()
+        .map_or(2, Vec::len)
+        .max(labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0));
+    let prob = |i: usize, class: usize| probs[i].get(class).copied().unwrap_or(0.0);
+    let mut thresholds = vec![1.0 / k as f32; k];
     for (class, t) in thresholds.iter_mut().enumerate() {
         let members: Vec<usize> = (0..labels.len())
-            .filter(|&i| usize::from(labels[i].min(1)) == class)
+            .filter(|&i| labels[i] as usize == class)
             .collect();
         if !members.is_empty() {
             *t = members.iter().map(|&i| prob(i, class)).sum::<f32>() / members.len() as f32;
         }
     }
-    let mut joint = [[0usize; 2]; 2];
+    let mut joint = vec![vec![0usize; k]; k];
     for (i, &label) in labels.iter().enumerate() {
-        let above: Vec<usize> = (0..2).filter(|&c| prob(i, c) >= thresholds[c]).collect();
+        let above: Vec<usize> = (0..k).filter(|&c| prob(i, c) >= thresholds[c]).collect();
         let predicted = match above.as_slice() {
             [] => continue,
             [c] => *c,
-            _ => usize::from(p1[i] >= 0.5),
+            many => *many
+                .iter()
+                .fold(None, |best: Option<&usize>, c| match best {
+                    Some(b) if prob(i, *b) >= prob(i, *c) => Some(b),
+                    _ => Some(c),
+                })
+                .expect("several"),
         };
-        joint[usize::from(label.min(1))][predicted] += 1;
+        joint[label as usize][predicted] += 1;
     }
     // Calibrate each row of the joint to the class's size, then count its off-diagonal.
-    let mut estimated = [0usize; 2];
-    for given in 0..2 {
-        let n_given = labels
-            .iter()
-            .filter(|&&l| usize::from(l.min(1)) == given)
-            .count();
-        let row_sum = joint[given][0] + joint[given][1];
+    let mut estimated = vec![0usize; k];
+    for given in 0..k {
+        let n_given = labels.iter().filter(|&&l| l as usize == given).count();
+        let row_sum: usize = joint[given].iter().sum();
         if row_sum > 0 {
-            let off = joint[given][1 - given] as f64 / row_sum as f64 * n_given as f64;
+            let off = (row_sum - joint[given][given]) as f64 / row_sum as f64 * n_given as f64;
             estimated[given] = off.round() as usize;
         }
     }
     let mut ranked: Vec<Suspect> = labels
         .iter()
         .enumerate()
-        .map(|(i, &given)| {
-            let given = given.min(1);
-            Suspect {
-                index: i,
-                given,
-                suggested: 1 - given,
-                score: 1.0 - prob(i, usize::from(given)),
-            }
+        .map(|(i, &given)| Suspect {
+            index: i,
+            given,
+            suggested: best_other(&probs[i], given as usize),
+            score: 1.0 - prob(i, given as usize),
         })
         .collect();
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
     // Suspects first: each class's `estimated` least self-confident rows.
-    let mut quota = estimated;
+    let mut quota = estimated.clone();
     let (mut suspects, rest): (Vec<Suspect>, Vec<Suspect>) = ranked.into_iter().partition(|s| {
-        let q = &mut quota[usize::from(s.given)];
+        let q = &mut quota[s.given as usize];
         let take = *q > 0;
         *q = q.saturating_sub(1);
         take
@@ -153,23 +179,35 @@ pub fn find_label_issues(labels: &[u8], p1: &[f32]) -> LabelIssues {
     }
 }
 
-/// Unlabelled rows to label next: least certain first (smallest |p - 0.5|), preferring rows
-/// whose embedding is at least `min_distance` (cosine distance) from every row already chosen,
-/// so the queue is not twenty copies of one tweet. When too few rows are that far apart, the
-/// most uncertain of the skipped ones fill the queue. Returns up to `n` indices into `p1`.
+/// How unsure a prediction is: the margin between its two most probable classes (smaller is
+/// less sure; for two classes that is 2 |p - 0.5|).
+pub fn margin(p: &[f32]) -> f32 {
+    let (mut first, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &q in p {
+        if q > first {
+            second = first;
+            first = q;
+        } else if q > second {
+            second = q;
+        }
+    }
+    first - second
+}
+
+/// Unlabelled rows to label next: least certain first (smallest margin between the two most
+/// probable classes), preferring rows whose embedding is at least `min_distance` (cosine
+/// distance) from every row already chosen, so the queue is not twenty copies of one tweet.
+/// When too few rows are that far apart, the most uncertain of the skipped ones fill the queue.
+/// Returns up to `n` indices into `probs`.
 pub fn next_to_label(
-    p1: &[f32],
+    probs: &[Vec<f32>],
     embeddings: &[Vec<f32>],
     n: usize,
     min_distance: f32,
 ) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..p1.len()).collect();
-    order.sort_by(|&a, &b| {
-        (p1[a] - 0.5)
-            .abs()
-            .total_cmp(&(p1[b] - 0.5).abs())
-            .then(a.cmp(&b))
-    });
+    let margins: Vec<f32> = probs.iter().map(|p| margin(p)).collect();
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| margins[a].total_cmp(&margins[b]).then(a.cmp(&b)));
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     let cosine = |a: usize, b: usize| {
         let dot: f32 = embeddings[a]
@@ -233,9 +271,10 @@ mod tests {
                 _ => 0.1 + (i % 3) as f32 * 0.05,
             })
             .collect();
-        let issues = find_label_issues(&given, &p1);
+        let probs: Vec<Vec<f32>> = p1.iter().map(|&p| vec![1.0 - p, p]).collect();
+        let issues = find_label_issues(&given, &probs);
         assert_eq!(issues.suspects, 5);
-        assert_eq!(issues.estimated_errors, [1, 4]);
+        assert_eq!(issues.estimated_errors, vec![1, 4]);
         let mut top: Vec<usize> = issues.suspects().iter().map(|s| s.index).collect();
         top.sort();
         assert_eq!(top, vec![0, 1, 2, 3, 40]);
@@ -245,7 +284,10 @@ mod tests {
 
     #[test]
     fn next_to_label_prefers_uncertain_rows_and_skips_near_copies() {
-        let p1 = vec![0.9, 0.51, 0.52, 0.2, 0.45];
+        let p1: Vec<Vec<f32>> = [0.9, 0.51, 0.52, 0.2, 0.45]
+            .iter()
+            .map(|&p| vec![1.0 - p, p])
+            .collect();
         let e = |a: f32| vec![a.cos(), a.sin()];
         // Rows 1 and 2 point the same way; row 4 elsewhere.
         let embeddings = vec![e(0.0), e(1.0), e(1.001), e(2.0), e(3.0)];
@@ -253,5 +295,37 @@ mod tests {
         assert_eq!(next_to_label(&p1, &embeddings, 2, 0.0), vec![1, 2]);
         // Everything is a near-copy of something: the skipped rows fill the queue.
         assert_eq!(next_to_label(&p1, &embeddings, 5, 2.0), vec![1, 2, 4, 3, 0]);
+    }
+
+    #[test]
+    fn three_classes_flag_the_row_the_model_puts_in_another_class() {
+        // 30 rows per class, the model sure of the true class; row 63 (truly class 2) is labelled
+        // class 0, and the model is as sure of class 2 there as on any class-2 row.
+        let truth: Vec<u8> = (0..90).map(|i| (i / 30) as u8).collect();
+        let mut given = truth.clone();
+        given[63] = 0;
+        let probs: Vec<Vec<f32>> = truth
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let sure = 0.8 - (i % 3) as f32 * 0.05;
+                let mut p = vec![(1.0 - sure) / 2.0; 3];
+                p[t as usize] = sure;
+                p
+            })
+            .collect();
+        let issues = find_label_issues(&given, &probs);
+        assert_eq!(issues.estimated_errors.len(), 3);
+        assert_eq!(issues.suspects, 1, "{:?}", issues.estimated_errors);
+        let top = &issues.suspects()[0];
+        assert_eq!((top.index, top.given, top.suggested), (63, 0, 2));
+        // The queue: the row whose two best classes are closest comes first.
+        let queue = vec![
+            vec![0.6, 0.3, 0.1],
+            vec![0.4, 0.35, 0.25],
+            vec![0.9, 0.05, 0.05],
+        ];
+        let flat = vec![vec![1.0, 0.0]; 3];
+        assert_eq!(next_to_label(&queue, &flat, 3, 0.0), vec![1, 0, 2]);
     }
 }

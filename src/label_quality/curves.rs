@@ -24,11 +24,13 @@ pub struct CurvePoint {
 /// Simulates labelling the pool (`pool` indices into `features`/`labels`) `step` rows at a
 /// time, starting from `start` random rows, retraining the fast model (logistic regression on
 /// frozen embeddings) after every step and scoring it on `eval` rows. The labels of pool rows
-/// count only once "labelled", so the queue never peeks at them.
+/// count only once "labelled", so the queue never peeks at them. `classes` is the size of the
+/// label set.
 #[allow(clippy::too_many_arguments)]
 pub fn learning_curve(
     features: &[Vec<f32>],
     labels: &[u8],
+    classes: usize,
     pool: &[usize],
     eval: &[usize],
     strategy: Strategy,
@@ -53,11 +55,16 @@ pub fn learning_curve(
     loop {
         let x: Vec<&[f32]> = labelled.iter().map(|&i| features[i].as_slice()).collect();
         let y: Vec<u8> = labelled.iter().map(|&i| labels[i]).collect();
-        let both_classes = y.contains(&0) && y.contains(&1);
-        let model = both_classes.then(|| LogReg::fit(&x, &y, FitOptions::default()));
-        let p: Vec<f32> = eval
+        let two_classes = y.iter().any(|&l| Some(&l) != y.first());
+        let model = two_classes.then(|| LogReg::fit(&x, &y, classes, FitOptions::default()));
+        let uniform = vec![1.0 / classes.max(2) as f32; classes.max(2)];
+        let p: Vec<Vec<f32>> = eval
             .iter()
-            .map(|&i| model.as_ref().map_or(0.5, |m| m.predict(&features[i])))
+            .map(|&i| {
+                model
+                    .as_ref()
+                    .map_or_else(|| uniform.clone(), |m| m.predict(&features[i]))
+            })
             .collect();
         curve.push(CurvePoint {
             labels: labelled.len(),
@@ -69,7 +76,7 @@ pub fn learning_curve(
         let take = step.min(unlabelled.len());
         let picked: Vec<usize> = match (strategy, &model) {
             (Strategy::Uncertainty, Some(m)) => {
-                let p: Vec<f32> = unlabelled
+                let p: Vec<Vec<f32>> = unlabelled
                     .iter()
                     .map(|&i| m.predict(&features[i]))
                     .collect();
@@ -94,6 +101,7 @@ pub fn learning_curve(
 pub fn compare_strategies(
     features: &[Vec<f32>],
     labels: &[u8],
+    classes: usize,
     start: usize,
     step: usize,
     until: usize,
@@ -106,6 +114,7 @@ pub fn compare_strategies(
         let queue = learning_curve(
             features,
             labels,
+            classes,
             &pool,
             &eval,
             Strategy::Uncertainty,
@@ -117,6 +126,7 @@ pub fn compare_strategies(
         let random = learning_curve(
             features,
             labels,
+            classes,
             &pool,
             &eval,
             Strategy::Random,
@@ -157,12 +167,12 @@ mod tests {
         let pool: Vec<usize> = (0..300).collect();
         let eval: Vec<usize> = (300..400).collect();
         for strategy in [Strategy::Uncertainty, Strategy::Random] {
-            let curve = learning_curve(&x, &y, &pool, &eval, strategy, 4, 10, 64, 1);
+            let curve = learning_curve(&x, &y, 2, &pool, &eval, strategy, 4, 10, 64, 1);
             let labels: Vec<usize> = curve.iter().map(|p| p.labels).collect();
             assert_eq!(labels, vec![4, 14, 24, 34, 44, 54, 64], "{strategy:?}");
         }
         // Random order on an easy problem: the fast model learns it.
-        let curve = learning_curve(&x, &y, &pool, &eval, Strategy::Random, 4, 50, 300, 1);
+        let curve = learning_curve(&x, &y, 2, &pool, &eval, Strategy::Random, 4, 50, 300, 1);
         assert!(curve.last().unwrap().f1 > 0.8, "{curve:?}");
     }
 }

@@ -3,11 +3,14 @@
 //! Rust, full-batch gradient descent with Adam on standardised features: a few hundred
 //! iterations on 6000 x 384 take about a second, and the result is deterministic.
 
-/// A fitted model: p(class 1 | x) = sigmoid(w . (x - mean) / scale + b).
+/// A fitted model. Two classes: p(class 1 | x) = sigmoid(w . (x - mean) / scale + b); more:
+/// a softmax over one such score per class (multinomial logistic regression).
 #[derive(Debug, Clone)]
 pub struct LogReg {
-    w: Vec<f32>,
-    b: f32,
+    /// One weight row and bias per score: one score for two classes, one per class for more.
+    w: Vec<Vec<f32>>,
+    b: Vec<f32>,
+    classes: usize,
     mean: Vec<f32>,
     scale: Vec<f32>,
 }
@@ -38,9 +41,12 @@ fn sigmoid(z: f32) -> f32 {
 }
 
 impl LogReg {
-    /// Fits on rows `x` (all the same length) with labels `y` (0 or 1).
-    pub fn fit(x: &[&[f32]], y: &[u8], options: FitOptions) -> Self {
+    /// Fits on rows `x` (all the same length) with labels `y` (class indices below `classes`,
+    /// at least 2).
+    pub fn fit(x: &[&[f32]], y: &[u8], classes: usize, options: FitOptions) -> Self {
         assert_eq!(x.len(), y.len(), "one label per row");
+        let classes = classes.max(2);
+        let scores = if classes == 2 { 1 } else { classes };
         let n = x.len().max(1) as f32;
         let d = x.first().map_or(0, |r| r.len());
         let mut mean = vec![0f32; d];
@@ -68,50 +74,88 @@ impl LogReg {
                     .collect()
             })
             .collect();
-        let (mut w, mut b) = (vec![0f32; d], 0f32);
-        // Adam state for [w..., b].
-        let (mut m1, mut m2) = (vec![0f32; d + 1], vec![0f32; d + 1]);
+        let mut model = Self {
+            w: vec![vec![0f32; d]; scores],
+            b: vec![0f32; scores],
+            classes,
+            mean,
+            scale,
+        };
+        // Adam state for each score's [w..., b].
+        let (mut m1, mut m2) = (
+            vec![vec![0f32; d + 1]; scores],
+            vec![vec![0f32; d + 1]; scores],
+        );
         let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-        let mut grad = vec![0f32; d + 1];
+        let mut grad = vec![vec![0f32; d + 1]; scores];
+        let mut err = vec![0f32; scores];
         for t in 1..=options.iterations {
-            grad.fill(0.0);
-            for (row, &label) in standard.iter().zip(y) {
-                let z: f32 = row.iter().zip(&w).map(|(a, b)| a * b).sum::<f32>() + b;
-                let err = (sigmoid(z) - f32::from(label.min(1))) / n;
-                for (g, v) in grad.iter_mut().zip(row) {
-                    *g += err * v;
-                }
-                grad[d] += err;
+            for g in &mut grad {
+                g.fill(0.0);
             }
-            for (g, wi) in grad.iter_mut().zip(&w) {
-                *g += options.l2 / n * wi;
+            for (row, &label) in standard.iter().zip(y) {
+                let p = model.standard_probabilities(row);
+                if scores == 1 {
+                    err[0] = (p[1] - f32::from(label.min(1))) / n;
+                } else {
+                    for (j, e) in err.iter_mut().enumerate() {
+                        *e = (p[j] - f32::from(usize::from(label) == j)) / n;
+                    }
+                }
+                for (g, &e) in grad.iter_mut().zip(&err) {
+                    for (gk, v) in g.iter_mut().zip(row) {
+                        *gk += e * v;
+                    }
+                    g[d] += e;
+                }
             }
             let (c1, c2) = (1.0 - beta1.powi(t as i32), 1.0 - beta2.powi(t as i32));
-            for k in 0..=d {
-                m1[k] = beta1 * m1[k] + (1.0 - beta1) * grad[k];
-                m2[k] = beta2 * m2[k] + (1.0 - beta2) * grad[k] * grad[k];
-                let step = options.learning_rate * (m1[k] / c1) / ((m2[k] / c2).sqrt() + eps);
-                if k < d {
-                    w[k] -= step;
-                } else {
-                    b -= step;
+            for j in 0..scores {
+                for (g, wi) in grad[j].iter_mut().zip(&model.w[j]) {
+                    *g += options.l2 / n * wi;
+                }
+                for k in 0..=d {
+                    let g = grad[j][k];
+                    m1[j][k] = beta1 * m1[j][k] + (1.0 - beta1) * g;
+                    m2[j][k] = beta2 * m2[j][k] + (1.0 - beta2) * g * g;
+                    let step =
+                        options.learning_rate * (m1[j][k] / c1) / ((m2[j][k] / c2).sqrt() + eps);
+                    if k < d {
+                        model.w[j][k] -= step;
+                    } else {
+                        model.b[j] -= step;
+                    }
                 }
             }
         }
-        Self { w, b, mean, scale }
+        model
     }
 
-    /// p(class 1) for one row.
-    pub fn predict(&self, x: &[f32]) -> f32 {
-        let z: f32 = x
+    /// Class probabilities of an already standardised row.
+    fn standard_probabilities(&self, x: &[f32]) -> Vec<f32> {
+        let z: Vec<f32> = self
+            .w
+            .iter()
+            .zip(&self.b)
+            .map(|(w, b)| x.iter().zip(w).map(|(a, w)| a * w).sum::<f32>() + b)
+            .collect();
+        if self.classes == 2 {
+            let p = sigmoid(z[0]);
+            vec![1.0 - p, p]
+        } else {
+            crate::engine::infer::softmax(&z)
+        }
+    }
+
+    /// Every class's probability for one row.
+    pub fn predict(&self, x: &[f32]) -> Vec<f32> {
+        let standard: Vec<f32> = x
             .iter()
             .zip(&self.mean)
             .zip(&self.scale)
-            .zip(&self.w)
-            .map(|(((v, m), s), w)| (v - m) / s * w)
-            .sum::<f32>()
-            + self.b;
-        sigmoid(z)
+            .map(|((v, m), s)| (v - m) / s)
+            .collect();
+        self.standard_probabilities(&standard)
     }
 }
 
@@ -135,17 +179,42 @@ mod tests {
             l2: 1.0,
             ..FitOptions::default()
         };
-        let model = LogReg::fit(&rows, &ys, weak);
+        let model = LogReg::fit(&rows, &ys, 2, weak);
         let correct = rows
             .iter()
             .zip(&ys)
-            .filter(|(x, &y)| u8::from(model.predict(x) >= 0.5) == y)
+            .filter(|(x, &y)| u8::from(model.predict(x)[1] >= 0.5) == y)
             .count();
         assert!(correct >= 190, "{correct}/200 correct");
-        let again = LogReg::fit(&rows, &ys, weak);
+        let again = LogReg::fit(&rows, &ys, 2, weak);
         assert_eq!(model.predict(rows[3]), again.predict(rows[3]));
         // A heavy penalty pulls every probability towards the base rate.
-        let heavy = LogReg::fit(&rows, &ys, FitOptions { l2: 1e6, ..weak });
-        assert!(rows.iter().all(|x| (heavy.predict(x) - 0.5).abs() < 0.2));
+        let heavy = LogReg::fit(&rows, &ys, 2, FitOptions { l2: 1e6, ..weak });
+        assert!(rows.iter().all(|x| (heavy.predict(x)[1] - 0.5).abs() < 0.2));
+    }
+
+    #[test]
+    fn three_classes_by_softmax() {
+        // The class is which third of [0, 1) x0 falls in.
+        let xs: Vec<Vec<f32>> = (0..300)
+            .map(|i| vec![(i % 97) as f32 / 97.0, (i % 7) as f32])
+            .collect();
+        let ys: Vec<u8> = xs.iter().map(|x| (x[0] * 3.0) as u8).collect();
+        let rows: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+        let options = FitOptions {
+            l2: 1.0,
+            iterations: 600,
+            ..FitOptions::default()
+        };
+        let model = LogReg::fit(&rows, &ys, 3, options);
+        let p = model.predict(rows[0]);
+        assert_eq!(p.len(), 3);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        let correct = rows
+            .iter()
+            .zip(&ys)
+            .filter(|(x, &y)| crate::engine::infer::top_class(&model.predict(x)) == y)
+            .count();
+        assert!(correct >= 270, "{correct}/300 correct");
     }
 }

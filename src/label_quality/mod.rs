@@ -28,20 +28,27 @@ pub use embeddings::{cached_embeddings, embeddings};
 pub struct SuspectReport {
     /// Row index (into the dataset) of each labelled row, in the order `issues` refers to.
     pub labelled_rows: Vec<usize>,
-    /// Out-of-sample p(disaster) per labelled row.
-    pub p_disaster: Vec<f32>,
+    /// Out-of-sample probabilities of every class, per labelled row.
+    pub probabilities: Vec<Vec<f32>>,
     pub issues: LabelIssues,
     /// Accuracy of the out-of-sample predictions against the given labels.
     pub accuracy: f64,
 }
 
-pub fn suspects(rows: &[Tweet], embeddings: &[Vec<f32>], folds: usize, seed: u64) -> SuspectReport {
+/// `classes` is the size of the label set.
+pub fn suspects(
+    rows: &[Tweet],
+    embeddings: &[Vec<f32>],
+    classes: usize,
+    folds: usize,
+    seed: u64,
+) -> SuspectReport {
     let (labelled_rows, labels) = labelled(rows);
     let features: Vec<Vec<f32>> = labelled_rows
         .iter()
         .map(|&i| embeddings[i].clone())
         .collect();
-    let p = confident::cross_val_probs(&features, &labels, folds, seed);
+    let p = confident::cross_val_probs(&features, &labels, classes, folds, seed);
     report(labelled_rows, &labels, p)
 }
 
@@ -52,25 +59,26 @@ fn labelled(rows: &[Tweet]) -> (Vec<usize>, Vec<u8>) {
         .unzip()
 }
 
-fn report(labelled_rows: Vec<usize>, labels: &[u8], p: Vec<f32>) -> SuspectReport {
+fn report(labelled_rows: Vec<usize>, labels: &[u8], p: Vec<Vec<f32>>) -> SuspectReport {
     let correct = labels
         .iter()
         .zip(&p)
-        .filter(|(&l, &p)| l == u8::from(p >= 0.5))
+        .filter(|(&l, p)| l == crate::engine::infer::top_class(p))
         .count();
     SuspectReport {
         accuracy: correct as f64 / labels.len().max(1) as f64,
         issues: confident::find_label_issues(labels, &p),
         labelled_rows,
-        p_disaster: p,
+        probabilities: p,
     }
 }
 
 /// Suspect labels by the full mode: for each of `folds` stratified folds, `model` is fine-tuned
 /// (with `config`, no validation split) on the other folds in `work_dir` and predicts this one.
-/// Slow (one fine-tuning per fold); `progress(folds_done, folds)`.
+/// `classes` names the label set. Slow (one fine-tuning per fold); `progress(folds_done, folds)`.
 pub fn suspects_fine_tuned(
     rows: &[Tweet],
+    classes: &[String],
     model: &str,
     config: &crate::engine::train::TrainConfig,
     folds: usize,
@@ -80,7 +88,7 @@ pub fn suspects_fine_tuned(
     use crate::engine::train::{self, TrainConfig, TrainJob};
     let (labelled_rows, labels) = labelled(rows);
     let fold_of = confident::stratified_folds(&labels, folds, config.seed);
-    let mut p = vec![0.5f32; labels.len()];
+    let mut p = vec![vec![1.0 / classes.len() as f32; classes.len()]; labels.len()];
     let folds = folds.max(2);
     for f in 0..folds {
         let (fit, held): (Vec<usize>, Vec<usize>) =
@@ -93,6 +101,7 @@ pub fn suspects_fine_tuned(
                 .map(|&i| rows[labelled_rows[i]].text.clone())
                 .collect(),
             labels: fit.iter().map(|&i| labels[i]).collect(),
+            classes: classes.to_vec(),
             out_dir: out_dir.clone(),
             config: TrainConfig {
                 val_split: 0.0,
@@ -129,6 +138,7 @@ pub fn suspects_fine_tuned(
 pub fn baseline(
     features: &[Vec<f32>],
     labels: &[u8],
+    classes: usize,
     val_split: f64,
     seed: u64,
 ) -> crate::engine::metrics::Metrics {
@@ -136,20 +146,27 @@ pub fn baseline(
     let (train, val) = crate::engine::train::stratified_split(labels, val_split, seed);
     let x: Vec<&[f32]> = train.iter().map(|&i| features[i].as_slice()).collect();
     let y: Vec<u8> = train.iter().map(|&i| labels[i]).collect();
-    let model = LogReg::fit(&x, &y, FitOptions::default());
-    let p: Vec<f32> = val.iter().map(|&i| model.predict(&features[i])).collect();
+    let model = LogReg::fit(&x, &y, classes, FitOptions::default());
+    let p: Vec<Vec<f32>> = val.iter().map(|&i| model.predict(&features[i])).collect();
     let truth: Vec<u8> = val.iter().map(|&i| labels[i]).collect();
     crate::engine::metrics::Metrics::from_probabilities(&truth, &p)
 }
 
-/// Writes `id,given,suggested,score`, one row per labelled row, most suspect first.
-pub fn write_suspects(path: &Path, rows: &[Tweet], report: &SuspectReport) -> std::io::Result<()> {
-    crate::data::atomic::write_atomic(path, |w| write_suspects_to(w, rows, report))
+/// Writes `id,given,suggested,score`, one row per labelled row, most suspect first; labels as
+/// the file writes them (`labels`).
+pub fn write_suspects(
+    path: &Path,
+    rows: &[Tweet],
+    labels: &crate::data::LabelSet,
+    report: &SuspectReport,
+) -> std::io::Result<()> {
+    crate::data::atomic::write_atomic(path, |w| write_suspects_to(w, rows, labels, report))
 }
 
 pub fn write_suspects_to<W: std::io::Write>(
     w: W,
     rows: &[Tweet],
+    labels: &crate::data::LabelSet,
     report: &SuspectReport,
 ) -> std::io::Result<()> {
     let mut csv = csv::Writer::from_writer(w);
@@ -160,8 +177,8 @@ pub fn write_suspects_to<W: std::io::Write>(
         let row = &rows[report.labelled_rows[s.index]];
         csv.write_record([
             row.id.as_str(),
-            &s.given.to_string(),
-            &s.suggested.to_string(),
+            labels.cell(s.given),
+            labels.cell(s.suggested),
             &format!("{:.6}", s.score),
         ])
         .map_err(io)?;
@@ -173,38 +190,46 @@ pub fn write_suspects_to<W: std::io::Write>(
 /// duplicates sit at 0; 0.05 is a judgement of "the same tweet again", not a tuned value.
 pub const DIVERSITY: f32 = 0.05;
 
-/// Unlabelled rows worth labelling next, first first, with the fast model's p(disaster) each.
+/// Unlabelled rows worth labelling next, first first, with the fast model's probabilities.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NextQueue {
-    /// (row index, p(disaster)).
-    pub rows: Vec<(usize, f32)>,
+    /// (row index, every class's probability).
+    pub rows: Vec<(usize, Vec<f32>)>,
     /// How many labelled rows the fast model was fitted on.
     pub fitted_on: usize,
 }
 
 /// Ranks the unlabelled `rows` for labelling next: the fast model fitted on every labelled row,
 /// least certain first, near-copies of rows already queued pushed back; at most `length` rows.
-/// `vectors[i]` is row i's embedding.
-pub fn rank_unlabelled(rows: &[Tweet], vectors: &[Vec<f32>], length: usize) -> Result<NextQueue> {
+/// `vectors[i]` is row i's embedding; `classes` is the size of the label set.
+pub fn rank_unlabelled(
+    rows: &[Tweet],
+    vectors: &[Vec<f32>],
+    classes: usize,
+    length: usize,
+) -> Result<NextQueue> {
     let (labelled, unlabelled): (Vec<usize>, Vec<usize>) =
         (0..rows.len()).partition(|&i| rows[i].label.is_some());
     let y: Vec<u8> = labelled
         .iter()
         .map(|&i| rows[i].label.unwrap_or(0))
         .collect();
-    if !(y.contains(&0) && y.contains(&1)) {
-        bail!("label at least one tweet of each class first");
+    if y.iter().all(|&l| Some(&l) == y.first()) {
+        bail!("label tweets of at least two classes first");
     }
     let x: Vec<&[f32]> = labelled.iter().map(|&i| vectors[i].as_slice()).collect();
-    let fast = LogReg::fit(&x, &y, Default::default());
-    let p: Vec<f32> = unlabelled
+    let fast = LogReg::fit(&x, &y, classes, Default::default());
+    let p: Vec<Vec<f32>> = unlabelled
         .iter()
         .map(|&i| fast.predict(&vectors[i]))
         .collect();
     let candidates: Vec<Vec<f32>> = unlabelled.iter().map(|&i| vectors[i].clone()).collect();
     let order = confident::next_to_label(&p, &candidates, length, DIVERSITY);
     Ok(NextQueue {
-        rows: order.into_iter().map(|k| (unlabelled[k], p[k])).collect(),
+        rows: order
+            .into_iter()
+            .map(|k| (unlabelled[k], p[k].clone()))
+            .collect(),
         fitted_on: labelled.len(),
     })
 }

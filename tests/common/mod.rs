@@ -49,7 +49,7 @@ pub fn write_tiny_model(dir: &Path, seed: u64) {
     let tokenizer = train_wordpiece(texts.iter(), 800).expect("vocabulary trains");
     let config = tiny_config_json(tokenizer.vocab_size());
     let bert = BertConfig::from_json(&config, "tiny").unwrap();
-    let net = BertClassifier::random(&bert, Pooling::Cls, &Device::Cpu, seed).unwrap();
+    let net = BertClassifier::random(&bert, Pooling::Cls, 2, &Device::Cpu, seed).unwrap();
     let tensors: Vec<_> = net
         .named_tensors()
         .into_iter()

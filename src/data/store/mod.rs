@@ -26,8 +26,9 @@ pub use embeddings::{text_key, EmbeddingCache};
 pub use history::{Action, EditRecord, StepSummary};
 pub use runs::{MetricKind, RunLog, RunRow, RunStatus};
 
-/// 2: edit groups may be reviews (a label looked at and kept). 1 is migrated on open.
-const SCHEMA_VERSION: i64 = 2;
+/// 2: edit groups may be reviews (a label looked at and kept). 3: predictions hold every
+/// class's probability. Older ones are migrated on open.
+const SCHEMA_VERSION: i64 = 3;
 
 /// The edit_groups table as of schema 2.
 const EDIT_GROUPS_DDL: &str = "CREATE TABLE edit_groups (id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL CHECK (action IN ('edit','undo','redo','review')),
@@ -148,7 +149,7 @@ fn label_to_sql(l: Option<u8>) -> Option<i64> {
 }
 
 fn label_from_sql(v: Option<i64>) -> Option<u8> {
-    v.map(|x| x.clamp(0, 1) as u8)
+    v.map(|x| x.clamp(0, crate::data::labels::MAX_CLASSES as i64 - 1) as u8)
 }
 
 impl Workspace {
@@ -281,7 +282,7 @@ impl Workspace {
              CREATE TABLE run_metrics (run_id INTEGER NOT NULL REFERENCES runs(id), kind TEXT NOT NULL, step INTEGER NOT NULL,
                  value TEXT NOT NULL);
              CREATE TABLE predictions (run_id INTEGER NOT NULL REFERENCES runs(id), row_idx INTEGER NOT NULL REFERENCES rows(idx),
-                 p_disaster REAL NOT NULL, PRIMARY KEY (run_id, row_idx));"
+                 p_disaster REAL NOT NULL, probabilities TEXT, PRIMARY KEY (run_id, row_idx));"
         ))
         .map_err(wrap)?;
         let layout = serde_json::to_string(&data.layout).expect("layout serialises");
@@ -348,6 +349,10 @@ impl Workspace {
         if version == 1 {
             migrate_1_to_2(&conn).map_err(wrap)?;
             version = 2;
+        }
+        if version == 2 {
+            migrate_2_to_3(&conn).map_err(wrap)?;
+            version = 3;
         }
         if version != SCHEMA_VERSION {
             return Err(StoreError::Invalid {
@@ -554,6 +559,21 @@ fn migrate_1_to_2(conn: &Connection) -> rusqlite::Result<()> {
     result
 }
 
+/// Schema 2 to 3: predictions gain every class's probability (class 1's stays in p_disaster,
+/// which is what a schema 2 row is read as).
+fn migrate_2_to_3(conn: &Connection) -> rusqlite::Result<()> {
+    let result = conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE predictions ADD COLUMN probabilities TEXT;
+         UPDATE meta SET value = '3' WHERE key = 'schema_version';
+         COMMIT;",
+    );
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK;");
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,6 +606,7 @@ mod tests {
              INSERT INTO g1 SELECT * FROM edit_groups;
              DROP TABLE edit_groups;
              ALTER TABLE g1 RENAME TO edit_groups;
+             ALTER TABLE predictions DROP COLUMN probabilities;
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .unwrap();
@@ -601,6 +622,38 @@ mod tests {
         assert_eq!(fk, 1);
         drop(ws);
         assert_eq!(Workspace::open(&path).unwrap().history().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn schema_2_predictions_read_as_two_classes_and_new_ones_keep_every_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = workspace(dir.path());
+        let path = ws.path().to_path_buf();
+        let mut log = ws.run_log().unwrap();
+        let run = log.start_run("tiny", &serde_json::json!({})).unwrap();
+        drop((ws, log));
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE predictions DROP COLUMN probabilities;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO predictions (run_id, row_idx, p_disaster) VALUES (?1, 0, 0.25)",
+            [run],
+        )
+        .unwrap();
+        drop(conn);
+        let ws = Workspace::open(&path).unwrap();
+        let mut log = ws.run_log().unwrap();
+        let p = log.predictions(run, 2).unwrap();
+        assert_eq!(p, vec![Some(vec![0.75, 0.25]), None]);
+        log.save_predictions(run, &[(1, vec![0.1, 0.2, 0.7])])
+            .unwrap();
+        assert_eq!(
+            log.predictions(run, 2).unwrap()[1],
+            Some(vec![0.1, 0.2, 0.7])
+        );
     }
 
     #[test]

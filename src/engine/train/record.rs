@@ -28,7 +28,7 @@ pub struct StepRecord {
 }
 
 /// One epoch: training loss, and validation loss and metrics when rows were held out.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "EpochJson")]
 pub struct EpochRecord {
     pub epoch: usize,
@@ -257,7 +257,10 @@ mod tests {
             epoch,
             train_loss: 0.61,
             val_loss: Some(0.52),
-            val: Some(Metrics::from_probabilities(&[1, 0, 1], &[0.8, 0.3, 0.4])),
+            val: Some(Metrics::from_probabilities(
+                &[1, 0, 1],
+                &[vec![0.2, 0.8], vec![0.7, 0.3], vec![0.6, 0.4]],
+            )),
             seconds: 1.25,
         }
     }
