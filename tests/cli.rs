@@ -506,3 +506,141 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("claims shape"), "{stderr}");
 }
+
+/// A crisis-style file as analysts bring it: semicolons, spaced capitalised headers, a label
+/// column of four strings mapped to three named classes and "unlabelled". Train, predict and
+/// eval all carry the three classes: the head, config.json's id2label, one probability column
+/// per class, and a 3 x 3 confusion matrix with per-class F1.
+#[test]
+fn three_named_classes_from_a_semicolon_file_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (texts, labels) = common::sample_rows();
+    let csv_path = dir.path().join("crisis.csv");
+    {
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(b';')
+            .from_path(&csv_path)
+            .unwrap();
+        w.write_record([
+            "Tweet ID",
+            " Tweet Text",
+            "Information Source",
+            "Informativeness",
+        ])
+        .unwrap();
+        for (i, (text, label)) in texts.iter().zip(&labels).enumerate() {
+            let value = match (label, i % 2, i % 10) {
+                (_, _, 9) => "Not applicable",
+                (1, _, _) => "Related and informative",
+                (_, 0, _) => "Related - but not informative",
+                _ => "Not related",
+            };
+            w.write_record([&format!("t{i}"), text.as_str(), "Media", value])
+                .unwrap();
+        }
+    }
+    let model = dir.path().join("tiny");
+    common::write_tiny_model(&model, 7);
+    let out = dir.path().join("run");
+    let spec = "informative=Related and informative;not informative=Related - but not informative;unrelated=Not related";
+    let import = [
+        "--label-column",
+        "informativeness",
+        "--labels",
+        spec,
+        "--unlabelled-values",
+        "Not applicable",
+    ];
+    let mut args = vec![
+        "train",
+        "--data",
+        csv_path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--max-len",
+        "48",
+        "--device",
+        "cpu",
+        "--json",
+    ];
+    args.extend(import);
+    let o = tweetlab(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        summary["val"]["confusion_matrix"].as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(summary["val"]["per_class"].as_array().unwrap().len(), 3);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["num_labels"], 3);
+    assert_eq!(config["id2label"]["1"], "not informative");
+    assert_eq!(config["label2id"]["unrelated"], 2);
+
+    let predictions = dir.path().join("full.csv");
+    let mut args = vec![
+        "predict",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        csv_path.to_str().unwrap(),
+        "--out",
+        predictions.to_str().unwrap(),
+        "--format",
+        "full",
+    ];
+    args.extend(import);
+    let o = tweetlab(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut r = csv::Reader::from_path(&predictions).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header[5..8],
+        ["p_informative", "p_not informative", "p_unrelated"]
+    );
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), texts.len());
+    let written = [
+        "Related and informative",
+        "Related - but not informative",
+        "Not related",
+    ];
+    for row in &rows {
+        let p: Vec<f32> = (5..8).map(|c| row[c].parse().unwrap()).collect();
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{row:?}");
+        assert!(written.contains(&&row[4]), "{row:?}");
+    }
+    // "Not applicable" rows are unlabelled: no given label.
+    assert_eq!(&rows[9][3], "");
+
+    let mut args = vec![
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        csv_path.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend(import);
+    let o = tweetlab(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let support: u64 = m["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["support"].as_u64().unwrap())
+        .sum();
+    let labelled = (0..texts.len()).filter(|i| i % 10 != 9).count();
+    assert_eq!(support as usize, labelled);
+    assert!(m["macro_f1"].as_f64().unwrap() >= 0.0);
+}

@@ -675,3 +675,48 @@ fn a_workspace_left_half_made_by_a_crash_is_rebuilt() {
         h.state().error()
     );
 }
+
+/// A label column of three named values: digit keys 1…3 label with the classes in order, 0 and
+/// 4 do nothing, the table and its label filter show the names, and Save writes the values.
+#[test]
+fn digit_keys_label_with_named_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("urgency.csv");
+    std::fs::write(
+        &csv,
+        "id;Tweet Text;label\n1;bridge down;high\n2;power back;low\n3;nice day;none\n4;road closed;\n",
+    )
+    .unwrap();
+    let mut h = harness();
+    open_and_wait(&mut h, &csv);
+    let labels = h.state().workspace().unwrap().layout().labels.clone();
+    assert_eq!(labels.names(), vec!["high", "low", "none"]);
+    // Row 3 (unlabelled) under the cursor.
+    for _ in 0..3 {
+        h.key_press(Key::J);
+    }
+    h.run();
+    assert_eq!(h.state().selected_row(), Some(3));
+    h.key_press(Key::Num0);
+    h.key_press(Key::Num4);
+    h.run();
+    assert_eq!(label_of(&h, 3), None, "no class has key 0 or 4");
+    h.key_press(Key::Num3);
+    h.run();
+    assert_eq!(label_of(&h, 3), Some(2));
+    h.key_press(Key::Num1);
+    h.run();
+    assert_eq!(label_of(&h, 3), Some(0));
+    assert!(
+        h.query_all_by_label("high").count() >= 2,
+        "the table shows names"
+    );
+    h.state_mut().filters_mut().label = LabelFilter::Is(0);
+    h.run();
+    assert_eq!(h.state().shown(), &[0, 3]);
+    save(&mut h);
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap(),
+        "id;Tweet Text;label\n1;bridge down;high\n2;power back;low\n3;nice day;none\n4;road closed;high\n"
+    );
+}

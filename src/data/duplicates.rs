@@ -79,14 +79,14 @@ pub struct DuplicateGroup {
     pub key: String,
     /// Row indices, in file order.
     pub rows: Vec<usize>,
-    /// How many rows carry label 0 and label 1.
-    pub label_counts: [usize; 2],
+    /// How many rows carry each class (index = class; as long as the highest class present).
+    pub label_counts: Vec<usize>,
 }
 
 impl DuplicateGroup {
-    /// Same text, both labels.
+    /// Same text, two or more different labels.
     pub fn is_conflicting(&self) -> bool {
-        self.label_counts[0] > 0 && self.label_counts[1] > 0
+        self.label_counts.iter().filter(|&&n| n > 0).count() > 1
     }
 }
 
@@ -113,10 +113,14 @@ pub fn find_duplicates(rows: &[Tweet]) -> Duplicates {
         .into_iter()
         .filter(|(_, members)| members.len() > 1)
         .map(|(key, members)| {
-            let mut label_counts = [0, 0];
+            let mut label_counts: Vec<usize> = Vec::new();
             for &i in &members {
                 if let Some(l) = rows[i].label {
-                    label_counts[usize::from(l.min(1))] += 1;
+                    let l = usize::from(l);
+                    if label_counts.len() <= l {
+                        label_counts.resize(l + 1, 0);
+                    }
+                    label_counts[l] += 1;
                 }
             }
             DuplicateGroup {
@@ -209,7 +213,7 @@ mod tests {
         let d = find_duplicates(&rows);
         assert_eq!(d.groups.len(), 2);
         assert_eq!(d.groups[0].rows, vec![0, 1, 5]);
-        assert_eq!(d.groups[0].label_counts, [1, 2]);
+        assert_eq!(d.groups[0].label_counts, vec![1, 2]);
         assert!(d.groups[0].is_conflicting());
         assert!(!d.groups[1].is_conflicting());
         assert_eq!(d.conflicting().count(), 1);

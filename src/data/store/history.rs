@@ -85,8 +85,17 @@ impl Workspace {
             .map(|(k, &(row, _))| (row, k))
             .collect();
         let mut effective: Vec<(usize, Option<u8>, Option<u8>)> = Vec::new();
+        let classes = self.layout.labels.len().max(2) as u8;
+        if let Some(&(row, Some(bad))) = changes
+            .iter()
+            .find(|(_, l)| l.is_some_and(|l| l >= classes))
+        {
+            return Err(StoreError::Invalid {
+                path: self.path.clone(),
+                message: format!("row {row}: label {bad} is not one of the {classes} classes"),
+            });
+        }
         for (k, &(row, new)) in changes.iter().enumerate() {
-            let new = new.map(|l| l.min(1));
             let old = self.rows[row].label;
             if last_mention[&row] == k && old != new {
                 effective.push((row, old, new));
