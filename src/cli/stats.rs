@@ -27,13 +27,17 @@ pub fn stats_cmd(a: StatsArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let per_class: Vec<String> = s
+        .per_class
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
     println!(
-        "{}: {} rows, {} labelled (0: {}, 1: {})",
+        "{}: {} rows, {} labelled ({})",
         a.csv.display(),
         s.rows,
         s.labelled,
-        s.per_class.negative,
-        s.per_class.positive
+        per_class.join(", ")
     );
     println!(
         "text column `{}`, label column `{}`",
