@@ -361,7 +361,7 @@ pub fn parse(
         Some(c) => c,
         None => find_column(&header, &TEXT_NAMES, &[]).ok_or_else(|| {
             format!(
-                "no text column: expected one named {} (header is: {}); choose the text column in the import dialog (or with --text-column)",
+                "no text column: expected one named {} (header is: {}); name it with --text-column",
                 TEXT_NAMES.join(", "),
                 header.join(", ")
             )
