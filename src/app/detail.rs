@@ -261,34 +261,31 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
 /// A colour strip from "not disaster" to "disaster" (for named classes: away from and towards
 /// the explained class), with the scale in logits.
 fn legend(ui: &mut egui::Ui, max: f32, labels: &LabelSet, class: u8) {
-    if !labels.is_default_binary() {
+    let (away, towards, odds) = if labels.is_default_binary() {
+        (
+            "not disaster".to_string(),
+            "disaster".to_string(),
+            "the disaster log-odds".to_string(),
+        )
+    } else {
         let name = labels.name(class);
-        ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new(format!("away from {name}")).color(NOT_DISASTER));
-            for k in 0..11 {
-                let score = max * (2.0 * k as f32 / 10.0 - 1.0);
-                let (rect, _) =
-                    ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
-                ui.painter().rect_filled(rect, 0.0, word_colour(score, max));
-            }
-            ui.label(RichText::new(format!("towards {name}")).color(DISASTER));
-            ui.weak(format!(
-                "the predicted class; full colour: its log-odds fall by {max:.2} (red) or rise by {max:.2} (blue) when the word is hidden"
-            ));
-        });
-        return;
-    }
+        (
+            format!("away from {name}"),
+            format!("towards {name}"),
+            format!("the log-odds of {name} (the predicted class)"),
+        )
+    };
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new("not disaster").color(NOT_DISASTER));
+        ui.label(RichText::new(away).color(NOT_DISASTER));
         let steps = 11;
         for k in 0..steps {
             let score = max * (2.0 * k as f32 / (steps - 1) as f32 - 1.0);
             let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
             ui.painter().rect_filled(rect, 0.0, word_colour(score, max));
         }
-        ui.label(RichText::new("disaster").color(DISASTER));
+        ui.label(RichText::new(towards).color(DISASTER));
         ui.weak(format!(
-            "full colour: the disaster log-odds fall by {max:.2} (red) or rise by {max:.2} (blue) when the word is hidden"
+            "full colour: {odds} fall by {max:.2} (red) or rise by {max:.2} (blue) when the word is hidden"
         ));
     });
 }
