@@ -96,6 +96,8 @@ pub struct DetailView<'a> {
     pub row: usize,
     pub tweet: &'a Tweet,
     pub labels: &'a LabelSet,
+    /// The file's other columns the import kept in view: (header, cell).
+    pub columns: Vec<(&'a str, &'a str)>,
     /// Every class's probability, when a model predicted this row.
     pub prediction: Option<&'a [f32]>,
     pub explanation: ExplainState<'a>,
@@ -169,6 +171,11 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
         }
         if !t.location.is_empty() {
             ui.label(format!("location: {}", t.location));
+        }
+        for (name, cell) in &view.columns {
+            if !cell.trim().is_empty() {
+                ui.label(format!("{name}: {cell}"));
+            }
         }
         ui.separator();
         let labels = view.labels;

@@ -1,14 +1,17 @@
 //! Keyboard first: keys and dropped files become [`InputAction`]s, which the app applies.
 //! j/k or arrows move, digits label (0/1 for 0/1 files, 1…9 for the classes of a named set in
 //! order), x clears, ctrl+z / ctrl+shift+z undo and redo, / searches,
-//! enter opens the detail, ? shows the keys, F12 the frame times, escape clears the selection;
+//! enter opens the detail, ? shows the keys, F12 the frame times, escape clears the selection,
+//! the menu's ctrl+O / ctrl+shift+O / ctrl+S / ctrl+shift+S / ctrl+F / ctrl+Q work anywhere;
 //! while the review window is open its keys come first. Ignored while a text field has focus.
 
 use std::path::PathBuf;
 
 use egui::{Key, Modifiers};
 
+use super::menu_bar;
 use super::review::{ReviewKey, Tab};
+use super::top_bar::TopBarAction;
 use super::TweetlabApp;
 use crate::data::LabelSet;
 
@@ -28,6 +31,8 @@ pub enum InputAction {
     ToggleHelp,
     /// A file dropped on the window.
     Open(PathBuf),
+    /// A menu shortcut (ctrl+O, ctrl+S, ...).
+    Menu(TopBarAction),
 }
 
 /// The actions this frame's input asks for, in the order they apply. `review_tab` is the open
@@ -46,6 +51,12 @@ pub fn read(ctx: &egui::Context, review_tab: Option<Tab>, labels: &LabelSet) -> 
     // F12 works everywhere, even in a text field.
     if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::F12)) {
         actions.push(InputAction::ToggleFrameStats);
+    }
+    // The menu's shortcuts work everywhere too (more specific ones first).
+    for (shortcut, action) in menu_bar::global_shortcuts() {
+        if ctx.input_mut(|i| i.consume_shortcut(&shortcut)) {
+            actions.push(InputAction::Menu(action));
+        }
     }
     if ctx.egui_wants_keyboard_input() {
         return actions;
@@ -169,6 +180,7 @@ impl TweetlabApp {
             }
             InputAction::ToggleHelp => self.show_help = !self.show_help,
             InputAction::Open(path) => self.open(path),
+            InputAction::Menu(action) => self.apply_top_bar(action),
         }
     }
 }

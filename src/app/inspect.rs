@@ -160,4 +160,32 @@ impl TweetlabApp {
     pub fn receive(&mut self, event: Event) {
         self.route(event);
     }
+
+    /// Whether a label key moves on to the next tweet (View menu).
+    pub fn set_advance_after_labelling(&mut self, on: bool) {
+        self.settings.advance_after_labelling = on;
+    }
+
+    pub fn advance_after_labelling(&self) -> bool {
+        self.settings.advance_after_labelling
+    }
+
+    /// The theme chosen in the View menu.
+    pub fn theme(&self) -> super::settings::Theme {
+        self.settings.theme
+    }
+
+    /// The import dialog's choice in progress, when it is open.
+    pub fn import_draft(&mut self) -> Option<&mut super::import_dialog::ImportDraft> {
+        self.import.draft.as_mut()
+    }
+
+    /// The latest epoch's validation metrics (the Train panel's matrix).
+    pub fn last_validation(&self) -> Option<Metrics> {
+        self.train.last_val.clone()
+    }
+
+    pub fn import_dialog_open(&self) -> bool {
+        self.import.is_open()
+    }
 }

@@ -98,6 +98,11 @@ fn scoped<T>(workspace: &Path, event: T) -> Scoped<T> {
 impl TweetlabApp {
     /// Starts loading `csv` on a background thread.
     pub fn open(&mut self, csv: PathBuf) {
+        self.open_as(csv, workers::Opening::Known);
+    }
+
+    /// Opens `csv` read with the import dialog's choice.
+    pub(super) fn open_as(&mut self, csv: PathBuf, opening: workers::Opening) {
         self.path_field = csv.display().to_string();
         self.loading = Some((csv.clone(), 0.0));
         self.status = format!("loading {}", csv.display());
@@ -106,8 +111,35 @@ impl TweetlabApp {
             "load",
             &self.reporter,
             move |r| {
-                Event::Load(match workers::load(&csv, r) {
-                    Ok(opened) => LoadEvent::Loaded(Box::new(opened)),
+                Event::Load(match workers::load(&csv, opening, r) {
+                    Ok(workers::LoadOutcome::Opened(opened)) => LoadEvent::Loaded(opened),
+                    Ok(workers::LoadOutcome::NeedsChoice(needed)) => LoadEvent::NeedsChoice(needed),
+                    Err(e) => LoadEvent::Failed {
+                        csv,
+                        message: format!("{e:#}"),
+                    },
+                })
+            },
+            |message| {
+                Event::Load(LoadEvent::Failed {
+                    csv: failed_csv,
+                    message,
+                })
+            },
+        );
+    }
+
+    /// Opens the import dialog for `csv` (what it shows is read off the UI thread).
+    pub(super) fn choose_import(&mut self, csv: PathBuf) {
+        self.loading = Some((csv.clone(), 0.0));
+        self.status = format!("reading the start of {}", csv.display());
+        let failed_csv = csv.clone();
+        spawn(
+            "import-preview",
+            &self.reporter,
+            move |_| {
+                Event::Load(match workers::choice_needed(&csv, None) {
+                    Ok(needed) => LoadEvent::NeedsChoice(Box::new(needed)),
                     Err(e) => LoadEvent::Failed {
                         csv,
                         message: format!("{e:#}"),

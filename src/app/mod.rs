@@ -12,9 +12,11 @@
 mod detail;
 mod export_dialog;
 mod frame_stats;
+pub mod import_dialog;
 mod input;
 mod inspect;
 mod jobs;
+mod menu_bar;
 mod open_file;
 pub mod protocol;
 mod review;
@@ -33,6 +35,7 @@ use crossbeam_channel::Receiver;
 use detail::{DetailView, Explanations};
 use export_dialog::{ExportDialog, SaveConfirm};
 use frame_stats::FrameStats;
+use import_dialog::ImportDialog;
 use jobs::JobState;
 use open_file::OpenFile;
 use protocol::Event;
@@ -60,6 +63,7 @@ pub struct TweetlabApp {
     explanations: Explanations,
     export: ExportDialog,
     save: SaveConfirm,
+    import: ImportDialog,
     review: ReviewPanel,
     /// Writing an export.
     exporting: JobState,
@@ -73,6 +77,12 @@ pub struct TweetlabApp {
     frame_stats: FrameStats,
     /// A table has been drawn since the last file was loaded (for the frame log's timing mark).
     table_drawn: bool,
+    /// The next file chosen in the file dialog goes to the import dialog.
+    import_next_pick: bool,
+    /// Quit was chosen: the window closes at the end of the frame.
+    quit: bool,
+    /// The theme last handed to egui.
+    applied_theme: Option<settings::Theme>,
 }
 
 impl TweetlabApp {
@@ -101,6 +111,10 @@ impl TweetlabApp {
             train,
             export: ExportDialog::default(),
             save: SaveConfirm::default(),
+            import: ImportDialog::default(),
+            import_next_pick: false,
+            quit: false,
+            applied_theme: None,
             review: ReviewPanel::default(),
             exporting: JobState::default(),
             saving: JobState::default(),
@@ -171,6 +185,25 @@ impl TweetlabApp {
         }
         self.request_explanation();
 
+        if self.applied_theme != Some(self.settings.theme) {
+            ctx.set_theme(self.settings.theme.preference());
+            self.applied_theme = Some(self.settings.theme);
+        }
+        let menu = egui::Panel::top("menu_bar").show(ui, |ui| {
+            let view = menu_bar::MenuView {
+                recent: &self.settings.recent,
+                has_file: self.file.is_some(),
+                can_write: !self.exporting.is_running() && !self.saving.is_running(),
+                show_detail: self.settings.show_detail,
+                review_open: self.review.open,
+                theme: self.settings.theme,
+                advance_after_labelling: self.settings.advance_after_labelling,
+            };
+            menu_bar::show(ui, &view)
+        });
+        if let Some(action) = menu.inner {
+            self.apply_top_bar(action);
+        }
         let top = egui::Panel::top("top_bar").show(ui, |ui| {
             let view = top_bar::TopBarView {
                 recent: &self.settings.recent,
@@ -262,6 +295,9 @@ impl TweetlabApp {
             let rows = file.workspace.rows().len();
             self.frame_stats.mark(&format!("table-drawn rows={rows}"));
         }
+        if std::mem::take(&mut self.quit) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
         self.frame_stats.end_frame(&ctx, frame_start);
     }
 
@@ -271,6 +307,17 @@ impl TweetlabApp {
             row,
             tweet: &file.workspace.rows()[row],
             labels: &file.workspace.layout().labels,
+            columns: {
+                let layout = file.workspace.layout();
+                let tweet = &file.workspace.rows()[row];
+                layout
+                    .extra_columns
+                    .iter()
+                    .zip(&tweet.extra)
+                    .filter(|(c, _)| !layout.hidden_columns.contains(c))
+                    .map(|(&c, cell)| (layout.header[c].as_str(), cell.as_str()))
+                    .collect()
+            },
             prediction: file.predictions.get(row).and_then(|p| p.as_deref()),
             explanation: self.explanations.state(row, file.model_dir.as_ref()),
         });
@@ -278,6 +325,9 @@ impl TweetlabApp {
     }
 
     fn dialogs(&mut self, ctx: &egui::Context) {
+        if let Some(action) = self.import.show(ctx) {
+            self.apply_import(action);
+        }
         if let Some(file) = self.file.as_mut() {
             let labelled = file.counts().labelled;
             let action = self.review.show(
@@ -317,7 +367,11 @@ impl TweetlabApp {
                         for (k, what) in [
                             ("j / ↓, k / ↑", "next / previous tweet"),
                             ("page down / up", "20 tweets down / up"),
-                            ("1 / 0", "label disaster / not disaster"),
+                            ("1 / 0", "label disaster / not disaster (0/1 files)"),
+                            (
+                                "1 … 9",
+                                "label with the first … ninth class (named classes)",
+                            ),
                             ("x", "clear the label"),
                             (
                                 "ctrl+click, shift+click",
@@ -327,6 +381,9 @@ impl TweetlabApp {
                             ("ctrl+z / ctrl+shift+z", "undo / redo"),
                             ("/", "search"),
                             ("enter", "show / hide the tweet detail"),
+                            ("ctrl+O / ctrl+shift+O", "open / import with options"),
+                            ("ctrl+S / ctrl+shift+S", "save / save as"),
+                            ("ctrl+F / ctrl+Q", "find / quit"),
                             (
                                 "click a column title",
                                 "sort (again: reverse, again: file order)",

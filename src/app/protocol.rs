@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use crate::data::duplicates::Duplicates;
 use crate::data::save::Saved;
 use crate::data::store::{Arrival, Workspace};
+use crate::data::ImportOptions;
 use crate::data::Problem;
 use crate::engine::explain::Explanation;
 use crate::engine::metrics::Metrics;
@@ -63,9 +64,28 @@ pub struct Scoped<T> {
 }
 
 pub enum LoadEvent {
-    Progress { done: u64, total: u64 },
+    Progress {
+        done: u64,
+        total: u64,
+    },
     Loaded(Box<Opened>),
-    Failed { csv: PathBuf, message: String },
+    Failed {
+        csv: PathBuf,
+        message: String,
+    },
+    /// The file needs the analyst's import choice first (or they asked to make it).
+    NeedsChoice(Box<ChoiceNeeded>),
+}
+
+/// What the import dialog starts from: the start of the file, and a choice made before for it
+/// or its header.
+pub struct ChoiceNeeded {
+    pub csv: PathBuf,
+    pub sample: Vec<u8>,
+    pub whole_file: bool,
+    pub known: Option<ImportOptions>,
+    /// Why the dialog opened by itself.
+    pub reason: Option<String>,
 }
 
 /// Everything the window needs once a CSV is open, prepared off the UI thread.

@@ -20,6 +20,28 @@ pub struct Settings {
     /// Most recent first; the first one reopens at start when no file is given.
     pub recent: Vec<PathBuf>,
     pub show_detail: bool,
+    pub theme: Theme,
+    /// A label key moves the cursor to the next tweet (as labelling tools do).
+    pub advance_after_labelling: bool,
+}
+
+/// Light or dark, or as the desktop says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
+}
+
+impl Theme {
+    pub fn preference(self) -> egui::ThemePreference {
+        match self {
+            Theme::System => egui::ThemePreference::System,
+            Theme::Light => egui::ThemePreference::Light,
+            Theme::Dark => egui::ThemePreference::Dark,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -29,6 +51,8 @@ impl Default for Settings {
             train: TrainConfig::default(),
             recent: Vec::new(),
             show_detail: true,
+            theme: Theme::System,
+            advance_after_labelling: true,
         }
     }
 }

@@ -230,6 +230,22 @@ impl TableView {
         }
     }
 
+    /// Moves the cursor from `row` to the tweet shown after it; the cursor stays on that tweet
+    /// when the table is filtered again (even if `row` is no longer shown).
+    pub fn advance_past(&mut self, row: usize) {
+        if let Some(k) = self.shown.iter().position(|&r| r == row) {
+            if k + 1 < self.shown.len() {
+                self.cursor = Some(k + 1);
+                self.scroll_to_cursor = true;
+            }
+        }
+    }
+
+    /// Whether labels apply to a multi-selection (which does not advance).
+    pub fn has_selection(&self) -> bool {
+        !self.selection.is_empty()
+    }
+
     pub fn move_selection(&mut self, by: i64) {
         if self.shown.is_empty() {
             return;

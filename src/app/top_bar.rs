@@ -30,6 +30,16 @@ pub enum TopBarAction {
     Train,
     CancelTraining,
     ToggleHelp,
+    /// The import dialog for the open file (else a file to choose).
+    ImportWithOptions,
+    Quit,
+    Undo,
+    Redo,
+    Find,
+    ToggleDetail,
+    ToggleAdvance,
+    SetTheme(super::settings::Theme),
+    ToggleFrameStats,
 }
 
 /// Draws the bar; `path_field` is the path the user is typing.

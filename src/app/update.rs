@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::import_dialog::{ImportAction, ImportDraft};
 use super::open_file::OpenFile;
 use super::protocol::{DialogEvent, Event, ExportKind, JobEvent, LoadEvent, Predicted, Scoped};
 use super::review::ReviewAction;
@@ -126,6 +127,30 @@ impl TweetlabApp {
                 None
             }
             LoadEvent::Failed { csv, .. } if !self.is_loading_now(&csv) => None,
+            LoadEvent::NeedsChoice(needed) if !self.is_loading_now(&needed.csv) => None,
+            LoadEvent::NeedsChoice(needed) => {
+                self.loading = None;
+                let csv = needed.csv.clone();
+                match ImportDraft::new(
+                    needed.csv,
+                    needed.sample,
+                    needed.whole_file,
+                    needed.known.as_ref(),
+                    needed.reason,
+                ) {
+                    Ok(draft) => {
+                        self.import.draft = Some(draft);
+                        Some(Request::Status(format!(
+                            "{}: choose how to read it",
+                            csv.display()
+                        )))
+                    }
+                    Err(message) => Some(Request::Error(format!(
+                        "Could not open {}: {message}",
+                        csv.display()
+                    ))),
+                }
+            }
             LoadEvent::Loaded(opened) if !self.is_loading_now(&opened.csv) => None,
             LoadEvent::Failed { csv, message } => {
                 self.loading = None;
@@ -188,10 +213,17 @@ impl TweetlabApp {
     fn on_dialog(&mut self, event: DialogEvent) -> Option<Request> {
         match event {
             DialogEvent::Picked(Some(path)) => {
-                self.open(path);
+                if std::mem::take(&mut self.import_next_pick) {
+                    self.choose_import(path);
+                } else {
+                    self.open(path);
+                }
                 None
             }
-            DialogEvent::Picked(None) => Some(Request::Status("No file chosen. If no dialog appeared, this desktop has no file portal: type the path in the field and press Enter, or drop the file on the window.".into())),
+            DialogEvent::Picked(None) => {
+                self.import_next_pick = false;
+                Some(Request::Status("No file chosen. If no dialog appeared, this desktop has no file portal: type the path in the field and press Enter, or drop the file on the window.".into()))
+            }
             DialogEvent::SavePicked(Some(path)) => {
                 self.export.picked(path);
                 None
@@ -239,9 +271,16 @@ impl TweetlabApp {
     }
 
     /// The selection, else the cursor row.
+    /// Labels the selection, else the tweet under the cursor, then moves on to the next tweet
+    /// when "advance after labelling" is on and one tweet was labelled.
     pub(super) fn label_selected(&mut self, label: Option<u8>) {
         let rows = self.table.target_rows();
         self.label(&rows, label, "");
+        if let [row] = rows[..] {
+            if self.settings.advance_after_labelling && !self.table.has_selection() {
+                self.table.advance_past(row);
+            }
+        }
     }
 
     pub(super) fn undo_redo(&mut self, redo: bool) {
@@ -300,6 +339,15 @@ impl TweetlabApp {
         }
     }
 
+    pub(super) fn apply_import(&mut self, action: ImportAction) {
+        match action {
+            ImportAction::Import { csv, options } => {
+                self.open_as(csv, super::workers::Opening::Chosen(options))
+            }
+            ImportAction::Cancel => self.status = "import cancelled".into(),
+        }
+    }
+
     pub(super) fn apply_top_bar(&mut self, action: TopBarAction) {
         match action {
             TopBarAction::PickFile => self.pick_file(),
@@ -310,6 +358,31 @@ impl TweetlabApp {
             TopBarAction::Train => self.start_training(),
             TopBarAction::CancelTraining => self.cancel_training(),
             TopBarAction::ToggleHelp => self.show_help = !self.show_help,
+            TopBarAction::ImportWithOptions => {
+                let current = self
+                    .file
+                    .as_ref()
+                    .map(|f| f.workspace.source().to_path_buf());
+                let typed = Some(PathBuf::from(self.path_field.trim()))
+                    .filter(|p| !p.as_os_str().is_empty() && p.is_file());
+                match current.or(typed) {
+                    Some(csv) => self.choose_import(csv),
+                    None => {
+                        self.import_next_pick = true;
+                        self.pick_file();
+                    }
+                }
+            }
+            TopBarAction::Quit => self.quit = true,
+            TopBarAction::Undo => self.undo_redo(false),
+            TopBarAction::Redo => self.undo_redo(true),
+            TopBarAction::Find => self.table.focus_search = true,
+            TopBarAction::ToggleDetail => self.settings.show_detail = !self.settings.show_detail,
+            TopBarAction::ToggleAdvance => {
+                self.settings.advance_after_labelling = !self.settings.advance_after_labelling
+            }
+            TopBarAction::SetTheme(theme) => self.settings.theme = theme,
+            TopBarAction::ToggleFrameStats => self.frame_stats.visible = !self.frame_stats.visible,
         }
     }
 

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::protocol::{
-    DialogEvent, Event, ExportKind, Exported, JobEvent, LearningCurve, LoadEvent, Opened,
-    Predicted, Progress, SuspectRow, SuspectsFound, TrainJobEvent,
+    ChoiceNeeded, DialogEvent, Event, ExportKind, Exported, JobEvent, LearningCurve, LoadEvent,
+    Opened, Predicted, Progress, SuspectRow, SuspectsFound, TrainJobEvent,
 };
 use crate::data::dataset::Layout;
 use crate::data::duplicates::find_duplicates;
 use crate::data::export::{self, PredictionFormat};
+use crate::data::import::{self, ImportMemory};
 use crate::data::save::{save_to_source, SaveJob, Saved};
 use crate::data::store::{EditRecord, RunLog, RunStatus, Workspace};
 use crate::data::{load_csv_with, ImportOptions, Tweet};
@@ -46,15 +47,85 @@ impl Reporter {
     }
 }
 
+/// The start of `csv` for the import dialog, with the choice made before for this file (its
+/// workspace) or for its header.
+pub fn choice_needed(csv: &Path, reason: Option<String>) -> anyhow::Result<ChoiceNeeded> {
+    let (sample, whole_file) = import::read_sample(csv)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", csv.display()))?;
+    let known = Workspace::stored_import_options(&Workspace::default_path(csv)).or_else(|| {
+        import::preview(&sample, whole_file, None)
+            .ok()
+            .and_then(|p| ImportMemory::user().recall(&p.header))
+    });
+    Ok(ChoiceNeeded {
+        csv: csv.to_path_buf(),
+        sample,
+        whole_file,
+        known,
+        reason,
+    })
+}
+
+/// How a file is opened: as before (its workspace's choice, one remembered for its header, or
+/// detection; a file that needs a choice gets the dialog), or with the analyst's new choice.
+pub enum Opening {
+    Known,
+    Chosen(ImportOptions),
+}
+
+/// What opening a file came to.
+pub enum LoadOutcome {
+    Opened(Box<Opened>),
+    NeedsChoice(Box<ChoiceNeeded>),
+}
+
 /// Opens the workspace of `csv` (importing the CSV the first time), finds duplicates and reads
 /// the past runs and the latest finished run's predictions.
-pub fn load(csv: &Path, reporter: &Reporter) -> anyhow::Result<Opened> {
+pub fn load(csv: &Path, opening: Opening, reporter: &Reporter) -> anyhow::Result<LoadOutcome> {
     let db = Workspace::default_path(csv);
-    let (workspace, arrival) = Workspace::open_or_import(&db, csv, || {
-        load_csv_with(csv, &ImportOptions::default(), &mut |done, total| {
-            reporter.send(Event::Load(LoadEvent::Progress { done, total }))
-        })
-    })?;
+    let progress = |done, total| reporter.send(Event::Load(LoadEvent::Progress { done, total }));
+    let (workspace, arrival) = match opening {
+        Opening::Chosen(options) => {
+            let data = load_csv_with(csv, &options, &mut { progress })?;
+            let (mut ws, arrival) = Workspace::import_again(&db, csv, &data)?;
+            ws.set_import_options(&options)?;
+            // Remembering is a convenience: a read-only data folder must not stop the import.
+            let _ = ImportMemory::user().remember(&data.layout.header, &options);
+            (ws, arrival)
+        }
+        Opening::Known => {
+            let stored = Workspace::stored_import_options(&db);
+            let options = match stored {
+                Some(o) => o,
+                None if db.exists() => ImportOptions::default(),
+                None => {
+                    // A file seen for the first time: a choice remembered for its header, else
+                    // the dialog when its columns are not all recognised.
+                    let needed = choice_needed(csv, None)?;
+                    match &needed.known {
+                        Some(o) => o.clone(),
+                        None => {
+                            let p = import::preview(&needed.sample, needed.whole_file, None)
+                                .map_err(|e| anyhow::anyhow!("{}: {e}", csv.display()))?;
+                            if p.needs_choice() {
+                                let reason = if p.text.is_none() {
+                                    "No column is named like a text column: choose the text column."
+                                } else {
+                                    "No column is named like a label column, but some look like one: choose the label column (or none)."
+                                };
+                                return Ok(LoadOutcome::NeedsChoice(Box::new(ChoiceNeeded {
+                                    reason: Some(reason.into()),
+                                    ..needed
+                                })));
+                            }
+                            ImportOptions::default()
+                        }
+                    }
+                }
+            };
+            Workspace::open_or_import(&db, csv, || load_csv_with(csv, &options, &mut { progress }))?
+        }
+    };
     let problems = workspace.problems().to_vec();
     let duplicates = find_duplicates(workspace.rows());
     let log = workspace.run_log()?;
@@ -68,7 +139,7 @@ pub fn load(csv: &Path, reporter: &Reporter) -> anyhow::Result<Opened> {
             let p = log.predictions(r.id, workspace.rows().len()).ok()?;
             p.iter().any(Option::is_some).then_some((r.id, dir, p))
         });
-    Ok(Opened {
+    Ok(LoadOutcome::Opened(Box::new(Opened {
         csv: csv.to_path_buf(),
         workspace,
         arrival,
@@ -76,7 +147,7 @@ pub fn load(csv: &Path, reporter: &Reporter) -> anyhow::Result<Opened> {
         duplicates,
         past_runs,
         predictions,
-    })
+    })))
 }
 
 /// The native open dialog. Without a desktop portal rfd returns None at once; the window then

@@ -147,8 +147,10 @@ impl Dataset {
     }
 }
 
-/// Overrides for what the importer would detect by itself.
-#[derive(Debug, Clone, Default)]
+/// Overrides for what the importer would detect by itself: the analyst's import choice, kept
+/// in the workspace and remembered for files with the same header (`data::import`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ImportOptions {
     pub text_column: Option<String>,
     pub label_column: Option<String>,
@@ -174,8 +176,8 @@ pub enum DataError {
 /// or badly broken file would otherwise make the list as large as the file).
 pub const MAX_PROBLEMS: usize = 1000;
 
-const TEXT_NAMES: [&str; 6] = ["text", "tweet", "content", "message", "body", "post"];
-const LABEL_NAMES: [&str; 5] = ["target", "label", "labels", "class", "category"];
+pub(crate) const TEXT_NAMES: [&str; 6] = ["text", "tweet", "content", "message", "body", "post"];
+pub(crate) const LABEL_NAMES: [&str; 5] = ["target", "label", "labels", "class", "category"];
 
 /// A header cell as lowercase words: `Tweet Text`, `tweet_text` and ` text ` compare alike.
 fn header_words(h: &str) -> Vec<String> {
@@ -187,7 +189,11 @@ fn header_words(h: &str) -> Vec<String> {
 
 /// The first column (not in `taken`) named one of `names`: an exact name (case, spaces and
 /// punctuation aside) before a header that merely contains it as a word (`Tweet Text`).
-fn find_column(header: &[String], names: &[&str], taken: &[Option<usize>]) -> Option<usize> {
+pub(crate) fn find_column(
+    header: &[String],
+    names: &[&str],
+    taken: &[Option<usize>],
+) -> Option<usize> {
     let free = |i: &usize| !taken.contains(&Some(*i));
     let cells: Vec<Vec<String>> = header.iter().map(|h| header_words(h)).collect();
     let exact = names.iter().find_map(|n| {
@@ -455,7 +461,7 @@ pub fn parse(
     Ok(data)
 }
 
-fn csv_reader(bytes: &[u8], delimiter: u8, has_headers: bool) -> csv::Reader<&[u8]> {
+pub(crate) fn csv_reader(bytes: &[u8], delimiter: u8, has_headers: bool) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)

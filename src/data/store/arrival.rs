@@ -93,6 +93,27 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// Imports `csv` again with a new import choice (`data`, read with it): a new workspace at
+    /// `db`, or, when there is one, a fresh one with the old one's label edits carried over and
+    /// the old one kept as a backup (as for a changed file).
+    pub fn import_again(
+        db: &Path,
+        csv: &Path,
+        data: &Dataset,
+    ) -> Result<(Self, Arrival), StoreError> {
+        if !db.exists() || is_half_made(db) {
+            if db.exists() {
+                aside(db, "broken")?;
+            }
+            return Ok((Self::create(db, csv, data)?, Arrival::Imported));
+        }
+        let ws = Self::open(db)?;
+        let (ws, carried) = reimport(ws, db, csv, data)?;
+        Ok((ws, Arrival::Reimported(carried)))
+    }
+}
+
 /// Imports `data` into a new workspace at `db`, the old one `ws` moved aside, and applies the
 /// old workspace's label edits to rows with the same id and text, as one undo step.
 fn reimport(

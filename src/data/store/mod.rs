@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
 
-use super::dataset::{Dataset, Layout, Problem, Tweet};
+use super::dataset::{Dataset, ImportOptions, Layout, Problem, Tweet};
 
 mod arrival;
 mod embeddings;
@@ -115,6 +115,14 @@ pub fn absolute(path: &Path) -> PathBuf {
         .unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// Where tweetlab keeps its files for this user: `$TWEETLAB_DATA_DIR`, else the user's data
+/// folder (`~/.local/share/tweetlab`).
+pub fn data_root() -> PathBuf {
+    std::env::var_os("TWEETLAB_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::data::user_dirs::tweetlab_dir(dirs::data_dir()))
+}
+
 /// Changes whenever another connection commits to the database.
 fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
@@ -186,10 +194,8 @@ impl Workspace {
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "data".into());
-        let root = std::env::var_os("TWEETLAB_DATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| crate::data::user_dirs::tweetlab_dir(dirs::data_dir()));
-        root.join("workspaces")
+        data_root()
+            .join("workspaces")
             .join(format!("{stem}-{hash:016x}.sqlite"))
     }
 
@@ -444,6 +450,36 @@ impl Workspace {
     }
 
     /// The source as imported or last saved; None for a workspace made before this was kept.
+    /// The import choice the analyst made for this file (None: detected columns).
+    pub fn import_options(&self) -> Option<ImportOptions> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'import'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .ok()
+            .and_then(|v| serde_json::from_str(&v).ok())
+    }
+
+    /// Keeps the import choice, so that a re-import of the changed file reads it the same way.
+    pub fn set_import_options(&mut self, options: &ImportOptions) -> Result<(), StoreError> {
+        self.set_meta(
+            "import",
+            &serde_json::to_string(options).expect("options serialise"),
+        )
+    }
+
+    /// The import choice kept in the workspace file at `db`, read without opening it for
+    /// writing (None when there is none, or no such workspace).
+    pub fn stored_import_options(db: &Path) -> Option<ImportOptions> {
+        let conn =
+            Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        conn.query_row("SELECT value FROM meta WHERE key = 'import'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .ok()
+        .and_then(|v| serde_json::from_str(&v).ok())
+    }
+
     pub fn fingerprint(&self) -> Option<&Fingerprint> {
         self.fingerprint.as_ref()
     }
