@@ -461,13 +461,15 @@ fn draft_ui(ui: &mut egui::Ui, d: &mut ImportDraft) -> Option<ImportAction> {
                     for (k, t) in d.targets.iter_mut().enumerate() {
                         let value = ui.label(&t.value);
                         ui.label(t.count.to_string());
-                        ui.add_enabled(
-                            !t.unlabelled,
-                            egui::TextEdit::singleline(&mut t.class)
-                                .id_salt(("class_of_value", k))
-                                .desired_width(200.0),
-                        )
-                        .labelled_by(value.id);
+                        // Sized explicitly: a grid cell would shrink the field to its text.
+                        ui.add_enabled_ui(!t.unlabelled, |ui| {
+                            ui.add_sized(
+                                [220.0, 20.0],
+                                egui::TextEdit::singleline(&mut t.class)
+                                    .id_salt(("class_of_value", k)),
+                            )
+                            .labelled_by(value.id);
+                        });
                         ui.checkbox(&mut t.unlabelled, "unlabelled");
                         ui.end_row();
                     }
