@@ -851,6 +851,23 @@ fn a_crisis_file_through_the_import_dialog_to_three_classes() {
     assert!(m.confusion.matrix.iter().all(|r| r.len() == 3));
     assert_eq!(m.per_class.len(), 3);
     assert!(h.query_by_label_contains("Validation: macro-F1").is_some());
+    // Words for the predicted class, then for another class on request.
+    let row = h.state().selected_row().unwrap();
+    wait_until(&mut h, "word contributions", |app| {
+        app.explanation(row).is_some()
+    });
+    let e = h.state().explanation(row).unwrap().clone().unwrap();
+    assert_eq!(e.probabilities.len(), 3);
+    let other = (e.class + 1) % 3;
+    h.get_by_label("Words for:").click();
+    h.run();
+    h.get_by_role_and_label(Role::Button, &set.name(other))
+        .click();
+    h.run();
+    wait_until(&mut h, "words for another class", |app| {
+        app.explanation(row)
+            .is_some_and(|e| e.as_ref().is_ok_and(|e| e.class == other))
+    });
     let config_path = find_config(h.state().workspace().unwrap().path());
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(config_path).unwrap()).unwrap();
@@ -974,4 +991,44 @@ fn menu_bar_advance_after_labelling_theme_and_shortcuts() {
     h.run();
     assert!(!h.state().import_dialog_open());
     assert_eq!(h.state().workspace().unwrap().rows().len(), rows);
+}
+
+/// A file that cannot be opened as remembered (here a remembered choice names a column the file
+/// no longer has): the error offers the import dialog instead of a command-line flag.
+#[test]
+fn a_load_error_offers_the_import_dialog() {
+    let tmp = tempfile::tempdir().unwrap();
+    data_dir();
+    let csv = tmp.path().join("renamed.csv");
+    std::fs::write(&csv, "Post Body,Verdict,Extra\nhello,yes,1\nworld,no,2\n").unwrap();
+    let header: Vec<String> = ["Post Body", "Verdict", "Extra"].map(String::from).to_vec();
+    tweetlab::data::import::ImportMemory::user()
+        .remember(
+            &header,
+            &tweetlab::data::ImportOptions {
+                text_column: Some("Message".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut h = harness();
+    open_and_wait(&mut h, &csv);
+    let error = h.state().error().unwrap().to_string();
+    assert!(error.contains("no text column named `Message`"), "{error}");
+    h.get_by_label("Choose how to read it…").click();
+    h.run();
+    wait_until(&mut h, "the import dialog", |app| app.import_dialog_open());
+    assert_eq!(h.state().error(), None);
+    {
+        let draft = h.state_mut().import_draft().unwrap();
+        assert_eq!(draft.preview.header[draft.text], "Post Body");
+        draft.set_label(Some(1));
+    }
+    h.run();
+    h.get_by_role_and_label(Role::Button, "Import").click();
+    h.run();
+    wait_until(&mut h, "the import", |app| app.workspace().is_some());
+    let ws = h.state().workspace().unwrap();
+    assert_eq!(ws.layout().labels.names(), vec!["no", "yes"]);
+    assert_eq!(ws.rows()[0].label, Some(1));
 }

@@ -21,6 +21,8 @@ pub struct Explanations {
     requests: Sender<ExplainRequest>,
     done: HashMap<usize, Result<Explanation, String>>,
     pending: Option<usize>,
+    /// The class the words are scored for (None: each tweet's predicted class).
+    pub class: Option<u8>,
 }
 
 impl Explanations {
@@ -35,6 +37,15 @@ impl Explanations {
             requests,
             done: HashMap::new(),
             pending: None,
+            class: None,
+        }
+    }
+
+    /// Scores words for `class` from now on (None: the predicted class).
+    pub fn set_class(&mut self, class: Option<u8>) {
+        if class != self.class {
+            self.class = class;
+            self.forget();
         }
     }
 
@@ -53,13 +64,14 @@ impl Explanations {
         if self.pending == Some(event.row) {
             self.pending = None;
         }
-        if model_dir == Some(event.model_dir.as_path()) {
+        if model_dir == Some(event.model_dir.as_path()) && event.class == self.class {
             self.done.insert(event.row, event.result);
         }
     }
 
     /// Another model or file: the cached words no longer apply.
     pub fn forget(&mut self) {
+        // `class` stays: the analyst's choice outlives a model.
         self.done.clear();
         self.pending = None;
     }
@@ -100,6 +112,8 @@ pub struct DetailView<'a> {
     pub columns: Vec<(&'a str, &'a str)>,
     /// Every class's probability, when a model predicted this row.
     pub prediction: Option<&'a [f32]>,
+    /// The class the words are scored for (None: the predicted one).
+    pub explain_class: Option<u8>,
     pub explanation: ExplainState<'a>,
 }
 
@@ -136,6 +150,13 @@ pub fn coloured_text(ui: &egui::Ui, explanation: &Explanation) -> LayoutJob {
             0.0,
             TextFormat {
                 background: word_colour(w.score, max),
+                // On a strong red or blue, white reads in both themes; on a faint one, the
+                // theme's own text colour does.
+                color: if w.score.abs() / max.max(1e-6) > 0.5 {
+                    Color32::WHITE
+                } else {
+                    plain.color
+                },
                 ..plain.clone()
             },
         );
@@ -155,8 +176,17 @@ fn scale(explanation: &Explanation) -> f32 {
         .fold(1.0, f32::max)
 }
 
-/// Draws the panel; returns a label the user set with its buttons (Some(None) clears).
-pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
+/// What the analyst did in the panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailAction {
+    /// Set (Some) or clear (None) the label.
+    Label(Option<u8>),
+    /// Score the words for this class (None: the predicted one).
+    Explain(Option<u8>),
+}
+
+/// Draws the panel; returns what the user did with its buttons.
+pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<DetailAction> {
     let Some(view) = view else {
         ui.label("Select a tweet (click, or j / k) to see it here.");
         return None;
@@ -202,7 +232,7 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
                 .on_hover_text("Set the label (its digit key; x clears)")
                 .clicked()
             {
-                set = Some(label);
+                set = Some(DetailAction::Label(label));
             }
         }
         ui.separator();
@@ -242,6 +272,9 @@ pub fn show(ui: &mut egui::Ui, view: Option<DetailView>) -> Option<Option<u8>> {
                         ui.label(coloured_text(ui, e));
                         ui.add_space(4.0);
                         legend(ui, scale(e), view.labels, e.class);
+                        if let Some(class) = explain_for(ui, view.labels, view.explain_class) {
+                            set = Some(DetailAction::Explain(class));
+                        }
                     });
                     ui.vertical(|ui| top_words(ui, e));
                 });
@@ -295,6 +328,25 @@ fn legend(ui: &mut egui::Ui, max: f32, labels: &LabelSet, class: u8) {
             "full colour: {odds} fall by {max:.2} (red) or rise by {max:.2} (blue) when the word is hidden"
         ));
     });
+}
+
+/// "Words for: predicted class / a class" (the class whose log-odds the colours show).
+fn explain_for(ui: &mut egui::Ui, labels: &LabelSet, current: Option<u8>) -> Option<Option<u8>> {
+    let mut chosen = current;
+    ui.horizontal(|ui| {
+        let l = ui.label("Words for:");
+        egui::ComboBox::from_id_salt("explain_class")
+            .selected_text(current.map_or("the predicted class".to_string(), |c| labels.name(c)))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut chosen, None, "the predicted class");
+                for c in 0..labels.len() as u8 {
+                    ui.selectable_value(&mut chosen, Some(c), labels.name(c));
+                }
+            })
+            .response
+            .labelled_by(l.id);
+    });
+    (chosen != current).then_some(chosen)
 }
 
 /// The strongest words both ways, with their scores.

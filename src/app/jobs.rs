@@ -277,6 +277,7 @@ impl TweetlabApp {
             model_dir: model_dir.clone(),
             row,
             text: file.workspace.rows()[row].text.clone(),
+            class: self.explanations.class,
         });
     }
 

@@ -79,6 +79,8 @@ pub struct TweetlabApp {
     table_drawn: bool,
     /// The next file chosen in the file dialog goes to the import dialog.
     import_next_pick: bool,
+    /// A file that could not be opened: the error window offers the import dialog for it.
+    failed_open: Option<PathBuf>,
     /// Quit was chosen: the window closes at the end of the frame.
     quit: bool,
     /// The theme last handed to egui.
@@ -113,6 +115,7 @@ impl TweetlabApp {
             save: SaveConfirm::default(),
             import: ImportDialog::default(),
             import_next_pick: false,
+            failed_open: None,
             quit: false,
             applied_theme: None,
             review: ReviewPanel::default(),
@@ -256,8 +259,10 @@ impl TweetlabApp {
                     ui.set_min_height(ui.available_height());
                     self.show_detail(ui)
                 });
-            if let Some(label) = detail.inner {
-                self.label_selected(label);
+            match detail.inner {
+                Some(detail::DetailAction::Label(label)) => self.label_selected(label),
+                Some(detail::DetailAction::Explain(class)) => self.explanations.set_class(class),
+                None => {}
             }
         }
         let table = egui::CentralPanel::default().show(ui, |ui| match &self.file {
@@ -301,7 +306,7 @@ impl TweetlabApp {
         self.frame_stats.end_frame(&ctx, frame_start);
     }
 
-    fn show_detail(&mut self, ui: &mut egui::Ui) -> Option<Option<u8>> {
+    fn show_detail(&mut self, ui: &mut egui::Ui) -> Option<detail::DetailAction> {
         let file = self.file.as_ref()?;
         let view = self.table.selected_row().map(|row| DetailView {
             row,
@@ -320,6 +325,7 @@ impl TweetlabApp {
             },
             prediction: file.predictions.get(row).and_then(|p| p.as_deref()),
             explanation: self.explanations.state(row, file.model_dir.as_ref()),
+            explain_class: self.explanations.class,
         });
         detail::show(ui, view)
     }
@@ -412,9 +418,19 @@ impl TweetlabApp {
                 .anchor(egui::Align2::CENTER_TOP, egui::vec2(0.0, 60.0))
                 .show(ctx, |ui| {
                     ui.label(error);
-                    if ui.button("Dismiss").clicked() {
-                        self.error = None;
-                    }
+                    ui.horizontal(|ui| {
+                        if let Some(csv) = self.failed_open.clone() {
+                            if ui.button("Choose how to read it…").clicked() {
+                                self.error = None;
+                                self.failed_open = None;
+                                self.choose_import(csv);
+                            }
+                        }
+                        if ui.button("Dismiss").clicked() {
+                            self.error = None;
+                            self.failed_open = None;
+                        }
+                    });
                 });
         }
     }

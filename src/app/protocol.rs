@@ -135,6 +135,8 @@ pub struct Predicted {
 pub struct Explained {
     pub model_dir: PathBuf,
     pub row: usize,
+    /// The class asked for (None: the predicted one).
+    pub class: Option<u8>,
     pub result: Result<Explanation, String>,
 }
 

@@ -154,10 +154,12 @@ impl TweetlabApp {
             LoadEvent::Loaded(opened) if !self.is_loading_now(&opened.csv) => None,
             LoadEvent::Failed { csv, message } => {
                 self.loading = None;
-                Some(Request::Error(format!(
-                    "Could not open {}: {message}\nCheck that it is a CSV or TSV with a text column; the message names the line at fault.",
+                let text = format!(
+                    "Could not open {}: {message}\nCheck that it is a CSV or TSV with a text column; the message names the line at fault. \"Choose how to read it\" sets the delimiter, the columns and the labels.",
                     csv.display()
-                )))
+                );
+                self.failed_open = csv.is_file().then_some(csv);
+                Some(Request::Error(text))
             }
             LoadEvent::Loaded(opened) => {
                 let opened = *opened;

@@ -236,6 +236,8 @@ pub struct ExplainRequest {
     pub model_dir: PathBuf,
     pub row: usize,
     pub text: String,
+    /// The class whose words to score (None: the predicted one).
+    pub class: Option<u8>,
 }
 
 /// The explainer's loop: one tweet at a time, keeping the last model loaded. Requests that queue
@@ -257,12 +259,13 @@ pub fn explain_loop(requests: Receiver<ExplainRequest>, reporter: &Reporter) {
                 model,
                 &request.text,
                 model.default_max_len(),
-                None,
+                request.class,
             )?)
         })();
         reporter.send(Event::Explain(super::protocol::Explained {
             model_dir: request.model_dir,
             row: request.row,
+            class: request.class,
             result: result.map_err(|e| format!("{e:#}")),
         }));
     }
