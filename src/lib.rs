@@ -1,7 +1,8 @@
 //! tweetlab: a workbench for triaging short social-media posts with a fine-tuned BERT.
 //!
 //! Layers, each using only those below it:
-//! - `cli` and, with the `gui` feature, `app` (the desktop workbench) — the edges;
+//! - `cli`, with the `gui` feature `app` (the desktop workbench), and with the `serve` feature
+//!   `serve` (the HTTP model server) — the edges;
 //! - `label_quality` — suspect labels and what to label next, on frozen embeddings;
 //! - `engine` — candle: kernels, models, training, inference, explanations (no UI code);
 //! - `data` — CSV import, the SQLite workspace, exports, atomic writes.
@@ -12,3 +13,5 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod label_quality;
+#[cfg(feature = "serve")]
+pub mod serve;

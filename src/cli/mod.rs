@@ -6,6 +6,8 @@
 mod bench;
 mod predict;
 mod quality;
+#[cfg(feature = "serve")]
+mod serve;
 mod stats;
 mod train;
 
@@ -66,6 +68,10 @@ enum Command {
     /// Simulate labelling a labelled CSV with the active-learning queue and in random order:
     /// F1 on held-out rows against labels used.
     LearningCurve(quality::CurveArgs),
+    /// Serve a fine-tuned model over HTTP (SageMaker and text-embeddings-inference routes),
+    /// with dynamic batching.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
     /// Manage pretrained models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -198,6 +204,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Stats(a)) => stats::stats_cmd(a),
         Some(Command::Suspects(a)) => quality::suspects_cmd(a),
         Some(Command::LearningCurve(a)) => quality::curve_cmd(a),
+        #[cfg(feature = "serve")]
+        Some(Command::Serve(a)) => serve::serve_cmd(a),
         Some(Command::Model(ModelCommand::Fetch { source })) => {
             let files = source::resolve(source.as_deref(), &|m| eprintln!("{m}"))?;
             println!("{}", files.dir.display());

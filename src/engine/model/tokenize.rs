@@ -125,13 +125,37 @@ impl TextTokenizer {
 
     /// Tokenises each text, truncated to `max_len` tokens including [CLS] and [SEP].
     pub fn encode_all(&self, texts: &[&str], max_len: usize) -> Result<Vec<Encoded>, EngineError> {
-        let mut tok = self.inner.clone();
-        tok.with_truncation(Some(TruncationParams {
-            max_length: max_len.max(2),
-            ..Default::default()
-        }))
-        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        let encodings = tok
+        self.truncating(max_len)?.encode(texts)
+    }
+
+    /// A copy that truncates to `max_len` tokens: made once, it encodes many small requests
+    /// without being set up again each time (the server's handlers).
+    pub fn truncating(&self, max_len: usize) -> Result<TruncatingTokenizer, EngineError> {
+        let mut inner = self.inner.clone();
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len.max(2),
+                ..Default::default()
+            }))
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        Ok(TruncatingTokenizer { inner })
+    }
+
+    pub fn token_text(&self, id: u32) -> String {
+        self.inner.id_to_token(id).unwrap_or_default()
+    }
+}
+
+/// A tokenizer with its truncation length set (see [`TextTokenizer::truncating`]).
+#[derive(Clone)]
+pub struct TruncatingTokenizer {
+    inner: Tokenizer,
+}
+
+impl TruncatingTokenizer {
+    pub fn encode(&self, texts: &[&str]) -> Result<Vec<Encoded>, EngineError> {
+        let encodings = self
+            .inner
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         Ok(encodings
@@ -143,10 +167,6 @@ impl TextTokenizer {
                 word_ids: e.get_word_ids().to_vec(),
             })
             .collect())
-    }
-
-    pub fn token_text(&self, id: u32) -> String {
-        self.inner.id_to_token(id).unwrap_or_default()
     }
 }
 
