@@ -276,7 +276,7 @@ fn train_explain_export_and_reopen() {
     }
     let csv = open_sample(&mut h, tmp.path());
     h.get_by_label("Start training").click();
-    h.run();
+    h.step();
     wait_until(&mut h, "training to start", |app| {
         app.is_training() || app.error().is_some()
     });
@@ -833,7 +833,7 @@ fn a_crisis_file_through_the_import_dialog_to_three_classes() {
 
     // Train from the Start button: three classes all the way to the predictions.
     h.get_by_label("Start training").click();
-    h.run();
+    h.step();
     wait_until(&mut h, "training to start", |app| {
         app.is_training() || app.error().is_some()
     });
@@ -872,6 +872,40 @@ fn a_crisis_file_through_the_import_dialog_to_three_classes() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(config_path).unwrap()).unwrap();
     assert_eq!(config["id2label"]["2"], "informative");
+
+    // Serve this model: the window's model on a free loopback port, the same answers.
+    #[cfg(feature = "serve")]
+    {
+        h.get_by_label("Serve this model").click();
+        h.run();
+        let url = h.state().serving_url().expect("serving");
+        let start = Instant::now();
+        while ureq::get(&format!("{url}/ping")).call().is_err() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let body = serde_json::json!({"inputs": rows[0].text}).to_string();
+        let answer: serde_json::Value = serde_json::from_str(
+            &ureq::post(&format!("{url}/invocations"))
+                .send_string(&body)
+                .unwrap()
+                .into_string()
+                .unwrap(),
+        )
+        .unwrap();
+        let want = h.state().predictions()[0].clone().unwrap();
+        for item in answer.as_array().unwrap() {
+            let c = set.index_of(item["label"].as_str().unwrap()).unwrap() as usize;
+            assert!((item["score"].as_f64().unwrap() as f32 - want[c]).abs() < 1e-5);
+        }
+        assert!(
+            h.query_by_label("Try it:").is_some(),
+            "the curl line to copy"
+        );
+        h.get_by_label("Stop serving").click();
+        h.run();
+        assert_eq!(h.state().serving_url(), None);
+    }
 
     // The full export: one probability column per class, read back.
     h.get_by_label("Export…").click();

@@ -329,3 +329,37 @@ fn a_model_that_cannot_load_ends_the_server_with_a_message() {
         "{stderr}"
     );
 }
+
+/// The port comes from SageMaker's variable before `$PORT`; a bad one is named.
+#[test]
+fn the_port_comes_from_sagemakers_variable_then_port() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+        .args(["serve", "--model", MODEL, "--device", "cpu"])
+        .env("SAGEMAKER_BIND_TO_PORT", "0")
+        .env("PORT", "1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        line.starts_with("listening on http://127.0.0.1:") && port > 1,
+        "{line}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+        .args(["serve", "--model", MODEL])
+        .env_remove("SAGEMAKER_BIND_TO_PORT")
+        .env("PORT", "eighty")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("$PORT is `eighty`"));
+}

@@ -188,4 +188,10 @@ impl TweetlabApp {
     pub fn import_dialog_open(&self) -> bool {
         self.import.is_open()
     }
+
+    /// The address the window serves its model at, if it does.
+    #[cfg(feature = "serve")]
+    pub fn serving_url(&self) -> Option<String> {
+        self.serve.serving().map(|(url, _)| url)
+    }
 }

@@ -20,6 +20,8 @@ mod menu_bar;
 mod open_file;
 pub mod protocol;
 mod review;
+#[cfg(feature = "serve")]
+mod serve_panel;
 pub mod settings;
 mod status_bar;
 mod table;
@@ -85,6 +87,8 @@ pub struct TweetlabApp {
     quit: bool,
     /// The theme last handed to egui.
     applied_theme: Option<settings::Theme>,
+    #[cfg(feature = "serve")]
+    serve: serve_panel::ServePanel,
 }
 
 impl TweetlabApp {
@@ -118,6 +122,8 @@ impl TweetlabApp {
             failed_open: None,
             quit: false,
             applied_theme: None,
+            #[cfg(feature = "serve")]
+            serve: serve_panel::ServePanel::default(),
             review: ReviewPanel::default(),
             exporting: JobState::default(),
             saving: JobState::default(),
@@ -242,6 +248,11 @@ impl TweetlabApp {
                     .id_salt("train_scroll")
                     .show(ui, |ui| {
                         let labelled = self.file.as_mut().map_or(0, |f| f.counts().labelled);
+                        // Serving first: its address stays in view however long the
+                        // Train panel grows.
+                        #[cfg(feature = "serve")]
+                        self.serve
+                            .show(ui, self.file.as_ref().and_then(|f| f.model_dir.as_deref()));
                         self.train.show(ui, labelled)
                     })
                     .inner

@@ -19,9 +19,10 @@ pub struct ServeArgs {
     /// Port (default: $SAGEMAKER_BIND_TO_PORT, else $PORT, else 8080; 0 = any free port).
     #[arg(long)]
     pub port: Option<u16>,
-    /// Address to listen on (0.0.0.0 to accept other machines).
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: IpAddr,
+    /// Address to listen on (default: 127.0.0.1; 0.0.0.0 when the model is SageMaker's
+    /// /opt/ml/model, inside a container).
+    #[arg(long)]
+    pub host: Option<IpAddr>,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// The model worker gathers requests into one pass up to this many tokens...
@@ -55,16 +56,23 @@ fn port(flag: Option<u16>) -> Result<u16> {
 }
 
 pub fn serve_cmd(a: ServeArgs) -> Result<ExitCode> {
-    let model = match a.model {
-        Some(m) => m,
-        None if std::path::Path::new(SAGEMAKER_MODEL_DIR).is_dir() => SAGEMAKER_MODEL_DIR.into(),
+    let (model, in_container) = match a.model {
+        Some(m) => (m, false),
+        None if std::path::Path::new(SAGEMAKER_MODEL_DIR).is_dir() => {
+            (SAGEMAKER_MODEL_DIR.into(), true)
+        }
         None => bail!("no model: give --model DIR (a directory from `tweetlab train`)"),
     };
+    let host = a.host.unwrap_or(if in_container {
+        IpAddr::from([0, 0, 0, 0])
+    } else {
+        IpAddr::from([127, 0, 0, 1])
+    });
     if a.max_client_batch == 0 || a.max_queue == 0 || a.max_batch_tokens == 0 {
         bail!("--max-client-batch, --max-queue and --max-batch-tokens must be at least 1");
     }
     let config = ServeConfig {
-        host: a.host,
+        host,
         port: port(a.port)?,
         device: a.device,
         max_batch_tokens: a.max_batch_tokens,

@@ -358,6 +358,7 @@ pub fn run(
         // Written after every epoch: the record of every epoch stays current even when the
         // weights stay those of an earlier one.
         record.write(&job.out_dir)?;
+        record.write_model_card(&job.out_dir, &model.labels)?;
         if improved {
             send(TrainEvent::CheckpointSaved {
                 epoch,

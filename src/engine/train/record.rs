@@ -130,6 +130,72 @@ impl RunRecord {
         let json = serde_json::to_vec_pretty(self).expect("the run record serialises");
         write_bytes_atomic(&path, &json).map_err(|e| EngineError::io(&path, e))
     }
+
+    /// The Hugging Face model card (`README.md`): pipeline tag, base model, class names, the
+    /// saved epoch's validation figures and how to use it; a mean-pooling head is marked, since
+    /// `transformers` would load it with CLS pooling and answer differently.
+    pub fn model_card(&self, labels: &[String]) -> String {
+        use std::fmt::Write;
+        let mut card = String::new();
+        let _ = writeln!(
+            card,
+            "---\npipeline_tag: text-classification\nlibrary_name: transformers\nbase_model: {}\ntags:\n- tweetlab\n- text-classification\n---\n",
+            self.base_model
+        );
+        let _ = writeln!(
+            card,
+            "# Tweet classifier\n\nFine-tuned from `{}` with tweetlab {} on {} labelled rows ({} held out for validation), {} epochs, learning rate {}, batch {}, inputs up to {} tokens, device {}.\n",
+            self.base_model,
+            self.tweetlab_version,
+            self.train_rows + self.val_rows,
+            self.val_rows,
+            self.epochs.len(),
+            self.config.lr,
+            self.config.batch_size,
+            self.config.max_len,
+            self.device
+        );
+        if self.config.pooling == Pooling::Mean {
+            let _ = writeln!(
+                card,
+                "**Mean pooling.** This head reads the mean of the token states. `transformers`' `BertForSequenceClassification` loads these weights but pools the [CLS] token instead, so its probabilities are not this model's: serve it with `tweetlab serve` or `tweetlab predict`.\n"
+            );
+        }
+        let _ = writeln!(card, "## Labels\n\n| id | label |\n|---|---|");
+        for (i, l) in labels.iter().enumerate() {
+            let _ = writeln!(card, "| {i} | {l} |");
+        }
+        let saved = self.epochs.iter().find(|e| e.epoch == self.saved_epoch);
+        if let Some(m) = saved.and_then(|e| e.val.as_ref()) {
+            let _ = writeln!(
+                card,
+                "\n## Validation (epoch {})\n\n| metric | value |\n|---|---|\n| {} | {:.4} |\n| accuracy | {:.4} |\n| precision | {:.4} |\n| recall | {:.4} |",
+                self.saved_epoch,
+                m.f1_name(),
+                m.f1,
+                m.accuracy,
+                m.precision,
+                m.recall
+            );
+            if m.classes() > 2 {
+                for (l, c) in labels.iter().zip(&m.per_class) {
+                    let _ = writeln!(card, "| F1 {l} | {:.4} |", c.f1);
+                }
+            }
+        }
+        let _ = writeln!(
+            card,
+            "\n## Use\n\n```python\nfrom transformers import pipeline\nclassify = pipeline(\"text-classification\", model=\"PATH/TO/THIS/DIR\", top_k=None)\nclassify(\"Forest fire near La Ronge Sask. Canada\")\n```\n\nor `tweetlab serve --model PATH/TO/THIS/DIR`, then `curl -s 127.0.0.1:8080/invocations -d '{{\"inputs\": \"Forest fire near La Ronge\"}}'`."
+        );
+        card
+    }
+
+    /// Writes the model card as `dir/README.md`, atomically.
+    pub fn write_model_card(&self, dir: &Path, labels: &[String]) -> Result<(), EngineError> {
+        let path = dir.join("README.md");
+        write_bytes_atomic(&path, self.model_card(labels).as_bytes())
+            .map_err(|e| EngineError::io(&path, e))
+    }
 }
 
 /// What a workspace records of a run when it starts.
@@ -304,5 +370,30 @@ mod tests {
             serde_json::from_value::<EpochRecord>(new).unwrap(),
             epoch(2)
         );
+    }
+
+    #[test]
+    fn the_model_card_names_the_base_labels_metrics_and_marks_mean_pooling() {
+        let mut record = RunRecord {
+            tweetlab_version: "0".into(),
+            base_model: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            pooling: Pooling::Cls,
+            config: TrainConfig::default(),
+            train_rows: 3,
+            val_rows: 1,
+            device: "cpu".into(),
+            epochs: vec![epoch(1)],
+            saved_epoch: 1,
+        };
+        let labels: Vec<String> = ["not_disaster", "disaster"].map(String::from).to_vec();
+        let card = record.model_card(&labels);
+        assert!(card.starts_with("---\npipeline_tag: text-classification\n"));
+        assert!(card.contains("base_model: sentence-transformers/all-MiniLM-L6-v2"));
+        assert!(card.contains("| 1 | disaster |"));
+        assert!(card.contains("| F1 | "), "{card}");
+        assert!(!card.contains("Mean pooling"));
+        record.pooling = Pooling::Mean;
+        record.config.pooling = Pooling::Mean;
+        assert!(record.model_card(&labels).contains("**Mean pooling.**"));
     }
 }
