@@ -471,7 +471,7 @@ async fn predict_inner(state: &AppState, request: Request) -> Result<Response, A
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let encoded = loaded.tokenizer.encode(&refs).map_err(|e| {
+    let encoded = loaded.tokenizer.encode_here(&refs).map_err(|e| {
         error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Validation",

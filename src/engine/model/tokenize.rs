@@ -153,6 +153,26 @@ pub struct TruncatingTokenizer {
 }
 
 impl TruncatingTokenizer {
+    /// Encodes a few texts on the calling thread. `encode` hands texts to rayon's global pool,
+    /// which candle's kernels keep busy while a model runs: a server's handler would wait for
+    /// the model to finish a pass before it could even tokenise the next request.
+    pub fn encode_here(&self, texts: &[&str]) -> Result<Vec<Encoded>, EngineError> {
+        texts
+            .iter()
+            .map(|t| {
+                self.inner
+                    .encode(*t, true)
+                    .map(|e| Encoded {
+                        ids: e.get_ids().to_vec(),
+                        type_ids: e.get_type_ids().to_vec(),
+                        offsets: e.get_offsets().to_vec(),
+                        word_ids: e.get_word_ids().to_vec(),
+                    })
+                    .map_err(|e| EngineError::Tokenizer(e.to_string()))
+            })
+            .collect()
+    }
+
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Encoded>, EngineError> {
         let encodings = self
             .inner
