@@ -162,12 +162,7 @@ impl TruncatingTokenizer {
             .map(|t| {
                 self.inner
                     .encode(*t, true)
-                    .map(|e| Encoded {
-                        ids: e.get_ids().to_vec(),
-                        type_ids: e.get_type_ids().to_vec(),
-                        offsets: e.get_offsets().to_vec(),
-                        word_ids: e.get_word_ids().to_vec(),
-                    })
+                    .map(|e| Encoded::from(&e))
                     .map_err(|e| EngineError::Tokenizer(e.to_string()))
             })
             .collect()
@@ -178,15 +173,18 @@ impl TruncatingTokenizer {
             .inner
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        Ok(encodings
-            .into_iter()
-            .map(|e| Encoded {
-                ids: e.get_ids().to_vec(),
-                type_ids: e.get_type_ids().to_vec(),
-                offsets: e.get_offsets().to_vec(),
-                word_ids: e.get_word_ids().to_vec(),
-            })
-            .collect())
+        Ok(encodings.iter().map(Encoded::from).collect())
+    }
+}
+
+impl From<&tokenizers::Encoding> for Encoded {
+    fn from(e: &tokenizers::Encoding) -> Self {
+        Self {
+            ids: e.get_ids().to_vec(),
+            type_ids: e.get_type_ids().to_vec(),
+            offsets: e.get_offsets().to_vec(),
+            word_ids: e.get_word_ids().to_vec(),
+        }
     }
 }
 
