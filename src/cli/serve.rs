@@ -26,7 +26,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// The model worker gathers requests into one pass up to this many tokens...
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 2048)]
     pub max_batch_tokens: usize,
     /// ...or for this many milliseconds after the first.
     #[arg(long, default_value_t = 2)]

@@ -64,7 +64,7 @@ impl ServeConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8080,
             device: DeviceChoice::Auto,
-            max_batch_tokens: 8192,
+            max_batch_tokens: 2048,
             max_wait: Duration::from_millis(2),
             max_queue: 512,
             max_client_batch: 64,
