@@ -47,6 +47,14 @@ impl ServePanel {
 
     /// Draws the section; `model_dir` is the model whose predictions the window shows.
     pub fn show(&mut self, ui: &mut egui::Ui, model_dir: Option<&Path>) {
+        // A server that ended by itself (its model would not load) says why.
+        if self.running.as_ref().is_some_and(|(s, _)| !s.is_running()) {
+            if let Some((server, _)) = self.running.take() {
+                if let Err(e) = server.wait() {
+                    self.error = Some(format!("Serving stopped: {e:#}"));
+                }
+            }
+        }
         if self.running.is_none() && model_dir.is_none() && self.error.is_none() {
             return;
         }
@@ -87,5 +95,36 @@ impl ServePanel {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         ui.separator();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egui_kittest::kittest::Queryable;
+
+    /// A model that will not load ends the server; the panel stops showing an address and says
+    /// why, instead of pointing at a server that is gone.
+    #[test]
+    fn serving_a_model_that_will_not_load_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().to_path_buf();
+        let mut panel = ServePanel::default();
+        panel.start(&bad);
+        assert!(panel.serving().is_some());
+        let start = std::time::Instant::now();
+        while panel.running.as_ref().is_some_and(|(s, _)| s.is_running()) {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut h = egui_kittest::Harness::builder().build_ui_state(
+            move |ui, panel: &mut ServePanel| panel.show(ui, Some(&bad)),
+            panel,
+        );
+        h.run();
+        assert!(h.state().serving().is_none());
+        let error = h.state().error.clone().unwrap();
+        assert!(error.starts_with("Serving stopped:"), "{error}");
+        assert!(h.query_by_label("Serve this model").is_some());
     }
 }

@@ -135,6 +135,11 @@ impl Server {
         self.join()
     }
 
+    /// Whether it still serves (it ends by itself when the model cannot be loaded).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     fn join(&mut self) -> anyhow::Result<()> {
         match self.thread.take() {
             Some(t) => t
