@@ -327,26 +327,15 @@ pub fn parse(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Dataset, String> {
     let input_len = bytes.len();
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = usable_bytes(bytes)?;
     let bom = input_len - bytes.len();
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err("the file is empty".into());
-    }
-    if bytes.iter().take(8192).any(|&b| b == 0) {
-        return Err("this looks like a binary file, not a CSV".into());
-    }
     let delimiter = match options.delimiter {
         Some(d) => d,
         None if tsv => b'\t',
         None => sniff_delimiter(bytes),
     };
     let mut reader = csv_reader(bytes, delimiter, true);
-    let header: Vec<String> = reader
-        .byte_headers()
-        .map_err(|e| format!("cannot read the header line: {e}"))?
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).trim().to_string())
-        .collect();
+    let header = read_header(&mut reader)?;
     let named = |wanted: &Option<String>, role: &str| -> Result<Option<usize>, String> {
         match wanted {
             None => Ok(None),
@@ -459,6 +448,28 @@ pub fn parse(
     }
     progress(bytes.len() as u64, bytes.len() as u64);
     Ok(data)
+}
+
+/// `bytes` without a UTF-8 BOM, refused when it is empty or binary.
+pub(crate) fn usable_bytes(bytes: &[u8]) -> Result<&[u8], String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err("the file is empty".into());
+    }
+    if bytes.iter().take(8192).any(|&b| b == 0) {
+        return Err("this looks like a binary file, not a CSV".into());
+    }
+    Ok(bytes)
+}
+
+/// The header line's cells, trimmed.
+pub(crate) fn read_header(reader: &mut csv::Reader<&[u8]>) -> Result<Vec<String>, String> {
+    Ok(reader
+        .byte_headers()
+        .map_err(|e| format!("cannot read the header line: {e}"))?
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect())
 }
 
 pub(crate) fn csv_reader(bytes: &[u8], delimiter: u8, has_headers: bool) -> csv::Reader<&[u8]> {

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic::write_bytes_atomic;
 use super::dataset::{
-    csv_reader, find_column, sniff_delimiter, ImportOptions, LABEL_NAMES, TEXT_NAMES,
+    csv_reader, find_column, read_header, sniff_delimiter, usable_bytes, ImportOptions,
+    LABEL_NAMES, TEXT_NAMES,
 };
 use super::labels::{LabelSet, MAX_CLASSES};
 
@@ -54,21 +55,10 @@ pub fn read_sample(path: &Path) -> std::io::Result<(Vec<u8>, bool)> {
 /// Previews `sample` (the start of a file; `whole_file` when it is all of it) split by
 /// `delimiter`, or the sniffed one.
 pub fn preview(sample: &[u8], whole_file: bool, delimiter: Option<u8>) -> Result<Preview, String> {
-    let sample = sample.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(sample);
-    if sample.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err("the file is empty".into());
-    }
-    if sample.iter().take(8192).any(|&b| b == 0) {
-        return Err("this looks like a binary file, not a CSV".into());
-    }
+    let sample = usable_bytes(sample)?;
     let delimiter = delimiter.unwrap_or_else(|| sniff_delimiter(sample));
     let mut reader = csv_reader(sample, delimiter, true);
-    let header: Vec<String> = reader
-        .byte_headers()
-        .map_err(|e| format!("cannot read the header line: {e}"))?
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).trim().to_string())
-        .collect();
+    let header = read_header(&mut reader)?;
     let mut rows = Vec::new();
     let mut counts: Vec<Vec<(String, usize)>> = vec![Vec::new(); header.len()];
     let mut many = vec![false; header.len()];

@@ -86,7 +86,9 @@ struct AppState {
     work: Sender<Work>,
     loaded: OnceLock<Loaded>,
     /// Why the model could not be loaded, if it could not.
-    failed: OnceLock<String>,
+    /// Why the model cannot answer (it did not load, or its worker panicked), once it cannot;
+    /// shared with the worker, which must not hold the state (its queue sender).
+    failed: Arc<OnceLock<String>>,
     metrics: Arc<Metrics>,
 }
 
@@ -179,11 +181,12 @@ fn serve(
         config: config.clone(),
         work: work_tx,
         loaded: OnceLock::new(),
-        failed: OnceLock::new(),
+        failed: Arc::new(OnceLock::new()),
         metrics: metrics.clone(),
     });
     let worker_state = state.clone();
     let worker_stop = stop.clone();
+    let worker_failed = state.failed.clone();
     let worker = std::thread::Builder::new()
         .name("tweetlab-model".into())
         .spawn(move || {
@@ -194,7 +197,7 @@ fn serve(
                     model
                 }
                 Err(e) => {
-                    let _ = worker_state.failed.set(e.to_string());
+                    let _ = worker_failed.set(format!("the model could not be loaded: {e}"));
                     worker_stop.notify_one();
                     return;
                 }
@@ -207,7 +210,18 @@ fn serve(
             // The queue's receiver only: the sender lives in the state, dropped at shutdown.
             let metrics = worker_state.metrics.clone();
             drop(worker_state);
-            batcher::run(&model, &work_rx, batching, &metrics);
+            // A panic in the model ends the server with its reason (waiting requests get 503),
+            // rather than leaving a server that answers /ping and nothing else.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                batcher::run(&model, &work_rx, batching, &metrics)
+            }));
+            if let Err(panic) = run {
+                let _ = worker_failed.set(format!(
+                    "the model worker stopped: {}",
+                    crate::engine::train::panic_message(&*panic)
+                ));
+                worker_stop.notify_one();
+            }
         })?;
     let app = router(state.clone());
     let result = runtime.block_on(async move {
@@ -325,12 +339,8 @@ async fn not_found() -> ApiError {
 /// The loaded model, or the 503 to answer while there is none.
 fn ready(state: &AppState) -> Result<&Loaded, ApiError> {
     match (state.loaded.get(), state.failed.get()) {
-        (Some(l), _) => Ok(l),
-        (None, Some(why)) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unhealthy",
-            format!("the model could not be loaded: {why}"),
-        )),
+        (_, Some(why)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, "Unhealthy", why)),
+        (Some(l), None) => Ok(l),
         (None, None) => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unhealthy",
@@ -457,13 +467,20 @@ fn enqueue(state: &AppState, work: Work) -> Result<(), ApiError> {
 }
 
 async fn predict(State(state): State<Shared>, request: Request<Body>) -> Response {
+    answered(&state, "predict", predict_inner(&state, request)).await
+}
+
+/// The answer (or the error as JSON), counted in /metrics with its route, status and time.
+async fn answered(
+    state: &AppState,
+    route: &'static str,
+    answer: impl std::future::Future<Output = Result<Response, ApiError>>,
+) -> Response {
     let started = Instant::now();
-    let response = predict_inner(&state, request)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
+    let response = answer.await.unwrap_or_else(IntoResponse::into_response);
     state
         .metrics
-        .record_request("predict", response.status().as_u16(), started.elapsed());
+        .record_request(route, response.status().as_u16(), started.elapsed());
     response
 }
 
@@ -517,14 +534,7 @@ async fn predict_inner(state: &AppState, request: Request) -> Result<Response, A
 }
 
 async fn explain(State(state): State<Shared>, request: Request<Body>) -> Response {
-    let started = Instant::now();
-    let response = explain_inner(&state, request)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
-    state
-        .metrics
-        .record_request("explain", response.status().as_u16(), started.elapsed());
-    response
+    answered(&state, "explain", explain_inner(&state, request)).await
 }
 
 async fn explain_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
@@ -573,7 +583,7 @@ mod tests {
             config,
             work,
             loaded: OnceLock::from(info),
-            failed: OnceLock::new(),
+            failed: Arc::new(OnceLock::new()),
             metrics: Arc::new(Metrics::default()),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
