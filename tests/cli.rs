@@ -644,3 +644,131 @@ fn three_named_classes_from_a_semicolon_file_end_to_end() {
     assert_eq!(support as usize, labelled);
     assert!(m["macro_f1"].as_f64().unwrap() >= 0.0);
 }
+
+/// A DistilBERT and a RoBERTa through the CLI: train, predict, explain, the exported config
+/// names the family's class; `model list` names the families; a RoBERTa with only a slow
+/// tokenizer's vocab.txt (as BERTweet ships) is refused with what to do.
+#[test]
+fn other_families_train_predict_and_explain_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (fixture, class) in [
+        ("tiny-distilbert", "DistilBertForSequenceClassification"),
+        ("tiny-roberta", "RobertaForSequenceClassification"),
+    ] {
+        let out = dir.path().join(fixture);
+        let model = format!("tests/fixtures/{fixture}");
+        let o = tweetlab(&[
+            "train",
+            "--data",
+            "sample-data/train.csv",
+            "--out",
+            out.to_str().unwrap(),
+            "--model",
+            &model,
+            "--epochs",
+            "1",
+            "--lr",
+            "1e-3",
+            "--batch-size",
+            "16",
+            "--max-len",
+            "40",
+            "--device",
+            "cpu",
+            "--json",
+        ]);
+        assert!(
+            o.status.success(),
+            "{fixture}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["architectures"][0], class);
+        let predictions = dir.path().join(format!("{fixture}.csv"));
+        let o = tweetlab(&[
+            "predict",
+            "--model",
+            out.to_str().unwrap(),
+            "--data",
+            "sample-data/test.csv",
+            "--out",
+            predictions.to_str().unwrap(),
+            "--format",
+            "full",
+        ]);
+        assert!(
+            o.status.success(),
+            "{fixture}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = std::fs::read_to_string(&predictions).unwrap();
+        assert!(
+            text.lines().next().unwrap().contains("p_disaster"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 41);
+        let o = tweetlab(&[
+            "explain",
+            "--model",
+            out.to_str().unwrap(),
+            "--json",
+            "Forest fire near the lake",
+        ]);
+        assert!(
+            o.status.success(),
+            "{fixture}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let explained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            explained["words"].as_array().unwrap().len(),
+            5,
+            "{explained}"
+        );
+    }
+
+    let o = tweetlab(&["model", "list"]);
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    for needle in [
+        "xlm-roberta-base",
+        "distilbert-base-uncased",
+        "roberta-base",
+        "camembert",
+    ] {
+        assert!(listing.contains(needle), "{listing}");
+    }
+
+    let bertweet = dir.path().join("bertweet");
+    std::fs::create_dir(&bertweet).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(
+            Path::new("tests/fixtures/tiny-roberta").join(f),
+            bertweet.join(f),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        bertweet.join("vocab.txt"),
+        "<s>\n<pad>\n</s>\n<unk>\nfire\n",
+    )
+    .unwrap();
+    std::fs::write(bertweet.join("bpe.codes"), "fi re@@ 1\n").unwrap();
+    let o = tweetlab(&[
+        "predict",
+        "--model",
+        bertweet.to_str().unwrap(),
+        "--data",
+        "sample-data/test.csv",
+        "--out",
+        dir.path().join("x.csv").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("tokenizer.json") && err.contains("vocab.txt"),
+        "{err}"
+    );
+}

@@ -1066,3 +1066,42 @@ fn a_load_error_offers_the_import_dialog() {
     assert_eq!(ws.layout().labels.names(), vec!["no", "yes"]);
     assert_eq!(ws.rows()[0].label, Some(1));
 }
+
+/// The Known models menu fills the Model field; a RoBERTa-family checkpoint (an XLM-R made by
+/// transformers, with another head) trains from the Start button like a BERT.
+#[test]
+fn known_models_menu_and_a_roberta_family_model_trained_from_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    let _csv = open_sample(&mut h, tmp.path());
+    h.get_by_label("Known models").click();
+    h.run();
+    h.get_by_label_contains("distilroberta-base").click();
+    h.run();
+    assert_eq!(h.state_mut().train_settings().model, "distilroberta-base");
+
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-xlm-roberta");
+    {
+        let settings = h.state_mut().train_settings();
+        settings.model = fixture.display().to_string();
+        settings.config = common::tiny_train_config();
+        settings.config.max_len = 40;
+    }
+    h.get_by_label("Start training").click();
+    h.step();
+    wait_until(&mut h, "predictions", |app| {
+        app.predictions().iter().all(Option::is_some) || app.error().is_some()
+    });
+    assert_eq!(h.state().error(), None);
+    assert_eq!(
+        h.state().validation_f1().len(),
+        common::tiny_train_config().epochs
+    );
+    // The sample's two classes replaced the fixture's three-class head.
+    assert!(h
+        .state()
+        .predictions()
+        .iter()
+        .flatten()
+        .all(|p| p.len() == 2));
+}

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use tweetlab::engine::infer;
-use tweetlab::engine::model::bert::BertConfig;
 use tweetlab::engine::model::checkpoint::{classification_config, write_model_files};
-use tweetlab::engine::model::classifier::{BertClassifier, Pooling};
+use tweetlab::engine::model::classifier::{Classifier, Pooling};
+use tweetlab::engine::model::config::EncoderConfig;
+use tweetlab::engine::model::config::Family;
 use tweetlab::engine::model::source::inspect_dir;
 use tweetlab::engine::model::tokenize::train_wordpiece;
 use tweetlab::engine::model::LoadedModel;
@@ -47,8 +48,8 @@ fn write_tiny_fixtures() {
         let mut config = common::tiny_config_json(tokenizer.vocab_size());
         // Wide weights so that probabilities spread well away from uniform.
         config["initializer_range"] = serde_json::json!(0.3);
-        let bert = BertConfig::from_json(&config, "tiny").unwrap();
-        let net = BertClassifier::random(&bert, Pooling::Cls, classes, &Device::Cpu, 5).unwrap();
+        let bert = EncoderConfig::from_json(&config, "tiny").unwrap();
+        let net = Classifier::random(&bert, Pooling::Cls, classes, &Device::Cpu, 5).unwrap();
         let dir = fixture(classes);
         write_model_files(
             &dir,
@@ -66,7 +67,13 @@ fn write_tiny_fixtures() {
 }
 
 fn matches_transformers(classes: usize) {
-    let dir = fixture(classes);
+    let model = matches_transformers_in(&fixture(classes));
+    assert_eq!(model.labels, class_names(classes));
+}
+
+/// Loads the checkpoint in `dir` and checks tweetlab's token ids (when the fixture has them)
+/// and probabilities against transformers' in `dir/transformers_probs.json`.
+fn matches_transformers_in(dir: &Path) -> LoadedModel {
     let expected: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("transformers_probs.json")).unwrap(),
     )
@@ -89,7 +96,8 @@ fn matches_transformers(classes: usize) {
                 .collect()
         })
         .collect();
-    let files = inspect_dir(&dir, "fixture").unwrap();
+    let max_len = expected["max_len"].as_u64().map_or(128, |m| m as usize);
+    let files = inspect_dir(dir, "fixture").unwrap();
     let model = LoadedModel::load(&files, &Device::Cpu, None, 0).unwrap();
     assert!(model.head_is_trained());
     // The names transformers read from config.json are the ones tweetlab wrote and reads.
@@ -99,16 +107,29 @@ fn matches_transformers(classes: usize) {
         .iter()
         .map(|l| l.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(model.labels, class_names(classes));
     assert_eq!(hf_labels, model.labels);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let got = infer::probabilities(&model, &refs, 128, 4, &mut |_, _| {}).unwrap();
+    if let Some(ids) = expected["input_ids"].as_array() {
+        let ours = model.tokenizer.encode_all(&refs, max_len).unwrap();
+        for ((theirs, ours), text) in ids.iter().zip(&ours).zip(&texts) {
+            let theirs: Vec<u32> = theirs
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(ours.ids, theirs, "token ids of {text:?}");
+        }
+    }
+    let got = infer::probabilities(&model, &refs, max_len, 4, &mut |_, _| {}).unwrap();
+    let classes = model.labels.len();
     let column = |c: usize| want.iter().map(move |row| row[c]);
     let spread = column(0).fold(f64::MIN, f64::max) - column(0).fold(f64::MAX, f64::min);
     assert!(
         spread > 0.1,
         "fixture probabilities too uniform to test anything: {want:?}"
     );
+    assert_eq!(got.len(), want.len());
     for ((g, w), t) in got.iter().zip(&want).zip(&texts) {
         assert_eq!(g.len(), classes);
         for (gc, wc) in g.iter().zip(w) {
@@ -117,6 +138,110 @@ fn matches_transformers(classes: usize) {
                 "{t:?}: tweetlab {g:?}, transformers {w:?}"
             );
         }
+    }
+    model
+}
+
+fn family_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Checkpoints made by transformers itself (tests/make_family_fixtures.py): RoBERTa with a
+/// byte-level BPE, XLM-RoBERTa with a Unigram tokenizer and three classes, DistilBERT.
+#[test]
+fn roberta_xlm_roberta_and_distilbert_checkpoints_match_transformers() {
+    for (name, family, labels) in [
+        ("tiny-roberta", Family::Roberta, 2),
+        ("tiny-xlm-roberta", Family::Roberta, 3),
+        ("tiny-distilbert", Family::DistilBert, 2),
+    ] {
+        let model = matches_transformers_in(&family_fixture(name));
+        assert_eq!(model.net.encoder.config.family, family, "{name}");
+        assert_eq!(model.labels.len(), labels, "{name}");
+        assert!(model.head_is_trained(), "{name}");
+    }
+}
+
+/// Older RoBERTa checkpoints ship `vocab.json` and `merges.txt` instead of tokenizer.json:
+/// the same ids and probabilities from those.
+#[test]
+fn a_roberta_without_tokenizer_json_reads_vocab_and_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("roberta");
+    std::fs::create_dir(&dir).unwrap();
+    let src = family_fixture("tiny-roberta");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "transformers_probs.json",
+    ] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let tokenizer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer.json")).unwrap())
+            .unwrap();
+    std::fs::write(
+        dir.join("vocab.json"),
+        tokenizer["model"]["vocab"].to_string(),
+    )
+    .unwrap();
+    let merges: Vec<String> = tokenizer["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            serde_json::Value::Array(pair) => format!(
+                "{} {}",
+                pair[0].as_str().unwrap(),
+                pair[1].as_str().unwrap()
+            ),
+            other => other.as_str().unwrap().to_string(),
+        })
+        .collect();
+    std::fs::write(
+        dir.join("merges.txt"),
+        format!("#version: 0.2\n{}\n", merges.join("\n")),
+    )
+    .unwrap();
+    matches_transformers_in(&dir);
+}
+
+/// A fine-tuned model saves under the names, class and config its family's
+/// `*ForSequenceClassification` loads, and reads back to the same probabilities.
+#[test]
+fn each_family_saves_in_its_own_transformers_layout() {
+    for name in ["tiny-roberta", "tiny-xlm-roberta", "tiny-distilbert"] {
+        let src = family_fixture(name);
+        let model =
+            LoadedModel::load(&inspect_dir(&src, name).unwrap(), &Device::Cpu, None, 0).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join(name);
+        tweetlab::engine::model::checkpoint::save(&out, &model).unwrap();
+        let read = |dir: &Path| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap()
+        };
+        assert_eq!(
+            read(&out)["architectures"],
+            read(&src)["architectures"],
+            "{name}"
+        );
+        let names = |dir: &Path| -> std::collections::BTreeSet<String> {
+            tweetlab::engine::model::read_weights(&dir.join("model.safetensors"))
+                .unwrap()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        assert_eq!(names(&out), names(&src), "{name}");
+        std::fs::copy(
+            src.join("transformers_probs.json"),
+            out.join("transformers_probs.json"),
+        )
+        .unwrap();
+        matches_transformers_in(&out);
     }
 }
 

@@ -47,7 +47,9 @@ fn encoder_matches_the_reference_bert() {
         VarBuilder::from_mmaped_safetensors(&[&model.files.weights], DType::F32, &Device::Cpu)
             .unwrap()
     };
-    let reference = BertModel::load(vb, &model.net.encoder.config.base).unwrap();
+    let config: candle_transformers::models::bert::Config =
+        serde_json::from_str(&std::fs::read_to_string(&model.files.config).unwrap()).unwrap();
+    let reference = BertModel::load(vb, &config).unwrap();
     let theirs = reference
         .forward(
             &batch.input_ids,
@@ -113,8 +115,8 @@ fn minilm_loads_with_pretrained_pooler_and_a_new_head() {
         ]
     );
     assert!(!model.head_is_trained());
-    assert_eq!(model.net.encoder.config.base.num_hidden_layers, 6);
-    assert_eq!(model.net.encoder.config.base.hidden_size, 384);
+    assert_eq!(model.net.encoder.config.num_hidden_layers, 6);
+    assert_eq!(model.net.encoder.config.hidden_size, 384);
 }
 
 /// Suspect labels (fast mode: frozen MiniLM embeddings + logistic regression, 5 folds) on the

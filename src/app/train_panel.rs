@@ -40,6 +40,28 @@ impl Default for TrainSettings {
     }
 }
 
+/// A menu of the encoders known to work, with size and estimated epoch time; picking one
+/// puts its id in the Model field.
+fn known_models_menu(ui: &mut egui::Ui, model: &mut String) {
+    use crate::engine::model::catalog::{
+        epoch_seconds, KNOWN_MODELS, MEASURED_DEFAULT_SECONDS_PER_1000,
+    };
+    egui::ComboBox::from_label("Known models")
+        .selected_text("pick")
+        .width(50.0)
+        .show_ui(ui, |ui| {
+            for m in KNOWN_MODELS.iter().filter(|m| m.readable()) {
+                let minutes = epoch_seconds(m, 6091, MEASURED_DEFAULT_SECONDS_PER_1000) / 60.0;
+                let text = format!(
+                    "{}  ({:.0}M, {}, ~{minutes:.0} min per epoch of 6,091 tweets)",
+                    m.id, m.params_m, m.languages
+                );
+                ui.selectable_value(model, m.id.to_string(), text)
+                    .on_hover_text(m.note);
+            }
+        });
+}
+
 /// Training loss per step, raw and as an exponential moving average, kept ready to plot.
 #[derive(Debug, Clone, Default)]
 pub struct LossCurve {
@@ -290,8 +312,12 @@ impl TrainPanel {
             .num_columns(2)
             .show(ui, |ui| {
                 let l = ui.label("Model");
-                ui.text_edit_singleline(&mut self.settings.model)
-                    .labelled_by(l.id);
+                ui.horizontal(|ui| {
+                    ui.text_edit_singleline(&mut self.settings.model)
+                        .labelled_by(l.id)
+                        .on_hover_text("a Hub id or a local model directory");
+                    known_models_menu(ui, &mut self.settings.model);
+                });
                 ui.end_row();
                 let l = ui.label("Epochs");
                 ui.add(egui::DragValue::new(&mut self.settings.config.epochs).range(1..=50))

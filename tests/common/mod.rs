@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use tweetlab::data::load_csv;
-use tweetlab::engine::model::bert::BertConfig;
 use tweetlab::engine::model::checkpoint::write_model_files;
-use tweetlab::engine::model::classifier::{BertClassifier, Pooling};
+use tweetlab::engine::model::classifier::{Classifier, Pooling};
+use tweetlab::engine::model::config::EncoderConfig;
 use tweetlab::engine::model::tokenize::train_wordpiece;
 use tweetlab::engine::train::TrainConfig;
 
@@ -48,8 +48,8 @@ pub fn write_tiny_model(dir: &Path, seed: u64) {
     let (texts, _) = sample_rows();
     let tokenizer = train_wordpiece(texts.iter(), 800).expect("vocabulary trains");
     let config = tiny_config_json(tokenizer.vocab_size());
-    let bert = BertConfig::from_json(&config, "tiny").unwrap();
-    let net = BertClassifier::random(&bert, Pooling::Cls, 2, &Device::Cpu, seed).unwrap();
+    let bert = EncoderConfig::from_json(&config, "tiny").unwrap();
+    let net = Classifier::random(&bert, Pooling::Cls, 2, &Device::Cpu, seed).unwrap();
     let tensors: Vec<_> = net
         .named_tensors()
         .into_iter()

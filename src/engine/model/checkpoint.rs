@@ -1,5 +1,5 @@
-//! Saving a fine-tuned model as a directory that Hugging Face `transformers` loads as
-//! `BertForSequenceClassification`, and what loading reads of tweetlab's run record.
+//! Saving a fine-tuned model as a directory that Hugging Face `transformers` loads as its
+//! family's `*ForSequenceClassification`, and what loading reads of tweetlab's run record.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::data::atomic::write_bytes_atomic;
 use crate::engine::model::classifier::Pooling;
+use crate::engine::model::config::{EncoderConfig, Family};
 use crate::engine::model::tokenize::TextTokenizer;
 use crate::engine::model::LoadedModel;
 use crate::engine::EngineError;
@@ -54,15 +55,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
     move |e| EngineError::io(path, e)
 }
 
-/// The config.json `transformers` needs to build BertForSequenceClassification with a head
-/// over `labels`, in order.
+/// The config.json `transformers` needs to build the model's `*ForSequenceClassification`
+/// (from its `model_type`) with a head over `labels`, in order.
 pub fn classification_config(raw: &serde_json::Value, labels: &[String]) -> serde_json::Value {
     let mut config = raw.clone();
+    let architecture = EncoderConfig::from_json(raw, "").map_or_else(
+        |_| "BertForSequenceClassification".into(),
+        |c| c.architecture(),
+    );
     if let Some(obj) = config.as_object_mut() {
-        obj.insert(
-            "architectures".into(),
-            serde_json::json!(["BertForSequenceClassification"]),
-        );
+        obj.insert("architectures".into(), serde_json::json!([architecture]));
         obj.insert("num_labels".into(), serde_json::json!(labels.len()));
         let id2label: serde_json::Map<String, serde_json::Value> = labels
             .iter()
@@ -142,6 +144,8 @@ pub fn save(dir: &Path, model: &LoadedModel) -> Result<(), EngineError> {
         "tokenizer_config.json",
         "special_tokens_map.json",
         "vocab.txt",
+        "vocab.json",
+        "merges.txt",
     ] {
         let from = model.files.dir.join(name);
         let to = dir.join(name);
@@ -152,7 +156,14 @@ pub fn save(dir: &Path, model: &LoadedModel) -> Result<(), EngineError> {
     }
     let tok_config = dir.join("tokenizer_config.json");
     if !tok_config.is_file() {
-        let json = serde_json::json!({"tokenizer_class": "BertTokenizer", "do_lower_case": true, "model_max_length": 512});
+        let config = &model.net.encoder.config;
+        let mut json = serde_json::json!({
+            "tokenizer_class": config.tokenizer_class(),
+            "model_max_length": config.max_tokens(),
+        });
+        if config.family != Family::Roberta {
+            json["do_lower_case"] = true.into();
+        }
         write_bytes_atomic(
             &tok_config,
             &serde_json::to_vec_pretty(&json).expect("JSON"),

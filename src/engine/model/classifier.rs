@@ -1,5 +1,6 @@
-//! `BertForSequenceClassification`, head and all, with the weight names `transformers` uses,
-//! so that an exported checkpoint loads there and gives the same probabilities.
+//! `BertForSequenceClassification` and its RoBERTa and DistilBERT counterparts, head and all,
+//! with the weight names `transformers` uses, so that an exported checkpoint loads there and
+//! gives the same probabilities.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,7 +8,8 @@ use candle_core::{Device, Module, Tensor, Var, D};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::kernels::{Linear, Mode};
-use crate::engine::model::bert::{linear, BertConfig, BertEncoder};
+use crate::engine::model::config::{EncoderConfig, Family};
+use crate::engine::model::encoder::{linear, Encoder};
 use crate::engine::model::params::{LoadReport, Params};
 use crate::engine::model::tokenize::Batch;
 use crate::engine::EngineError;
@@ -35,24 +37,36 @@ impl std::str::FromStr for Pooling {
     }
 }
 
-pub struct BertClassifier {
-    pub encoder: BertEncoder,
-    pooler: Linear,
-    classifier: Linear,
+/// The classification head of each family, as `transformers` builds it.
+enum Head {
+    /// BERT: pooler (dense + tanh) on [CLS], dropout, `classifier`.
+    Pooler { pooler: Linear, classifier: Linear },
+    /// RoBERTa: dropout, `classifier.dense`, tanh, dropout, `classifier.out_proj` on `<s>`.
+    Roberta { dense: Linear, out_proj: Linear },
+    /// DistilBERT: `pre_classifier`, ReLU, dropout, `classifier` on [CLS].
+    Distil {
+        pre_classifier: Linear,
+        classifier: Linear,
+    },
+}
+
+/// An encoder with its family's classification head (`*ForSequenceClassification`).
+pub struct Classifier {
+    pub encoder: Encoder,
+    head: Head,
     pub pooling: Pooling,
-    classifier_dropout: f64,
     /// Every trainable tensor under its Hugging Face name.
     pub vars: BTreeMap<String, Var>,
     pub load_report: LoadReport,
 }
 
-impl BertClassifier {
+impl Classifier {
     /// Builds the classifier from checkpoint tensors (already renamed by
-    /// `params::normalise_names`) with a head of `num_labels` outputs; a missing pooler or
-    /// classifier is initialised from `seed`.
+    /// `params::normalise_names`) with a head of `num_labels` outputs; missing head weights
+    /// are initialised from `seed`.
     pub fn from_tensors(
         tensors: HashMap<String, Tensor>,
-        config: &BertConfig,
+        config: &EncoderConfig,
         pooling: Pooling,
         num_labels: usize,
         device: &Device,
@@ -60,7 +74,7 @@ impl BertClassifier {
         origin: &str,
     ) -> Result<Self, EngineError> {
         Self::build(
-            Params::new(tensors, device, seed, origin),
+            Params::new(tensors, config.family, device, seed, origin),
             config,
             pooling,
             num_labels,
@@ -69,39 +83,56 @@ impl BertClassifier {
 
     /// A model with every weight drawn fresh from `seed` (tests and tiny models).
     pub fn random(
-        config: &BertConfig,
+        config: &EncoderConfig,
         pooling: Pooling,
         num_labels: usize,
         device: &Device,
         seed: u64,
     ) -> Result<Self, EngineError> {
-        Self::build(Params::fresh(device, seed), config, pooling, num_labels)
+        Self::build(
+            Params::fresh(config.family, device, seed),
+            config,
+            pooling,
+            num_labels,
+        )
     }
 
     fn build(
         mut p: Params,
-        config: &BertConfig,
+        c: &EncoderConfig,
         pooling: Pooling,
         num_labels: usize,
     ) -> Result<Self, EngineError> {
-        let encoder = BertEncoder::load(&mut p, config)?;
-        let c = &config.base;
+        let encoder = Encoder::load(&mut p, c)?;
         let h = c.hidden_size;
-        let pooler = linear(&mut p, "bert.pooler.dense", h, h, c.initializer_range)?;
-        let classifier = linear(&mut p, "classifier", h, num_labels, c.initializer_range)?;
+        let std = c.initializer_range;
+        let mut linear = |name: &str, out: usize| linear(&mut p, name, h, out, std);
+        let head = match c.family {
+            Family::Bert => Head::Pooler {
+                pooler: linear("bert.pooler.dense", h)?,
+                classifier: linear("classifier", num_labels)?,
+            },
+            Family::Roberta => Head::Roberta {
+                dense: linear("classifier.dense", h)?,
+                out_proj: linear("classifier.out_proj", num_labels)?,
+            },
+            Family::DistilBert => Head::Distil {
+                pre_classifier: linear("pre_classifier", h)?,
+                classifier: linear("classifier", num_labels)?,
+            },
+        };
         let load_report = p.report().clone();
         Ok(Self {
             encoder,
-            pooler,
-            classifier,
+            head,
             pooling,
-            classifier_dropout: c.classifier_dropout.unwrap_or(c.hidden_dropout_prob),
             vars: p.into_vars(),
             load_report,
         })
     }
 
-    /// The pooled sentence vector `[B, H]`.
+    /// The sentence vector `[B, H]` the head's scoring starts from: the first token's state
+    /// (through BERT's pooler), or the mean of the real tokens' states.
     pub fn pooled(&self, batch: &Batch, mode: &mut Mode) -> candle_core::Result<Tensor> {
         let hidden = self.encoder.forward(
             &batch.input_ids,
@@ -111,8 +142,11 @@ impl BertClassifier {
         )?;
         match self.pooling {
             Pooling::Cls => {
-                let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
-                self.pooler.forward(&cls)?.tanh()
+                let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+                match &self.head {
+                    Head::Pooler { pooler, .. } => pooler.forward(&first)?.tanh(),
+                    _ => Ok(first),
+                }
             }
             Pooling::Mean => {
                 let mask = batch
@@ -128,14 +162,28 @@ impl BertClassifier {
     /// Logits `[B, classes]`.
     pub fn forward(&self, batch: &Batch, mode: &mut Mode) -> candle_core::Result<Tensor> {
         let pooled = self.pooled(batch, mode)?;
-        let pooled = mode.dropout(&pooled, self.classifier_dropout)?;
-        self.classifier.forward(&pooled)
+        let p = self.encoder.config.classifier_dropout;
+        match &self.head {
+            Head::Pooler { classifier, .. } => classifier.forward(&mode.dropout(&pooled, p)?),
+            Head::Roberta { dense, out_proj } => {
+                let x = dense.forward(&mode.dropout(&pooled, p)?)?.tanh()?;
+                out_proj.forward(&mode.dropout(&x, p)?)
+            }
+            Head::Distil {
+                pre_classifier,
+                classifier,
+            } => {
+                let x = pre_classifier.forward(&pooled)?.relu()?;
+                classifier.forward(&mode.dropout(&x, p)?)
+            }
+        }
     }
 
     /// How many classes the head scores.
     pub fn num_labels(&self) -> usize {
+        let output = format!("{}.weight", self.encoder.config.family.head_output());
         self.vars
-            .get("classifier.weight")
+            .get(&output)
             .map_or(0, |w| w.as_tensor().dims()[0])
     }
 

@@ -1,10 +1,13 @@
-//! The model room: the BERT encoder and classification head (Hugging Face weight names),
+//! The model room: the encoder families and their classification heads (Hugging Face weight
+//! names),
 //! parameters and their loading, the tokenizer, finding a model (`source`), writing one in the
 //! Hugging Face layout (`checkpoint`), and [`LoadedModel`], a classifier ready to use.
 
-pub mod bert;
+pub mod catalog;
 pub mod checkpoint;
 pub mod classifier;
+pub mod config;
+pub mod encoder;
 pub mod params;
 pub mod source;
 pub mod tokenize;
@@ -16,15 +19,15 @@ use candle_core::{Device, Tensor};
 
 use crate::engine::device::{self, DeviceChoice};
 use crate::engine::EngineError;
-use bert::BertConfig;
 use checkpoint::TrainedWith;
-use classifier::{BertClassifier, Pooling};
+use classifier::{Classifier, Pooling};
+use config::{EncoderConfig, Family};
 use params::normalise_names;
-use source::ModelFiles;
+use source::{ModelFiles, TokenizerFile};
 use tokenize::TextTokenizer;
 
 pub struct LoadedModel {
-    pub net: BertClassifier,
+    pub net: Classifier,
     pub tokenizer: TextTokenizer,
     /// The checkpoint's config.json as read, so that saving keeps every field.
     pub raw_config: serde_json::Value,
@@ -131,29 +134,45 @@ impl LoadedModel {
         classes: Option<&[String]>,
     ) -> Result<Self, EngineError> {
         let raw_config = read_json(&files.config)?;
-        let config = BertConfig::from_json(&raw_config, &files.origin)?;
+        let config = EncoderConfig::from_json(&raw_config, &files.origin)?;
         let trained = TrainedWith::read(&files.dir)?;
         let pooling = trained
             .as_ref()
             .map(|r| r.pooling)
             .or(pooling)
             .unwrap_or_default();
-        let tokenizer = TextTokenizer::load(&files.tokenizer, lowercase(&files.dir))?;
-        if tokenizer.vocab_size() > config.base.vocab_size {
+        if config.family == Family::Roberta {
+            if let TokenizerFile::Vocab(vocab) = &files.tokenizer {
+                return Err(EngineError::BadModel(format!(
+                    "{}: a {} model needs tokenizer.json (or vocab.json and merges.txt); {} alone is a slow tokenizer's file (BERTweet's, with bpe.codes) that tweetlab cannot read. \
+                     Convert it where transformers runs: AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR) writes tokenizer.json when a fast tokenizer exists for the model",
+                    files.origin,
+                    config.model_type,
+                    vocab.display()
+                )));
+            }
+        }
+        let mut tokenizer = TextTokenizer::load(&files.tokenizer, lowercase(&files.dir))?;
+        tokenizer.max_tokens = config.max_tokens();
+        if tokenizer.vocab_size() > config.vocab_size {
             return Err(EngineError::BadModel(format!(
                 "{}: the tokenizer has {} entries but the model only {} embeddings",
                 files.origin,
                 tokenizer.vocab_size(),
-                config.base.vocab_size
+                config.vocab_size
             )));
         }
-        let mut tensors: HashMap<String, Tensor> = normalise_names(read_weights(&files.weights)?);
-        let head_rows = tensors.get("classifier.weight").map(|w| w.dims()[0]);
+        let mut tensors: HashMap<String, Tensor> =
+            normalise_names(read_weights(&files.weights)?, config.family);
+        let output = config.family.head_output();
+        let head_rows = tensors
+            .get(&format!("{output}.weight"))
+            .map(|w| w.dims()[0]);
         let saved = head_rows.map(|rows| config_labels(&raw_config, rows));
         let labels = match (classes, saved) {
             (Some(wanted), Some(saved)) if wanted == saved.as_slice() => saved,
             (Some(wanted), _) => {
-                tensors.retain(|name, _| !name.starts_with("classifier."));
+                tensors.retain(|name, _| !name.starts_with(&format!("{output}.")));
                 wanted.to_vec()
             }
             (None, Some(saved)) => saved,
@@ -166,7 +185,7 @@ impl LoadedModel {
                 labels.len()
             )));
         }
-        let net = BertClassifier::from_tensors(
+        let net = Classifier::from_tensors(
             tensors,
             &config,
             pooling,
@@ -193,7 +212,7 @@ impl LoadedModel {
         let model = Self::load(&files, &device::select(choice)?, None, 0)?;
         if !model.head_is_trained() {
             return Err(EngineError::BadModel(format!(
-                "{} has no trained classifier head (no classifier.weight): fine-tune it first with `tweetlab train --model {} ...`",
+                "{} has no trained classifier head: fine-tune it first with `tweetlab train --model {} ...`",
                 dir.display(),
                 dir.display()
             )));
@@ -201,18 +220,22 @@ impl LoadedModel {
         Ok(model)
     }
 
-    /// The longest input the model was trained with, else 128 tokens.
+    /// The longest input the model was trained with, else 128 tokens (or what its positions
+    /// cover, if fewer).
     pub fn default_max_len(&self) -> usize {
-        self.trained.map_or(128, |t| t.max_len)
+        self.trained
+            .map_or(128, |t| t.max_len)
+            .min(self.tokenizer.max_tokens)
     }
 
     /// Whether the classification head was trained (not freshly initialised).
     pub fn head_is_trained(&self) -> bool {
+        let family = self.net.encoder.config.family;
         !self
             .net
             .load_report
             .initialised
             .iter()
-            .any(|n| n.starts_with("classifier"))
+            .any(|n| family.may_be_initialised(n))
     }
 }

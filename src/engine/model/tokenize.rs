@@ -7,10 +7,13 @@ use candle_core::{DType, Device, Tensor};
 use std::collections::{BTreeSet, HashMap};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 
+use tokenizers::models::bpe::BPE;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::bert::BertProcessing;
+use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{
     AddedToken, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
     Tokenizer, TruncationParams,
@@ -83,6 +86,9 @@ pub struct TextTokenizer {
     pub pad_id: u32,
     /// Id used to hide a word when explaining by occlusion ([MASK], else [UNK]).
     pub mask_id: u32,
+    /// The longest input the model's positions cover: no encoding is longer, whatever
+    /// length a caller asks for.
+    pub max_tokens: usize,
 }
 
 impl TextTokenizer {
@@ -92,6 +98,7 @@ impl TextTokenizer {
                 EngineError::BadModel(format!("{}: cannot read tokenizer: {e}", path.display()))
             })?,
             TokenizerFile::Vocab(path) => from_vocab(path, lowercase)?,
+            TokenizerFile::Bpe { vocab, merges } => byte_level_bpe(vocab, merges)?,
         };
         Self::from_tokenizer(inner)
     }
@@ -104,13 +111,19 @@ impl TextTokenizer {
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         let id = |t: &str| inner.token_to_id(t);
         let pad_id = id("[PAD]").or_else(|| id("<pad>")).unwrap_or(0);
-        let mask_id = id("[MASK]").or_else(|| id("[UNK]")).ok_or_else(|| {
-            EngineError::Tokenizer("tokenizer has neither [MASK] nor [UNK]".into())
-        })?;
+        let mask_id = ["[MASK]", "<mask>", "[UNK]", "<unk>"]
+            .into_iter()
+            .find_map(id)
+            .ok_or_else(|| {
+                EngineError::Tokenizer(
+                    "tokenizer has no mask or unknown token ([MASK], <mask>, [UNK], <unk>)".into(),
+                )
+            })?;
         Ok(Self {
             inner,
             pad_id,
             mask_id,
+            max_tokens: usize::MAX,
         })
     }
 
@@ -123,7 +136,8 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// Tokenises each text, truncated to `max_len` tokens including [CLS] and [SEP].
+    /// Tokenises each text, truncated to `max_len` tokens (at most [`Self::max_tokens`])
+    /// including [CLS] and [SEP].
     pub fn encode_all(&self, texts: &[&str], max_len: usize) -> Result<Vec<Encoded>, EngineError> {
         self.truncating(max_len)?.encode(texts)
     }
@@ -134,7 +148,7 @@ impl TextTokenizer {
         let mut inner = self.inner.clone();
         inner
             .with_truncation(Some(TruncationParams {
-                max_length: max_len.max(2),
+                max_length: max_len.min(self.max_tokens).max(2),
                 ..Default::default()
             }))
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
@@ -222,6 +236,41 @@ fn from_vocab(path: &Path, lowercase: bool) -> Result<Tokenizer, EngineError> {
             path.display()
         ))),
     }
+}
+
+/// RoBERTa's tokenizer from its `vocab.json` and `merges.txt`, as `transformers` converts it:
+/// byte-level BPE, `<s> text </s>`, no prefix space.
+fn byte_level_bpe(vocab: &Path, merges: &Path) -> Result<Tokenizer, EngineError> {
+    let bad = |e: String| {
+        EngineError::BadModel(format!(
+            "{} and {}: cannot read the BPE tokenizer: {e}",
+            vocab.display(),
+            merges.display()
+        ))
+    };
+    let model = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    let id = |t: &str| tokenizers::Model::token_to_id(&model, t);
+    let (Some(bos), Some(eos)) = (id("<s>"), id("</s>")) else {
+        return Err(bad("the vocabulary lacks <s> or </s>".into()));
+    };
+    let specials: Vec<AddedToken> = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        .into_iter()
+        .filter(|t| id(t).is_some())
+        .map(|t| AddedToken::from(t, true).lstrip(t == "<mask>"))
+        .collect();
+    let mut tok = Tokenizer::new(model);
+    tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    tok.with_decoder(Some(ByteLevel::new(false, true, true)));
+    tok.with_post_processor(Some(
+        RobertaProcessing::new(("</s>".into(), eos), ("<s>".into(), bos))
+            .trim_offsets(true)
+            .add_prefix_space(false),
+    ));
+    tok.add_special_tokens(specials)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(tok)
 }
 
 /// Special tokens in the order BERT vocabularies use, so [PAD] gets id 0.

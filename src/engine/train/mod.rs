@@ -241,9 +241,7 @@ pub fn run(
         cfg.seed,
         Some(&job.classes),
     )?;
-    let max_len = cfg
-        .max_len
-        .min(model.net.encoder.config.base.max_position_embeddings);
+    let max_len = cfg.max_len.min(model.net.encoder.config.max_tokens());
 
     send(TrainEvent::Status {
         message: format!("tokenising {} texts", job.texts.len()),

@@ -1,99 +1,17 @@
-//! A trainable BERT encoder with Hugging Face's weight names.
+//! A trainable transformer encoder (BERT, RoBERTa, DistilBERT) with Hugging Face's weight names.
 //!
-//! Same architecture and names as `transformers`' `BertModel` (and candle-transformers' copy,
-//! whose `Config` we reuse), but built from differentiable ops with real dropout, so that
-//! fine-tuning updates every layer.
+//! Same architecture and names as `transformers`' `BertModel`, `RobertaModel` and
+//! `DistilBertModel`, but built from differentiable ops with real dropout, so that fine-tuning
+//! updates every layer.
 
 use candle_core::{Module, Tensor, D};
-use candle_transformers::models::bert::{Config, HiddenAct};
 
 use crate::engine::kernels::{
     additive_attention_mask, attention, bias_gelu, unpadded_in_use, LayerNorm, Linear, Mode,
 };
+use crate::engine::model::config::{Activation, EncoderConfig, Family};
 use crate::engine::model::params::{Init, Params};
 use crate::engine::EngineError;
-
-/// Architecture settings: candle-transformers' `Config` plus what it leaves out.
-#[derive(Debug, Clone)]
-pub struct BertConfig {
-    pub base: Config,
-    pub attention_probs_dropout_prob: f64,
-}
-
-impl BertConfig {
-    /// Parses a Hugging Face `config.json`.
-    pub fn from_json(value: &serde_json::Value, origin: &str) -> Result<Self, EngineError> {
-        let base: Config = serde_json::from_value(value.clone()).map_err(|e| {
-            EngineError::BadModel(format!("{origin}: config.json is not a BERT config: {e}"))
-        })?;
-        if base.num_attention_heads == 0
-            || !base.hidden_size.is_multiple_of(base.num_attention_heads)
-        {
-            return Err(EngineError::BadModel(format!(
-                "{origin}: hidden_size {} is not a multiple of num_attention_heads {}",
-                base.hidden_size, base.num_attention_heads
-            )));
-        }
-        let attention_probs_dropout_prob = value
-            .get("attention_probs_dropout_prob")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(base.hidden_dropout_prob);
-        check_sizes(&base, attention_probs_dropout_prob, origin)?;
-        Ok(Self {
-            base,
-            attention_probs_dropout_prob,
-        })
-    }
-}
-
-/// Sizes and values a config can hold that would make loading panic or allocate without bound
-/// (a crafted or corrupted config.json): refused with the field's name.
-fn check_sizes(c: &Config, attention_dropout: f64, origin: &str) -> Result<(), EngineError> {
-    let bad = |field: &str, value: String, want: &str| {
-        Err(EngineError::BadModel(format!(
-            "{origin}: config.json has {field} = {value}; it must be {want}"
-        )))
-    };
-    for (field, value, max) in [
-        ("hidden_size", c.hidden_size, 16_384),
-        ("intermediate_size", c.intermediate_size, 65_536),
-        ("num_hidden_layers", c.num_hidden_layers, 256),
-        ("num_attention_heads", c.num_attention_heads, 256),
-        ("max_position_embeddings", c.max_position_embeddings, 65_536),
-        ("vocab_size", c.vocab_size, 2_000_000),
-        ("type_vocab_size", c.type_vocab_size, 1_024),
-    ] {
-        if value == 0 || value > max {
-            return bad(field, value.to_string(), &format!("between 1 and {max}"));
-        }
-    }
-    if !(c.initializer_range.is_finite()
-        && c.initializer_range >= 0.0
-        && (c.initializer_range as f32).is_finite())
-    {
-        return bad(
-            "initializer_range",
-            c.initializer_range.to_string(),
-            "a finite number, 0 or more",
-        );
-    }
-    for (field, p) in [
-        ("hidden_dropout_prob", c.hidden_dropout_prob),
-        ("attention_probs_dropout_prob", attention_dropout),
-    ] {
-        if !(0.0..1.0).contains(&p) {
-            return bad(field, p.to_string(), "in [0, 1)");
-        }
-    }
-    if !(c.layer_norm_eps.is_finite() && c.layer_norm_eps > 0.0) {
-        return bad(
-            "layer_norm_eps",
-            c.layer_norm_eps.to_string(),
-            "a positive number",
-        );
-    }
-    Ok(())
-}
 
 pub(crate) fn linear(
     p: &mut Params,
@@ -123,9 +41,12 @@ fn layer_norm(p: &mut Params, name: &str, dim: usize, eps: f64) -> Result<LayerN
 struct Embeddings {
     word: Tensor,
     position: Tensor,
-    token_type: Tensor,
+    /// None for DistilBERT, which has no token types.
+    token_type: Option<Tensor>,
     norm: LayerNorm,
     dropout: f64,
+    /// Row of the first real position (RoBERTa: `pad_token_id + 1`).
+    position_offset: usize,
 }
 
 impl Embeddings {
@@ -141,12 +62,20 @@ impl Embeddings {
             .word
             .embedding(&input_ids.flatten_all()?)?
             .reshape((b, l, hidden))?;
-        let types = self
-            .token_type
-            .embedding(&type_ids.flatten_all()?)?
-            .reshape((b, l, hidden))?;
-        let positions = self.position.narrow(0, 0, l)?.unsqueeze(0)?;
-        let xs = (words + types)?.broadcast_add(&positions)?;
+        let words = match &self.token_type {
+            Some(table) => {
+                let types = table
+                    .embedding(&type_ids.flatten_all()?)?
+                    .reshape((b, l, hidden))?;
+                (words + types)?
+            }
+            None => words,
+        };
+        let positions = self
+            .position
+            .narrow(0, self.position_offset, l)?
+            .unsqueeze(0)?;
+        let xs = words.broadcast_add(&positions)?;
         let xs = self.norm.forward(&xs)?;
         mode.dropout(&xs, self.dropout)
     }
@@ -160,9 +89,12 @@ impl Embeddings {
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
         let words = self.word.embedding(&packing.select(input_ids)?)?;
-        let types = self.token_type.embedding(&packing.select(type_ids)?)?;
+        let words = match &self.token_type {
+            Some(table) => (words + table.embedding(&packing.select(type_ids)?)?)?,
+            None => words,
+        };
         let positions = self.position.embedding(&packing.positions)?;
-        let xs = ((words + types)? + positions)?;
+        let xs = (words + positions)?;
         let xs = self.norm.forward(&xs)?;
         mode.dropout(&xs, self.dropout)
     }
@@ -188,15 +120,19 @@ fn used_length(attention_mask: &Tensor) -> candle_core::Result<usize> {
 pub struct Packing {
     /// Flat index `b * L + i` of each real token, `[T]` u32.
     index: Tensor,
-    /// Position `i` of each real token, `[T]` u32.
+    /// Position embedding row of each real token, `[T]` u32.
     positions: Tensor,
     batch: usize,
     len: usize,
 }
 
 impl Packing {
-    /// `None` when the batch has no padding (nothing to skip).
-    pub fn new(attention_mask: &Tensor) -> candle_core::Result<Option<Self>> {
+    /// `None` when the batch has no padding (nothing to skip). Positions are numbered from
+    /// `position_offset`.
+    pub fn new(
+        attention_mask: &Tensor,
+        position_offset: usize,
+    ) -> candle_core::Result<Option<Self>> {
         let (batch, len) = attention_mask.dims2()?;
         let mask = attention_mask
             .to_dtype(candle_core::DType::U32)?
@@ -207,7 +143,7 @@ impl Packing {
             for (i, m) in row.iter().enumerate() {
                 if *m != 0 {
                     index.push((b * len + i) as u32);
-                    positions.push(i as u32);
+                    positions.push((position_offset + i) as u32);
                 }
             }
         }
@@ -285,7 +221,9 @@ struct Layer {
     intermediate: Linear,
     output: Linear,
     output_norm: LayerNorm,
-    act: HiddenAct,
+    act: Activation,
+    /// Dropout after the attention's output projection (DistilBERT has none).
+    attention_out_dropout: f64,
     dropout: f64,
 }
 
@@ -298,15 +236,18 @@ impl Layer {
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
         let attended = self.attention.forward(xs, mask, packing, mode)?;
-        let attended = mode.dropout(&self.attention_out.forward(&attended)?, self.dropout)?;
+        let attended = mode.dropout(
+            &self.attention_out.forward(&attended)?,
+            self.attention_out_dropout,
+        )?;
         let xs = self.attention_norm.forward(&(attended + xs)?)?;
         let inner = match self.act {
-            HiddenAct::Gelu => bias_gelu(
+            Activation::Gelu => bias_gelu(
                 &self.intermediate.forward_no_bias(&xs)?,
                 &self.intermediate.bias,
             )?,
-            HiddenAct::GeluApproximate => self.intermediate.forward(&xs)?.gelu()?,
-            HiddenAct::Relu => self.intermediate.forward(&xs)?.relu()?,
+            Activation::GeluTanh => self.intermediate.forward(&xs)?.gelu()?,
+            Activation::Relu => self.intermediate.forward(&xs)?.relu()?,
         };
         let out = mode.dropout(&self.output.forward(&inner)?, self.dropout)?;
         self.output_norm.forward(&(out + xs)?)
@@ -314,68 +255,71 @@ impl Layer {
 }
 
 /// The encoder: embeddings and transformer layers (no pooler; see `classifier`).
-pub struct BertEncoder {
+pub struct Encoder {
     embeddings: Embeddings,
     layers: Vec<Layer>,
-    pub config: BertConfig,
+    pub config: EncoderConfig,
 }
 
-impl BertEncoder {
-    pub fn load(p: &mut Params, config: &BertConfig) -> Result<Self, EngineError> {
-        let c = &config.base;
+impl Encoder {
+    pub fn load(p: &mut Params, c: &EncoderConfig) -> Result<Self, EngineError> {
         let h = c.hidden_size;
         let eps = c.layer_norm_eps;
         let std = c.initializer_range;
+        let family = c.family;
+        let emb = |what: &str| family.embedding_name(what);
         let embeddings = Embeddings {
             word: p.get(
-                "bert.embeddings.word_embeddings.weight",
+                &emb("word_embeddings.weight"),
                 &[c.vocab_size, h],
                 Init::Normal(std),
             )?,
             position: p.get(
-                "bert.embeddings.position_embeddings.weight",
+                &emb("position_embeddings.weight"),
                 &[c.max_position_embeddings, h],
                 Init::Normal(std),
             )?,
-            token_type: p.get(
-                "bert.embeddings.token_type_embeddings.weight",
-                &[c.type_vocab_size, h],
-                Init::Normal(std),
-            )?,
-            norm: layer_norm(p, "bert.embeddings.LayerNorm", h, eps)?,
-            dropout: c.hidden_dropout_prob,
+            token_type: match c.type_vocab_size {
+                0 => None,
+                types => Some(p.get(
+                    &emb("token_type_embeddings.weight"),
+                    &[types, h],
+                    Init::Normal(std),
+                )?),
+            },
+            norm: layer_norm(p, &emb("LayerNorm"), h, eps)?,
+            dropout: c.hidden_dropout,
+            position_offset: c.position_offset,
         };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
-            let n = format!("bert.encoder.layer.{i}");
+            let n = family.layer_names(i);
             layers.push(Layer {
                 attention: SelfAttention {
-                    query: linear(p, &format!("{n}.attention.self.query"), h, h, std)?,
-                    key: linear(p, &format!("{n}.attention.self.key"), h, h, std)?,
-                    value: linear(p, &format!("{n}.attention.self.value"), h, h, std)?,
+                    query: linear(p, &n.query, h, h, std)?,
+                    key: linear(p, &n.key, h, h, std)?,
+                    value: linear(p, &n.value, h, h, std)?,
                     heads: c.num_attention_heads,
                     head_dim: h / c.num_attention_heads,
-                    dropout: config.attention_probs_dropout_prob,
+                    dropout: c.attention_dropout,
                 },
-                attention_out: linear(p, &format!("{n}.attention.output.dense"), h, h, std)?,
-                attention_norm: layer_norm(p, &format!("{n}.attention.output.LayerNorm"), h, eps)?,
-                intermediate: linear(
-                    p,
-                    &format!("{n}.intermediate.dense"),
-                    h,
-                    c.intermediate_size,
-                    std,
-                )?,
-                output: linear(p, &format!("{n}.output.dense"), c.intermediate_size, h, std)?,
-                output_norm: layer_norm(p, &format!("{n}.output.LayerNorm"), h, eps)?,
-                act: c.hidden_act,
-                dropout: c.hidden_dropout_prob,
+                attention_out: linear(p, &n.attention_out, h, h, std)?,
+                attention_norm: layer_norm(p, &n.attention_norm, h, eps)?,
+                intermediate: linear(p, &n.intermediate, h, c.intermediate_size, std)?,
+                output: linear(p, &n.output, c.intermediate_size, h, std)?,
+                output_norm: layer_norm(p, &n.output_norm, h, eps)?,
+                act: c.activation,
+                attention_out_dropout: match family {
+                    Family::DistilBert => 0.0,
+                    _ => c.hidden_dropout,
+                },
+                dropout: c.hidden_dropout,
             });
         }
         Ok(Self {
             embeddings,
             layers,
-            config: config.clone(),
+            config: c.clone(),
         })
     }
 
@@ -388,10 +332,10 @@ impl BertEncoder {
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
         let l = input_ids.dim(D::Minus1)?;
-        if l > self.config.base.max_position_embeddings {
+        if l > self.config.max_tokens() {
             candle_core::bail!(
                 "sequence of {l} tokens exceeds the model's {} positions",
-                self.config.base.max_position_embeddings
+                self.config.max_tokens()
             )
         }
         if unpadded_in_use(input_ids.device()) {
@@ -411,7 +355,7 @@ impl BertEncoder {
         }
         let mask = additive_attention_mask(attention_mask)?;
         let packing = if unpadded_in_use(input_ids.device()) {
-            Packing::new(attention_mask)?
+            Packing::new(attention_mask, self.config.position_offset)?
         } else {
             None
         };
