@@ -230,9 +230,20 @@ fn fused_dropout_drops_at_the_rate_asked_and_its_gradient_uses_the_same_mask() {
     assert_ne!(values(&fused::dropout(x.as_tensor(), 0.1, 43).unwrap()), v);
 }
 
-/// Three clipped AdamW steps with random gradients, fused and candle-nn's, from the same start.
+/// Three clipped AdamW steps with random gradients, fused and candle-nn's, from the same start;
+/// again with a per-parameter share of the learning rate (layer-wise decay).
 #[test]
 fn fused_adamw_matches_candle_nn() {
+    let full = adamw_both_ways(|_| 1.0);
+    let scaled = adamw_both_ways(|n| if n.ends_with("bias") { 0.3 } else { 0.7 });
+    // The scales took effect: every parameter ends elsewhere than at the full rate.
+    for (f, s) in full.iter().zip(&scaled) {
+        assert!(max_diff(f, s) > 1e-4);
+    }
+}
+
+/// Runs the steps with each kernel set, checks they agree, returns the fused result.
+fn adamw_both_ways(scale: fn(&str) -> f64) -> Vec<Tensor> {
     let run = |k: Kernels| {
         with_kernels(k, || {
             let mut vars = std::collections::BTreeMap::new();
@@ -244,7 +255,7 @@ fn fused_adamw_matches_candle_nn() {
                 "layer.bias".to_string(),
                 Var::from_tensor(&random(&[19], 1.0, 8)).unwrap(),
             );
-            let mut opt = Optimisers::new(&vars, 1e-2, 0.1).unwrap();
+            let mut opt = Optimisers::with_lr_scales(&vars, 1e-2, 0.1, scale).unwrap();
             assert_eq!(opt.implementation(), k.name());
             for step in 0..3u64 {
                 let loss = vars
@@ -272,6 +283,7 @@ fn fused_adamw_matches_candle_nn() {
         let d = max_diff(f, p);
         assert!(d < 1e-6, "parameters differ by {d}");
     }
+    fused
 }
 
 /// The tiny encoder end to end: logits and every parameter's gradient agree between the two

@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// cls = Hugging Face's pooler (exports match transformers); mean = masked mean.
     #[arg(long, default_value = "cls")]
     pub pooling: Pooling,
+    /// Layer-wise learning-rate decay: each transformer layer down learns at this share of
+    /// the rate of the one above (1 = the same rate everywhere).
+    #[arg(long, default_value_t = TrainConfig::default().layer_lr_decay)]
+    pub layer_lr_decay: f64,
     /// Print the run summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -79,6 +83,7 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
             seed: a.seed,
             device: a.device,
             pooling: a.pooling,
+            layer_lr_decay: a.layer_lr_decay,
             ..TrainConfig::default()
         },
     };

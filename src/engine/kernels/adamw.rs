@@ -20,6 +20,8 @@ const CHUNK: usize = 1 << 14;
 struct Param {
     var: Var,
     weight_decay: f64,
+    /// This parameter's share of the learning rate (layer-wise decay; 1 without).
+    lr_scale: f64,
     m: Vec<f32>,
     v: Vec<f32>,
 }
@@ -37,13 +39,19 @@ impl FusedAdamW {
     /// `vars` with their weight decay; the usual betas (0.9, 0.999) and eps 1e-8, as candle-nn's
     /// `ParamsAdamW::default()`.
     pub fn new(vars: Vec<(Var, f64)>, lr: f64) -> Self {
+        Self::new_scaled(vars.into_iter().map(|(v, wd)| (v, wd, 1.0)).collect(), lr)
+    }
+
+    /// `vars` with their weight decay and their share of the learning rate.
+    pub fn new_scaled(vars: Vec<(Var, f64, f64)>, lr: f64) -> Self {
         let params = vars
             .into_iter()
-            .map(|(var, weight_decay)| {
+            .map(|(var, weight_decay, lr_scale)| {
                 let n = var.elem_count();
                 Param {
                     var,
                     weight_decay,
+                    lr_scale,
                     m: vec![0.0; n],
                     v: vec![0.0; n],
                 }
@@ -94,12 +102,13 @@ impl FusedAdamW {
         let scale_v = 1.0 / (1.0 - self.beta2.powi(self.step_t));
         for (p, g) in self.params.iter_mut().zip(&grads) {
             let Some(g) = g else { continue };
+            let lr = self.lr * p.lr_scale;
             let update = Update {
                 moments: RefCell::new((&mut p.m, &mut p.v)),
                 hyper: Hyper {
                     clip: clip as f32,
-                    lr: self.lr as f32,
-                    decay: (1.0 - self.lr * p.weight_decay) as f32,
+                    lr: lr as f32,
+                    decay: (1.0 - lr * p.weight_decay) as f32,
                     beta1: self.beta1 as f32,
                     beta2: self.beta2 as f32,
                     scale_m: scale_m as f32,

@@ -23,6 +23,9 @@ pub struct TrainConfig {
     /// Gradients are rescaled so their global L2 norm is at most this (0 = off).
     pub max_grad_norm: f64,
     pub pooling: Pooling,
+    /// Layer-wise learning-rate decay (1 = off): each layer down learns at this share of the
+    /// rate of the one above.
+    pub layer_lr_decay: f64,
     pub device: DeviceChoice,
     pub eval_batch_size: usize,
 }
@@ -42,6 +45,7 @@ impl Default for TrainConfig {
             weight_decay: 0.01,
             max_grad_norm: 1.0,
             pooling: Pooling::Cls,
+            layer_lr_decay: 1.0,
             device: DeviceChoice::Auto,
             eval_batch_size: 64,
         }

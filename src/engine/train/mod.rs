@@ -22,7 +22,8 @@ pub use config::TrainConfig;
 pub use evaluate::evaluate;
 pub use record::{EpochRecord, RunRecord, StepRecord};
 pub use step::{
-    clip_gradients, learning_rate, train_step, train_step_timed, Optimisers, StepTimes,
+    clip_gradients, layer_lr_scale, learning_rate, train_step, train_step_timed, Optimisers,
+    StepTimes,
 };
 
 use crate::engine::batching::bucketed_batches;
@@ -218,10 +219,11 @@ pub fn run(
         || !cfg.lr.is_finite()
         || cfg.lr <= 0.0
         || !(0.0..1.0).contains(&cfg.val_split)
+        || !(cfg.layer_lr_decay > 0.0 && cfg.layer_lr_decay <= 1.0)
     {
         return Err(EngineError::Data(format!(
-            "bad settings: epochs {} and batch size {} must be positive, lr {} positive, validation split {} in [0, 1)",
-            cfg.epochs, cfg.batch_size, cfg.lr, cfg.val_split
+            "bad settings: epochs {} and batch size {} must be positive, lr {} positive, validation split {} in [0, 1), layer lr decay {} in (0, 1]",
+            cfg.epochs, cfg.batch_size, cfg.lr, cfg.val_split, cfg.layer_lr_decay
         )));
     }
     let started = Instant::now();
@@ -254,7 +256,10 @@ pub fn run(
     let steps_per_epoch = train_idx.len().div_ceil(cfg.batch_size);
     let total_steps = steps_per_epoch * cfg.epochs;
     let warmup = (total_steps as f64 * cfg.warmup_ratio).round() as usize;
-    let mut opt = Optimisers::new(&model.net.vars, cfg.lr, cfg.weight_decay)?;
+    let layers = model.net.encoder.config.num_hidden_layers;
+    let mut opt = Optimisers::with_lr_scales(&model.net.vars, cfg.lr, cfg.weight_decay, |n| {
+        layer_lr_scale(n, layers, cfg.layer_lr_decay)
+    })?;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut dropout_rng = StdRng::seed_from_u64(cfg.seed.wrapping_add(1));
 

@@ -51,6 +51,24 @@ pub fn clip_gradients(
     Ok(norm)
 }
 
+/// Layer-wise learning-rate decay: transformer layer `i` of `layers` learns at
+/// `decay^(layers - i)` of the rate, the embeddings at `decay^(layers + 1)`, the head at the
+/// full rate (lower layers hold general features that fine-tuning should move least).
+pub fn layer_lr_scale(name: &str, layers: usize, decay: f64) -> f64 {
+    if decay == 1.0 {
+        return 1.0;
+    }
+    let layer = name
+        .split_once(".layer.")
+        .and_then(|(_, rest)| rest.split('.').next())
+        .and_then(|i| i.parse::<usize>().ok());
+    match layer {
+        Some(i) => decay.powi(layers.saturating_sub(i) as i32),
+        None if name.contains(".embeddings.") => decay.powi(layers as i32 + 1),
+        None => 1.0,
+    }
+}
+
 /// AdamW over every parameter, biases and LayerNorm weights without weight decay.
 pub struct Optimisers {
     kind: OptimiserKind,
@@ -58,9 +76,9 @@ pub struct Optimisers {
 }
 
 enum OptimiserKind {
-    /// candle-nn's AdamW, two groups (with and without decay): the reference, and the one used
-    /// off the CPU.
-    Plain { decay: AdamW, no_decay: AdamW },
+    /// candle-nn's AdamW, one per group of parameters sharing weight decay and learning-rate
+    /// scale: the reference, and the one used off the CPU.
+    Plain(Vec<(AdamW, f64)>),
     /// One in-place pass per parameter (CPU, f32).
     Fused(FusedAdamW),
 }
@@ -71,33 +89,50 @@ impl Optimisers {
         lr: f64,
         weight_decay: f64,
     ) -> candle_core::Result<Self> {
+        Self::with_lr_scales(vars, lr, weight_decay, |_| 1.0)
+    }
+
+    /// [`Self::new`] with each parameter learning at `lr_scale(name)` of the rate.
+    pub fn with_lr_scales(
+        vars: &BTreeMap<String, Var>,
+        lr: f64,
+        weight_decay: f64,
+        lr_scale: impl Fn(&str) -> f64,
+    ) -> candle_core::Result<Self> {
         let fused = vars.values().all(|v| {
             v.dtype() == candle_core::DType::F32 && kernels_in_use(v.device()) == Kernels::Fused
         });
+        let wd = |n: &str| if decays(n) { weight_decay } else { 0.0 };
         let kind = if fused {
-            OptimiserKind::Fused(FusedAdamW::new(
+            OptimiserKind::Fused(FusedAdamW::new_scaled(
                 vars.iter()
-                    .map(|(n, v)| (v.clone(), if decays(n) { weight_decay } else { 0.0 }))
+                    .map(|(n, v)| (v.clone(), wd(n), lr_scale(n)))
                     .collect(),
                 lr,
             ))
         } else {
-            let (d, nd): (Vec<_>, Vec<_>) = vars.iter().partition(|(n, _)| decays(n));
-            let params = |wd| ParamsAdamW {
-                lr,
-                weight_decay: wd,
-                ..Default::default()
-            };
-            OptimiserKind::Plain {
-                decay: AdamW::new(
-                    d.into_iter().map(|(_, v)| v.clone()).collect(),
-                    params(weight_decay),
-                )?,
-                no_decay: AdamW::new(
-                    nd.into_iter().map(|(_, v)| v.clone()).collect(),
-                    params(0.0),
-                )?,
+            // Groups keyed by the bits of (weight decay, scale), in first-seen order.
+            let mut groups: Vec<((u64, u64), Vec<Var>)> = Vec::new();
+            for (n, v) in vars {
+                let key = (wd(n).to_bits(), lr_scale(n).to_bits());
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, vs)) => vs.push(v.clone()),
+                    None => groups.push((key, vec![v.clone()])),
+                }
             }
+            let optimisers = groups
+                .into_iter()
+                .map(|((wd, scale), vs)| {
+                    let scale = f64::from_bits(scale);
+                    let params = ParamsAdamW {
+                        lr: lr * scale,
+                        weight_decay: f64::from_bits(wd),
+                        ..Default::default()
+                    };
+                    AdamW::new(vs, params).map(|o| (o, scale))
+                })
+                .collect::<candle_core::Result<_>>()?;
+            OptimiserKind::Plain(optimisers)
         };
         Ok(Self {
             kind,
@@ -108,16 +143,17 @@ impl Optimisers {
     /// Which implementation steps: "fused" or "plain".
     pub fn implementation(&self) -> &'static str {
         match self.kind {
-            OptimiserKind::Plain { .. } => "plain",
+            OptimiserKind::Plain(_) => "plain",
             OptimiserKind::Fused(_) => "fused",
         }
     }
 
     pub fn set_learning_rate(&mut self, lr: f64) {
         match &mut self.kind {
-            OptimiserKind::Plain { decay, no_decay } => {
-                decay.set_learning_rate(lr);
-                no_decay.set_learning_rate(lr);
+            OptimiserKind::Plain(groups) => {
+                for (o, scale) in groups {
+                    o.set_learning_rate(lr * *scale);
+                }
             }
             OptimiserKind::Fused(f) => f.lr = lr,
         }
@@ -131,10 +167,11 @@ impl Optimisers {
         max_norm: f64,
     ) -> candle_core::Result<f64> {
         match &mut self.kind {
-            OptimiserKind::Plain { decay, no_decay } => {
+            OptimiserKind::Plain(groups) => {
                 let norm = clip_gradients(grads, &self.vars, max_norm)?;
-                decay.step(grads)?;
-                no_decay.step(grads)?;
+                for (o, _) in groups {
+                    o.step(grads)?;
+                }
                 Ok(norm)
             }
             OptimiserKind::Fused(f) => f.clip_and_step(grads, max_norm),
@@ -209,6 +246,24 @@ pub fn train_step_timed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layer_decay_scales_lower_layers_down_and_leaves_the_head() {
+        let s = |n: &str| layer_lr_scale(n, 6, 0.5);
+        assert_eq!(s("bert.encoder.layer.5.output.dense.weight"), 0.5);
+        assert_eq!(
+            s("roberta.encoder.layer.0.attention.self.query.bias"),
+            0.5f64.powi(6)
+        );
+        assert_eq!(s("distilbert.transformer.layer.4.ffn.lin1.weight"), 0.25);
+        assert_eq!(s("bert.embeddings.word_embeddings.weight"), 0.5f64.powi(7));
+        assert_eq!(s("classifier.out_proj.weight"), 1.0);
+        assert_eq!(s("bert.pooler.dense.weight"), 1.0);
+        assert_eq!(
+            layer_lr_scale("bert.embeddings.LayerNorm.weight", 6, 1.0),
+            1.0
+        );
+    }
 
     #[test]
     fn schedule_warms_up_then_decays_to_zero() {

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Training recipes compared on your own splits of a labelled CSV (a benchmark, not a test).
+
+For each seed, the file is split once, stratified by label: 20 % held out, never seen by
+training or by its choice of the best epoch; `tweetlab train` gets the other 80 % (and splits its
+own validation part off it as any run does), then `tweetlab eval` scores the kept checkpoint on
+the held-out part. Every recipe sees the same splits; seeds run in turn, recipes alternating
+within each seed, so a slow minute on the machine falls on all of them.
+
+Usage:
+  tests/bench/recipe.py --data ../shared/data/disaster-tweets/train.csv --seeds 1 2 3 \
+      --recipe default= --recipe "3 epochs=--epochs 3"
+Prints one line per run and a table: held-out F1 per seed, mean, spread (max - min), minutes
+per run. Needs a release build (TWEETLAB_BIN, default target/release/tweetlab)."""
+import argparse, csv, json, os, random, shlex, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ap = argparse.ArgumentParser()
+ap.add_argument("--data", required=True)
+ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+ap.add_argument("--recipe", action="append", required=True,
+                help="NAME=ARGS: extra `tweetlab train` arguments")
+ap.add_argument("--label-column", default="target")
+ap.add_argument("--held-out", type=float, default=0.2)
+ap.add_argument("--bin", default=os.environ.get(
+    "TWEETLAB_BIN", os.path.join(HERE, "../../target/release/tweetlab")))
+ap.add_argument("--json-out")
+a = ap.parse_args()
+recipes = [(r.split("=", 1)[0], shlex.split(r.split("=", 1)[1])) for r in a.recipe]
+
+with open(a.data, newline="", encoding="utf-8") as f:
+    reader = csv.DictReader(f)
+    header = reader.fieldnames
+    rows = [r for r in reader if r[a.label_column].strip() != ""]
+
+
+def split(seed):
+    rng = random.Random(seed)
+    by_label = {}
+    for i, r in enumerate(rows):
+        by_label.setdefault(r[a.label_column].strip(), []).append(i)
+    held = set()
+    for idx in by_label.values():
+        rng.shuffle(idx)
+        held.update(idx[: round(len(idx) * a.held_out)])
+    return ([r for i, r in enumerate(rows) if i not in held],
+            [r for i, r in enumerate(rows) if i in held])
+
+
+def write(path, part):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        w.writerows(part)
+
+
+results = {name: {} for name, _ in recipes}
+work = tempfile.mkdtemp(prefix="recipe-")
+for seed in a.seeds:
+    train, test = split(seed)
+    train_csv, test_csv = os.path.join(work, f"train-{seed}.csv"), os.path.join(work, f"test-{seed}.csv")
+    write(train_csv, train)
+    write(test_csv, test)
+    for name, extra in recipes:
+        out = os.path.join(work, f"{name.replace(' ', '_')}-{seed}")
+        start = time.time()
+        subprocess.run([a.bin, "train", "--data", train_csv, "--out", out, "--seed", str(seed),
+                        "--json", *extra], check=True, stdout=subprocess.DEVNULL)
+        seconds = time.time() - start
+        ev = subprocess.run([a.bin, "eval", "--model", out, "--data", test_csv, "--json"],
+                            check=True, capture_output=True, text=True)
+        f1 = json.loads(ev.stdout)["f1"]
+        results[name][seed] = (f1, seconds)
+        print(f"seed {seed} {name}: held-out F1 {f1:.4f} ({len(train)} trained, {len(test)} held out), "
+              f"{seconds / 60:.1f} min", flush=True)
+
+print(f"\n| recipe | {' | '.join(f'seed {s}' for s in a.seeds)} | mean | spread | minutes per run |")
+print(f"|---|{'---|' * len(a.seeds)}---|---|---|")
+for name, _ in recipes:
+    f1s = [results[name][s][0] for s in a.seeds]
+    mins = statistics.mean(results[name][s][1] for s in a.seeds) / 60
+    print(f"| {name} | {' | '.join(f'{x:.4f}' for x in f1s)} | {statistics.mean(f1s):.4f} | "
+          f"{max(f1s) - min(f1s):.4f} | {mins:.1f} |")
+if a.json_out:
+    with open(a.json_out, "w") as f:
+        json.dump({n: {str(s): v for s, v in r.items()} for n, r in results.items()}, f, indent=1)
