@@ -1074,7 +1074,8 @@ fn known_models_menu_and_a_roberta_family_model_trained_from_the_window() {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = harness();
     let _csv = open_sample(&mut h, tmp.path());
-    h.get_by_label("Known models").click();
+    h.get_by_role_and_label(Role::ComboBox, "Known models")
+        .click();
     h.run();
     h.get_by_label_contains("distilroberta-base").click();
     h.run();

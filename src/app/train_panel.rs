@@ -42,13 +42,13 @@ impl Default for TrainSettings {
 
 /// A menu of the encoders known to work, with size and estimated epoch time; picking one
 /// puts its id in the Model field.
-fn known_models_menu(ui: &mut egui::Ui, model: &mut String) {
+fn known_models_menu(ui: &mut egui::Ui, model: &mut String) -> egui::Response {
     use crate::engine::model::catalog::{
         epoch_seconds, KNOWN_MODELS, MEASURED_DEFAULT_SECONDS_PER_1000,
     };
-    egui::ComboBox::from_label("Known models")
-        .selected_text("pick")
-        .width(50.0)
+    egui::ComboBox::from_id_salt("known_models")
+        .selected_text("choose…")
+        .width(120.0)
         .show_ui(ui, |ui| {
             for m in KNOWN_MODELS.iter().filter(|m| m.readable()) {
                 let minutes = epoch_seconds(m, 6091, MEASURED_DEFAULT_SECONDS_PER_1000) / 60.0;
@@ -59,7 +59,8 @@ fn known_models_menu(ui: &mut egui::Ui, model: &mut String) {
                 ui.selectable_value(model, m.id.to_string(), text)
                     .on_hover_text(m.note);
             }
-        });
+        })
+        .response
 }
 
 /// Training loss per step, raw and as an exponential moving average, kept ready to plot.
@@ -312,12 +313,14 @@ impl TrainPanel {
             .num_columns(2)
             .show(ui, |ui| {
                 let l = ui.label("Model");
-                ui.horizontal(|ui| {
-                    ui.text_edit_singleline(&mut self.settings.model)
-                        .labelled_by(l.id)
-                        .on_hover_text("a Hub id or a local model directory");
-                    known_models_menu(ui, &mut self.settings.model);
-                });
+                ui.text_edit_singleline(&mut self.settings.model)
+                    .labelled_by(l.id)
+                    .on_hover_text("a Hub id or a local model directory");
+                ui.end_row();
+                // On a row of its own: the panel keeps its width (a wider first row made it grow
+                // after the first frame, and the table beside it laid out twice).
+                let l = ui.label("Known models");
+                known_models_menu(ui, &mut self.settings.model).labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("Epochs");
                 ui.add(egui::DragValue::new(&mut self.settings.config.epochs).range(1..=50))
