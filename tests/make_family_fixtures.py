@@ -8,8 +8,10 @@ tokenizer_config.json) plus transformers_probs.json: the texts of hf_parity.py, 
 probability, the class names and the token ids transformers' tokenizer gave. tests/hf_parity.rs
 checks that tweetlab reads each directory to the same ids and probabilities. The tokenizers are
 trained on sample-data/train.csv: byte-level BPE (RoBERTa), Unigram (XLM-R), WordPiece
-(DistilBERT). Needs torch, transformers and tokenizers (not part of CI)."""
-import csv, json, os, sys
+(DistilBERT); the tokenizers' trainers are not fully deterministic, so running it again makes
+new fixtures (the test then checks those). Needs torch, transformers and tokenizers (not part
+of CI)."""
+import csv, json, os
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, decoders, trainers
@@ -18,22 +20,12 @@ from transformers import (DistilBertConfig, DistilBertForSequenceClassification,
                           XLMRobertaConfig, XLMRobertaForSequenceClassification)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 ROOT = os.path.dirname(HERE)
 with open(os.path.join(ROOT, "sample-data/train.csv"), newline="", encoding="utf-8") as f:
     CORPUS = [r["text"] for r in csv.DictReader(f)]
-# The same texts as hf_parity.py, and one longer than the fixtures' 40-token limit.
-TEXTS = [
-    "Forest fire near La Ronge Sask. Canada",
-    "Residents asked to 'shelter in place' are being notified by officers",
-    "This new album is fire, every track slaps",
-    "Flood waters keep rising, the bridge on River Rd is closed #flood",
-    "ok",
-    "I love fruits and sunny mornings at the beach with my dog",
-    "Earthquake!!! buildings shaking downtown http://t.co/abc @news",
-    "Évacuation immédiate: le barrage cède 😱",
-    " ".join(CORPUS[:6]),
-]
+# The texts of the BERT fixture (hf_parity.py's), and one longer than the 40-token limit.
+with open(os.path.join(HERE, "fixtures/tiny-classifier/transformers_probs.json"), encoding="utf-8") as f:
+    TEXTS = json.load(f)["texts"] + [" ".join(CORPUS[:6])]
 MAX_LEN = 40
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
              hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
@@ -81,8 +73,9 @@ def wordpiece_tokenizer():
                      sep_token="[SEP]")
 
 
-def make(name, model, tok, special, labels, tokenizer_class):
-    torch.manual_seed(0)
+def make(name, build, tok, special, labels, tokenizer_class, seed=0):
+    torch.manual_seed(seed)
+    model = build()
     with torch.no_grad():
         # Fresh LayerNorms are exactly 1 and 0 and fresh biases 0: make them count too.
         for n, p in model.named_parameters():
@@ -119,20 +112,20 @@ def id2label(labels):
 
 binary = ["not_disaster", "disaster"]
 tok, special = roberta_tokenizer()
-make("tiny-roberta", RobertaForSequenceClassification(RobertaConfig(
+make("tiny-roberta", lambda: RobertaForSequenceClassification(RobertaConfig(
     vocab_size=tok.get_vocab_size(), max_position_embeddings=MAX_LEN + 2, type_vocab_size=1,
     pad_token_id=1, bos_token_id=0, eos_token_id=2, **SMALL, **id2label(binary))),
     tok, special, binary, "RobertaTokenizer")
 
 three = ["request", "report", "other"]
 tok, special = unigram_tokenizer()
-make("tiny-xlm-roberta", XLMRobertaForSequenceClassification(XLMRobertaConfig(
+make("tiny-xlm-roberta", lambda: XLMRobertaForSequenceClassification(XLMRobertaConfig(
     vocab_size=tok.get_vocab_size(), max_position_embeddings=MAX_LEN + 2, type_vocab_size=1,
     pad_token_id=1, bos_token_id=0, eos_token_id=2, **SMALL, **id2label(three))),
-    tok, special, three, "XLMRobertaTokenizer")
+    tok, special, three, "XLMRobertaTokenizer", seed=1)
 
 tok, special = wordpiece_tokenizer()
-make("tiny-distilbert", DistilBertForSequenceClassification(DistilBertConfig(
+make("tiny-distilbert", lambda: DistilBertForSequenceClassification(DistilBertConfig(
     vocab_size=tok.get_vocab_size(), max_position_embeddings=MAX_LEN, dim=32, n_layers=2,
     n_heads=2, hidden_dim=64, activation="gelu", dropout=0.1, attention_dropout=0.1,
     seq_classif_dropout=0.2, initializer_range=0.3, pad_token_id=0, **id2label(binary))),
