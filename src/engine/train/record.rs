@@ -158,7 +158,7 @@ impl RunRecord {
         if self.config.pooling == Pooling::Mean {
             let _ = writeln!(
                 card,
-                "**Mean pooling.** This head reads the mean of the token states. `transformers`' `BertForSequenceClassification` loads these weights but pools the [CLS] token instead, so its probabilities are not this model's: serve it with `tweetlab serve` or `tweetlab predict`.\n"
+                "**Mean pooling.** This head reads the mean of the token states. `transformers` loads these weights but its classification head reads the first token ([CLS], `<s>`) instead, so its probabilities are not this model's: serve it with `tweetlab serve` or `tweetlab predict`.\n"
             );
         }
         let _ = writeln!(card, "## Labels\n\n| id | label |\n|---|---|");
