@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::Settle;
 use egui::accesskit::Role;
 use egui::Key;
 use egui_kittest::kittest::Queryable;
@@ -57,7 +58,7 @@ fn wait_until(
         h.step();
         std::thread::sleep(Duration::from_millis(10));
     }
-    h.run();
+    h.settle();
 }
 
 /// Copies the sample data into `dir` and opens it.
@@ -95,7 +96,7 @@ fn keyboard_relabel_undo_and_search() {
     h.key_press(Key::J);
     h.key_press(Key::J);
     h.key_press(Key::K);
-    h.run();
+    h.settle();
     assert_eq!(h.state().selected_row(), Some(1));
     let before = label_of(&h, 1);
     let flipped = Some(1 - before.unwrap());
@@ -104,30 +105,30 @@ fn keyboard_relabel_undo_and_search() {
     } else {
         Key::Num0
     });
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 1), flipped);
     assert_eq!(h.state().workspace().unwrap().edited_rows(), 1);
     h.key_press(Key::X);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 1), None);
 
     h.key_press_modifiers(egui::Modifiers::COMMAND, Key::Z);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 1), flipped);
     h.key_press_modifiers(egui::Modifiers::COMMAND, Key::Z);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 1), before);
     h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, Key::Z);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 1), flipped);
 
     // A click on a row moves the cursor there.
     let third = h.state().workspace().unwrap().rows()[2].text.clone();
     h.get_all_by_label(&third).next().unwrap().click();
-    h.run();
+    h.settle();
     assert_eq!(h.state().selected_row(), Some(2), "click selects the row");
     h.key_press(Key::K);
-    h.run();
+    h.settle();
 
     // The detail panel shows the selected tweet; enter hides and shows it.
     let text = h.state().workspace().unwrap().rows()[1].text.clone();
@@ -138,18 +139,18 @@ fn keyboard_relabel_undo_and_search() {
         "detail shows the tweet"
     );
     h.key_press(Key::Enter);
-    h.run();
+    h.settle();
     assert!(!h.state().settings().show_detail);
     assert_eq!(h.query_all_by_label(&text).count(), 1);
     h.key_press(Key::Enter);
-    h.run();
+    h.settle();
     assert!(h.state().settings().show_detail);
 
     // `/` focuses the search box, then typing filters the table.
     h.key_press(Key::Slash);
-    h.run();
+    h.settle();
     h.get_by_label("Search:").type_text("flood");
-    h.run();
+    h.settle();
     let shown = h.state().shown_rows();
     let expected = h
         .state()
@@ -178,7 +179,7 @@ fn filters_sort_bulk_relabel_and_save() {
         "the sample data has conflicting duplicates"
     );
     h.state_mut().filters_mut().duplicates = DuplicateFilter::Conflicts;
-    h.run();
+    h.settle();
     assert_eq!(h.state().shown_rows(), conflicting);
     assert!(
         h.query_all_by_label_contains("conflict").count() >= conflicting.min(10),
@@ -188,9 +189,9 @@ fn filters_sort_bulk_relabel_and_save() {
 
     // Sort by id, descending: the header click cycles ascending, descending, file order.
     h.get_by_label("id").click();
-    h.run();
+    h.settle();
     h.get_by_label("id ⏶").click();
-    h.run();
+    h.settle();
     let ids: Vec<i64> = h
         .state()
         .shown()
@@ -200,12 +201,12 @@ fn filters_sort_bulk_relabel_and_save() {
     assert_eq!(ids.len(), 203);
     assert!(ids.windows(2).all(|w| w[0] >= w[1]), "descending ids");
     *h.state_mut().sort_mut() = Some((SortColumn::Id, true));
-    h.run();
+    h.settle();
     assert_eq!(rows[h.state().shown()[0]].id, "1");
 
     // Label filter, then "Label all shown" as one undo step.
     h.state_mut().filters_mut().label = LabelFilter::Is(0);
-    h.run();
+    h.settle();
     let zeros: Vec<usize> = h.state().shown().to_vec();
     assert_eq!(
         zeros.len(),
@@ -213,18 +214,18 @@ fn filters_sort_bulk_relabel_and_save() {
     );
     h.state_mut().filters_mut().label = LabelFilter::Any;
     h.state_mut().filters_mut().keyword = Some(rows[zeros[0]].keyword.clone());
-    h.run();
+    h.settle();
     let keyword_rows: Vec<usize> = h.state().shown().to_vec();
     assert!(keyword_rows
         .iter()
         .all(|&i| rows[i].keyword == rows[zeros[0]].keyword));
     h.get_by_label("Label all shown").click();
-    h.run();
+    h.settle();
     h.get_by_label("as 1 (disaster)").click();
-    h.run();
+    h.settle();
     assert!(keyword_rows.iter().all(|&i| label_of(&h, i) == Some(1)));
     h.key_press_modifiers(egui::Modifiers::COMMAND, Key::Z);
-    h.run();
+    h.settle();
     assert!(
         keyword_rows
             .iter()
@@ -234,21 +235,21 @@ fn filters_sort_bulk_relabel_and_save() {
 
     // Relabel one row, then Save writes it into the CSV after asking.
     h.state_mut().filters_mut().keyword = None;
-    h.run();
+    h.settle();
     let row = h.state().selected_row().unwrap();
     let flipped = 1 - rows[row].label.unwrap();
     h.key_press(if flipped == 1 { Key::Num1 } else { Key::Num0 });
-    h.run();
+    h.settle();
     let untouched = std::fs::read(&csv).unwrap();
     h.get_by_label("Save").click();
-    h.run();
+    h.settle();
     assert_eq!(
         std::fs::read(&csv).unwrap(),
         untouched,
         "nothing written before the user confirms"
     );
     h.get_by_label("Overwrite the CSV").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the save", |app| !app.is_exporting());
     assert_eq!(h.state().error(), None);
     let saved = load_csv(&csv).unwrap();
@@ -297,7 +298,7 @@ fn train_explain_export_and_reopen() {
 
     // The fast baseline goes on the same validation plot.
     h.get_by_label("Fast baseline").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the baseline", |app| {
         app.baseline().is_some() || app.error().is_some()
     });
@@ -327,9 +328,9 @@ fn train_explain_export_and_reopen() {
 
     // Export: the Kaggle submission, through the dialog, to the suggested path.
     h.get_by_label("Export…").click();
-    h.run();
+    h.settle();
     h.get_by_role_and_label(Role::Button, "Export").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the export", |app| !app.is_exporting());
     assert_eq!(h.state().error(), None);
     let submission = std::fs::read_to_string(tmp.path().join("submission.csv")).unwrap();
@@ -344,12 +345,12 @@ fn train_explain_export_and_reopen() {
     }
     // Full predictions: probabilities as the table shows them.
     h.get_by_label("Export…").click();
-    h.run();
+    h.settle();
     h.get_by_label("Full predictions with probabilities")
         .click();
-    h.run();
+    h.settle();
     h.get_by_role_and_label(Role::Button, "Export").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the export", |app| !app.is_exporting());
     let full = std::fs::read_to_string(tmp.path().join("train-predictions.csv")).unwrap();
     let mut reader = csv::Reader::from_reader(full.as_bytes());
@@ -388,9 +389,9 @@ fn review_queue_accepts_keeps_and_resolves_conflicts() {
     let mut h = harness();
     open_sample(&mut h, tmp.path());
     h.get_by_label("Review…").click();
-    h.run();
+    h.settle();
     h.get_by_label("Find suspect labels").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "suspects", |app| {
         app.review_state().found.is_some() || app.error().is_some()
     });
@@ -404,14 +405,14 @@ fn review_queue_accepts_keeps_and_resolves_conflicts() {
     let first = h.state().selected_row().unwrap();
     let given = h.state().workspace().unwrap().rows()[first].label.unwrap();
     h.key_press(Key::A);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, first), Some(1 - given));
     // Keep the second: label unchanged, the review recorded.
     let second = h.state().selected_row().unwrap();
     assert_ne!(second, first);
     let kept = label_of(&h, second);
     h.key_press(Key::S);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, second), kept);
     assert_eq!(h.state().review_state().position, 2);
     let history = h.state().workspace().unwrap().history().unwrap();
@@ -427,10 +428,10 @@ fn review_queue_accepts_keeps_and_resolves_conflicts() {
     let rows = h.state().workspace().unwrap().rows().to_vec();
     let before = find_duplicates(&rows).conflicting().count();
     h.get_by_label_contains("Conflicts (").click();
-    h.run();
+    h.settle();
     let row = h.state().selected_row().unwrap();
     h.key_press(Key::Num1);
-    h.run();
+    h.settle();
     let rows = h.state().workspace().unwrap().rows().to_vec();
     let dups = find_duplicates(&rows);
     assert_eq!(dups.conflicting().count(), before - 1);
@@ -476,11 +477,11 @@ fn label_next_queue_labels_unlabelled_rows_and_reranks() {
     let before = unlabelled(&h);
     assert_eq!(before, 68);
     h.get_by_label("Review…").click();
-    h.run();
+    h.settle();
     h.get_by_label("Label next").click();
-    h.run();
+    h.settle();
     h.get_by_label("Rank unlabelled rows").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the ranking", |app| {
         app.next_to_label_state().ranked.is_some() || app.error().is_some()
     });
@@ -489,11 +490,11 @@ fn label_next_queue_labels_unlabelled_rows_and_reranks() {
     let first = h.state().selected_row().unwrap();
     assert_eq!(label_of(&h, first), None, "the queue holds unlabelled rows");
     h.key_press(Key::Num1);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, first), Some(1));
     for _ in 1..20 {
         h.key_press(Key::Num0);
-        h.run();
+        h.settle();
     }
     assert_eq!(unlabelled(&h), before - 20);
     wait_until(&mut h, "the re-ranking", |app| {
@@ -510,9 +511,9 @@ fn label_next_queue_labels_unlabelled_rows_and_reranks() {
     // The simulated learning curve, drawn in the window.
     h.get_by_label("Queue against random order (simulated on the labelled rows)")
         .click();
-    h.run();
+    h.settle();
     h.get_by_label("Simulate a learning curve").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the learning curve", |app| {
         app.learning_curve().is_some() || app.error().is_some()
     });
@@ -542,11 +543,11 @@ fn review_full_mode_fine_tunes_per_fold() {
     }
     open_sample(&mut h, tmp.path());
     h.get_by_label("Review…").click();
-    h.run();
+    h.settle();
     h.get_by_label_contains("Full mode:").click();
-    h.run();
+    h.settle();
     h.get_by_label("Find suspect labels").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "suspects by fine-tuning", |app| {
         app.review_state().found.is_some() || app.error().is_some()
     });
@@ -575,7 +576,7 @@ fn open_and_wait(h: &mut Harness<'static, TweetlabApp>, csv: &Path) {
 /// Clicks Save, confirms, and waits for the write.
 fn save(h: &mut Harness<'static, TweetlabApp>) {
     h.get_by_label("Save").click();
-    h.run();
+    h.settle();
     h.get_by_label("Overwrite the CSV").click();
     // One frame starts the job; its event may arrive at any frame after, so step, not run.
     h.step();
@@ -600,7 +601,7 @@ fn save_changes_label_cells_only_and_keeps_every_line_it_did_not_understand() {
     );
     assert_eq!(h.state().selected_row(), Some(0));
     h.key_press(Key::Num0);
-    h.run();
+    h.settle();
     save(&mut h);
     assert_eq!(h.state().error(), None);
     let mut expected = String::from_utf8_lossy(MESSY)
@@ -631,7 +632,7 @@ fn a_csv_changed_elsewhere_is_never_overwritten_and_opens_again_with_the_edits()
     let csv = open_sample(&mut h, tmp.path());
     let first = h.state().workspace().unwrap().rows()[0].label.unwrap();
     h.key_press(if first == 1 { Key::Num0 } else { Key::Num1 });
-    h.run();
+    h.settle();
     // A spreadsheet appends a row while the window is open.
     let mut changed = std::fs::read(&csv).unwrap();
     changed.extend_from_slice(b"99999,,,a row added elsewhere,1\n");
@@ -697,24 +698,24 @@ fn digit_keys_label_with_named_classes() {
     for _ in 0..3 {
         h.key_press(Key::J);
     }
-    h.run();
+    h.settle();
     assert_eq!(h.state().selected_row(), Some(3));
     h.key_press(Key::Num0);
     h.key_press(Key::Num4);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 3), None, "no class has key 0 or 4");
     h.key_press(Key::Num3);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 3), Some(2));
     h.key_press(Key::Num1);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 3), Some(0));
     assert!(
         h.query_all_by_label("high").count() >= 2,
         "the table shows names"
     );
     h.state_mut().filters_mut().label = LabelFilter::Is(0);
-    h.run();
+    h.settle();
     assert_eq!(h.state().shown(), &[0, 3]);
     save(&mut h);
     assert_eq!(
@@ -778,10 +779,10 @@ fn a_crisis_file_through_the_import_dialog_to_three_classes() {
         .is_some());
     // The label column, chosen in the dialog.
     h.get_by_label("Label column:").click();
-    h.run();
+    h.settle();
     h.get_by_role_and_label(Role::Button, "Informativeness")
         .click();
-    h.run();
+    h.settle();
     {
         let draft = h.state_mut().import_draft().unwrap();
         assert_eq!(draft.preview.delimiter, b';');
@@ -796,12 +797,12 @@ fn a_crisis_file_through_the_import_dialog_to_three_classes() {
             }
         }
     }
-    h.run();
+    h.settle();
     assert!(h
         .query_by_label_contains("3 classes, keys: 1 unrelated · 2 not informative · 3 informative")
         .is_some());
     h.get_by_role_and_label(Role::Button, "Import").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the import", |app| {
         app.workspace().is_some() && !app.is_loading()
     });
@@ -822,7 +823,7 @@ fn a_crisis_file_through_the_import_dialog_to_three_classes() {
     assert_eq!(h.state().selected_row(), Some(0));
     for key in [Key::Num3, Key::Num1, Key::Num2] {
         h.key_press(key);
-        h.run();
+        h.settle();
     }
     let label_of_row = |h: &Harness<'static, TweetlabApp>, row: usize| label_of(h, row);
     assert_eq!(
@@ -860,10 +861,10 @@ fn a_crisis_file_through_the_import_dialog_to_three_classes() {
     assert_eq!(e.probabilities.len(), 3);
     let other = (e.class + 1) % 3;
     h.get_by_label("Words for:").click();
-    h.run();
+    h.settle();
     h.get_by_role_and_label(Role::Button, &set.name(other))
         .click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "words for another class", |app| {
         app.explanation(row)
             .is_some_and(|e| e.as_ref().is_ok_and(|e| e.class == other))
@@ -877,7 +878,7 @@ fn a_crisis_file_through_the_import_dialog_to_three_classes() {
     #[cfg(feature = "serve")]
     {
         h.get_by_label("Serve this model").click();
-        h.run();
+        h.settle();
         let url = h.state().serving_url().expect("serving");
         let start = Instant::now();
         while ureq::get(&format!("{url}/ping")).call().is_err() {
@@ -903,18 +904,18 @@ fn a_crisis_file_through_the_import_dialog_to_three_classes() {
             "the curl line to copy"
         );
         h.get_by_label("Stop serving").click();
-        h.run();
+        h.settle();
         assert_eq!(h.state().serving_url(), None);
     }
 
     // The full export: one probability column per class, read back.
     h.get_by_label("Export…").click();
-    h.run();
+    h.settle();
     h.get_by_label("Full predictions with probabilities")
         .click();
-    h.run();
+    h.settle();
     h.get_by_role_and_label(Role::Button, "Export").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the export", |app| !app.is_exporting());
     assert_eq!(h.state().error(), None);
     let mut reader = csv::Reader::from_path(tmp.path().join("crisis-predictions.csv")).unwrap();
@@ -979,50 +980,50 @@ fn menu_bar_advance_after_labelling_theme_and_shortcuts() {
     assert_eq!(h.state().selected_row(), Some(0));
     let before = label_of(&h, 0);
     h.key_press(Key::X);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 0), None);
     assert_eq!(h.state().selected_row(), Some(1), "moved on");
     h.key_press(Key::K);
-    h.run();
+    h.settle();
     h.key_press(if before == Some(1) {
         Key::Num1
     } else {
         Key::Num0
     });
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 0), before);
     assert_eq!(h.state().selected_row(), Some(1));
     // Off from the View menu: the cursor stays.
     h.get_by_label("View").click();
-    h.run();
+    h.settle();
     h.get_by_label("Advance after labelling").click();
-    h.run();
+    h.settle();
     assert!(!h.state().advance_after_labelling());
     h.key_press(Key::X);
-    h.run();
+    h.settle();
     assert_eq!(label_of(&h, 1), None);
     assert_eq!(h.state().selected_row(), Some(1));
 
     h.get_by_label("View").click();
-    h.run();
+    h.settle();
     h.get_by_label("Theme: dark").click();
-    h.run();
+    h.settle();
     assert_eq!(h.ctx.theme(), egui::Theme::Dark);
     h.get_by_label("View").click();
-    h.run();
+    h.settle();
     h.get_by_label("Theme: light").click();
-    h.run();
+    h.settle();
     assert_eq!(h.ctx.theme(), egui::Theme::Light);
     assert_eq!(h.state().theme(), tweetlab::app::settings::Theme::Light);
 
     h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, Key::O);
-    h.run();
+    h.settle();
     wait_until(&mut h, "the import dialog", |app| {
         app.import_dialog_open() || app.error().is_some()
     });
     let rows = h.state().workspace().unwrap().rows().len();
     h.get_by_role_and_label(Role::Button, "Cancel").click();
-    h.run();
+    h.settle();
     assert!(!h.state().import_dialog_open());
     assert_eq!(h.state().workspace().unwrap().rows().len(), rows);
 }
@@ -1050,7 +1051,7 @@ fn a_load_error_offers_the_import_dialog() {
     let error = h.state().error().unwrap().to_string();
     assert!(error.contains("no text column named `Message`"), "{error}");
     h.get_by_label("Choose how to read it…").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the import dialog", |app| app.import_dialog_open());
     assert_eq!(h.state().error(), None);
     {
@@ -1058,9 +1059,9 @@ fn a_load_error_offers_the_import_dialog() {
         assert_eq!(draft.preview.header[draft.text], "Post Body");
         draft.set_label(Some(1));
     }
-    h.run();
+    h.settle();
     h.get_by_role_and_label(Role::Button, "Import").click();
-    h.run();
+    h.settle();
     wait_until(&mut h, "the import", |app| app.workspace().is_some());
     let ws = h.state().workspace().unwrap();
     assert_eq!(ws.layout().labels.names(), vec!["no", "yes"]);
@@ -1076,9 +1077,9 @@ fn known_models_menu_and_a_roberta_family_model_trained_from_the_window() {
     let _csv = open_sample(&mut h, tmp.path());
     h.get_by_role_and_label(Role::ComboBox, "Known models")
         .click();
-    h.run();
+    h.settle();
     h.get_by_label_contains("distilroberta-base").click();
-    h.run();
+    h.settle();
     assert_eq!(h.state_mut().train_settings().model, "distilroberta-base");
 
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-xlm-roberta");

@@ -7,6 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::Settle;
 use egui_kittest::Harness;
 use tweetlab::app::TweetlabApp;
 
@@ -35,13 +38,13 @@ fn main_window_with_sample_data() {
         h.step();
         std::thread::sleep(Duration::from_millis(10));
     }
-    h.run();
+    h.settle();
     assert_eq!(h.state().shown_rows(), 203);
     // Row 22: "This new album is fire 🔥🔥 every track slaps", in the table and the detail panel.
     for _ in 0..22 {
         h.key_press(egui::Key::J);
     }
-    h.run();
+    h.settle();
     let row = h.state().selected_row().unwrap();
     assert!(
         h.state().workspace().unwrap().rows()[row]

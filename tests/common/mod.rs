@@ -80,3 +80,25 @@ pub fn tiny_train_config() -> TrainConfig {
         ..TrainConfig::default()
     }
 }
+
+/// Frames until the window stops asking for them. A background job's events ask for frames too,
+/// and a burst of them can outlast kittest's step budget (CI saw six frames where `run` allows
+/// four) without the window misbehaving, so a blown budget is retried after a pause; only a window
+/// that never settles fails.
+pub trait Settle {
+    fn settle(&mut self);
+}
+
+impl<State> Settle for egui_kittest::Harness<'_, State> {
+    #[track_caller]
+    fn settle(&mut self) {
+        let start = std::time::Instant::now();
+        while self.run_ok().is_none() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "the window kept asking for frames for a minute"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
