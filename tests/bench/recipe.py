@@ -10,9 +10,14 @@ within each seed, so a slow minute on the machine falls on all of them.
 Usage:
   tests/bench/recipe.py --data ../shared/data/disaster-tweets/train.csv --seeds 1 2 3 \
       --recipe default= --recipe "3 epochs=--epochs 3"
+A recipe may start with `@keyword`: its train and held-out files carry the keyword column in the
+text (`bush fires: <text>`, the keyword's %20 decoded; rows without one unchanged), which measures
+feeding the keyword before building it into every path that reads text. `@ensemble=K` trains K
+models (seeds 100*seed+1..K, each with its own validation part) and scores the mean of their
+probabilities on the held-out part, which measures averaging before `train --ensemble` exists.
 Prints one line per run and a table: held-out F1 per seed, mean, spread (max - min), minutes
 per run. Needs a release build (TWEETLAB_BIN, default target/release/tweetlab)."""
-import argparse, csv, json, os, random, shlex, statistics, subprocess, sys, tempfile, time
+import argparse, csv, json, os, random, shlex, statistics, subprocess, tempfile, time, urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ap = argparse.ArgumentParser()
@@ -27,6 +32,7 @@ ap.add_argument("--bin", default=os.environ.get(
 ap.add_argument("--json-out")
 a = ap.parse_args()
 recipes = [(r.split("=", 1)[0], shlex.split(r.split("=", 1)[1])) for r in a.recipe]
+KEYWORD = "@keyword"
 
 with open(a.data, newline="", encoding="utf-8") as f:
     reader = csv.DictReader(f)
@@ -47,29 +53,61 @@ def split(seed):
             [r for i, r in enumerate(rows) if i in held])
 
 
-def write(path, part):
+def write(path, part, keyword=False):
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=header)
         w.writeheader()
-        w.writerows(part)
+        for r in part:
+            k = urllib.parse.unquote(r.get("keyword") or "").strip()
+            w.writerow({**r, "text": f"{k}: {r['text']}"} if keyword and k else r)
+
+
+def ensemble_f1(train_csv, test_csv, out, seed, members, extra):
+    """F1 of class 1 for the mean of `members` models' probabilities (argmax, as `eval`)."""
+    mean = None
+    for m in range(1, members + 1):
+        model, preds = f"{out}-{m}", f"{out}-{m}.csv"
+        subprocess.run([a.bin, "train", "--data", train_csv, "--out", model,
+                        "--seed", str(100 * seed + m), "--json", *extra],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([a.bin, "predict", "--model", model, "--data", test_csv, "--out", preds,
+                        "--format", "full"], check=True, stdout=subprocess.DEVNULL)
+        with open(preds, newline="", encoding="utf-8") as f:
+            p = [float(r["p_disaster"]) for r in csv.DictReader(f)]
+        mean = p if mean is None else [x + y for x, y in zip(mean, p)]
+    with open(test_csv, newline="", encoding="utf-8") as f:
+        truth = [r[a.label_column].strip() == "1" for r in csv.DictReader(f)]
+    predicted = [x / members > 0.5 for x in mean]
+    tp = sum(p and t for p, t in zip(predicted, truth))
+    fp = sum(p and not t for p, t in zip(predicted, truth))
+    fn = sum(t and not p for p, t in zip(predicted, truth))
+    return 2 * tp / (2 * tp + fp + fn)
 
 
 results = {name: {} for name, _ in recipes}
 work = tempfile.mkdtemp(prefix="recipe-")
 for seed in a.seeds:
     train, test = split(seed)
-    train_csv, test_csv = os.path.join(work, f"train-{seed}.csv"), os.path.join(work, f"test-{seed}.csv")
-    write(train_csv, train)
-    write(test_csv, test)
     for name, extra in recipes:
+        keyword = KEYWORD in extra
+        members = next((int(x.split("=")[1]) for x in extra if x.startswith("@ensemble=")), 0)
+        extra = [x for x in extra if not x.startswith("@")]
+        tag = "-keyword" if keyword else ""
+        train_csv = os.path.join(work, f"train-{seed}{tag}.csv")
+        test_csv = os.path.join(work, f"test-{seed}{tag}.csv")
+        write(train_csv, train, keyword)
+        write(test_csv, test, keyword)
         out = os.path.join(work, f"{name.replace(' ', '_')}-{seed}")
         start = time.time()
-        subprocess.run([a.bin, "train", "--data", train_csv, "--out", out, "--seed", str(seed),
-                        "--json", *extra], check=True, stdout=subprocess.DEVNULL)
+        if members:
+            f1 = ensemble_f1(train_csv, test_csv, out, seed, members, extra)
+        else:
+            subprocess.run([a.bin, "train", "--data", train_csv, "--out", out, "--seed", str(seed),
+                            "--json", *extra], check=True, stdout=subprocess.DEVNULL)
+            ev = subprocess.run([a.bin, "eval", "--model", out, "--data", test_csv, "--json"],
+                                check=True, capture_output=True, text=True)
+            f1 = json.loads(ev.stdout)["f1"]
         seconds = time.time() - start
-        ev = subprocess.run([a.bin, "eval", "--model", out, "--data", test_csv, "--json"],
-                            check=True, capture_output=True, text=True)
-        f1 = json.loads(ev.stdout)["f1"]
         results[name][seed] = (f1, seconds)
         print(f"seed {seed} {name}: held-out F1 {f1:.4f} ({len(train)} trained, {len(test)} held out), "
               f"{seconds / 60:.1f} min", flush=True)
