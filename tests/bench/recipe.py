@@ -14,10 +14,11 @@ A recipe may start with `@keyword`: its train and held-out files carry the keywo
 text (`bush fires: <text>`, the keyword's %20 decoded; rows without one unchanged), which measures
 feeding the keyword before building it into every path that reads text. `@ensemble=K` trains K
 models (seeds 100*seed+1..K, each with its own validation part) and scores the mean of their
-probabilities on the held-out part, which measures averaging before `train --ensemble` exists.
+probabilities on the held-out part, which measures averaging before `train --ensemble` exists
+(0/1 files only: it reads `p_disaster` and scores label 1).
 Prints one line per run and a table: held-out F1 per seed, mean, spread (max - min), minutes
 per run. Needs a release build (TWEETLAB_BIN, default target/release/tweetlab)."""
-import argparse, csv, json, os, random, shlex, statistics, subprocess, tempfile, time, urllib.parse
+import argparse, csv, json, os, random, shlex, statistics, subprocess, sys, tempfile, time, urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ap = argparse.ArgumentParser()
@@ -73,7 +74,10 @@ def ensemble_f1(train_csv, test_csv, out, seed, members, extra):
         subprocess.run([a.bin, "predict", "--model", model, "--data", test_csv, "--out", preds,
                         "--format", "full"], check=True, stdout=subprocess.DEVNULL)
         with open(preds, newline="", encoding="utf-8") as f:
-            p = [float(r["p_disaster"]) for r in csv.DictReader(f)]
+            reader = csv.DictReader(f)
+            if "p_disaster" not in reader.fieldnames:
+                sys.exit(f"@ensemble needs a 0/1 label column; {preds} has {reader.fieldnames}")
+            p = [float(r["p_disaster"]) for r in reader]
         mean = p if mean is None else [x + y for x, y in zip(mean, p)]
     with open(test_csv, newline="", encoding="utf-8") as f:
         truth = [r[a.label_column].strip() == "1" for r in csv.DictReader(f)]
@@ -95,8 +99,9 @@ for seed in a.seeds:
         tag = "-keyword" if keyword else ""
         train_csv = os.path.join(work, f"train-{seed}{tag}.csv")
         test_csv = os.path.join(work, f"test-{seed}{tag}.csv")
-        write(train_csv, train, keyword)
-        write(test_csv, test, keyword)
+        if not os.path.exists(train_csv):  # recipes of one seed share its files
+            write(train_csv, train, keyword)
+            write(test_csv, test, keyword)
         out = os.path.join(work, f"{name.replace(' ', '_')}-{seed}")
         start = time.time()
         if members:
