@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The two builds without the window, run by .ci/run in the background: the CUDA check (candle's
+# CUDA backend, whose kernels nvcc compiles for minutes) and the CLI-only check (the same without
+# CUDA, so it reuses nearly all of it). Niced and in their own target dir, they use the cores the
+# main builds leave idle and never hold up the tests.
+# Usage: .ci/no-window-checks.sh OUT_DIR [SHARED_DIR]
+# Writes OUT_DIR/{cuda,cli}.log and .rc (the exit status); no SHARED_DIR: no CUDA check.
+set -uo pipefail
+out=$1
+shared=${2:-}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/no-window-checks"
+timed() {
+  local name=$1; shift
+  local t0=$SECONDS
+  "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  echo "($name: $(( SECONDS - t0 )) s in the background, exit $rc)" >> "$out/$name.log"
+  echo "$rc" > "$out/$name.rc"
+}
+cuda_check() {
+  bash "$shared/tools/cuda-toolchain.sh" "${TMPDIR:-/tmp}/tweetlab-cuda" > "$out/toolchain.log" 2>&1 \
+    || { cat "$out/toolchain.log"; echo "setting up the CUDA toolchain failed"; return 1; }
+  # shellcheck disable=SC1090
+  . <(grep '^export' "$out/toolchain.log")
+  nice -n 19 cargo check --locked --no-default-features --features cuda,serve
+}
+if [ -n "$shared" ]; then timed cuda cuda_check; fi
+timed cli nice -n 19 cargo check --locked --no-default-features --features serve
