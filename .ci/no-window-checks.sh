@@ -6,6 +6,9 @@
 # Usage: .ci/no-window-checks.sh OUT_DIR [SHARED_DIR]
 # Writes OUT_DIR/{cuda,cli}.log and .rc (the exit status); no SHARED_DIR: no CUDA check.
 set -uo pipefail
+# .ci/run starts this in its own session, and where the kernel groups the scheduling of each
+# session (autogroup), `nice` only ranks processes inside the group: the group itself is niced too.
+echo 19 > /proc/self/autogroup 2>/dev/null || true
 out=$1
 shared=${2:-}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/no-window-checks"
