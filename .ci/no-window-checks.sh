@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The two builds without the window, run by .ci/run in the background: the CUDA check (candle's
 # CUDA backend, whose kernels nvcc compiles for minutes) and the CLI-only check (the same without
-# CUDA, so it reuses nearly all of it). Niced and in their own target dir, they use the cores the
-# main builds leave idle and never hold up the tests.
+# CUDA, so it reuses nearly all of it). Niced and in their own target dir, they take only the
+# core time the main builds leave idle, never slow the tests, and finish alone after clippy.
 # Usage: .ci/no-window-checks.sh OUT_DIR [SHARED_DIR]
 # Writes OUT_DIR/{cuda,cli}.log and .rc (the exit status); no SHARED_DIR: no CUDA check.
 set -uo pipefail
