@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The two builds without the window, run by .ci/run in the background: the CUDA check (candle's
 # CUDA backend, whose kernels nvcc compiles for minutes) and the CLI-only check (the same without
-# CUDA, so it reuses nearly all of it). Niced and in their own target dir, they take only the
-# core time the main builds leave idle, never slow the tests, and finish alone after clippy.
+# CUDA, so it reuses nearly all of it). Niced and in their own target dir, they take little
+# more than the core time the main builds leave idle, and finish alone after clippy.
 # Usage: .ci/no-window-checks.sh OUT_DIR [SHARED_DIR]
 # Writes OUT_DIR/{cuda,cli}.log and .rc (the exit status); no SHARED_DIR: no CUDA check.
 set -uo pipefail
@@ -20,12 +20,13 @@ timed() {
   echo "($name: $(( SECONDS - t0 )) s in the background, exit $rc)" >> "$out/$name.log"
   echo "$rc" > "$out/$name.rc"
 }
-cuda_check() {
+# A subshell, so that the toolchain's environment stays out of the CLI-only check.
+cuda_check() (
   bash "$shared/tools/cuda-toolchain.sh" "${TMPDIR:-/tmp}/tweetlab-cuda" > "$out/toolchain.log" 2>&1 \
     || { cat "$out/toolchain.log"; echo "setting up the CUDA toolchain failed"; return 1; }
   # shellcheck disable=SC1090
   . <(grep '^export' "$out/toolchain.log")
   nice -n 19 cargo check --locked --no-default-features --features cuda,serve
-}
+)
 if [ -n "$shared" ]; then timed cuda cuda_check; fi
 timed cli nice -n 19 cargo check --locked --no-default-features --features serve

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer, BertModel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures/minilm-reference")
-# The same texts as tests/minilm.rs's TEXTS.
+# tests/minilm.rs reads these texts back from reference.json.
 TEXTS = [
     "Forest fire near La Ronge Sask. Canada",
     "I love fruits",

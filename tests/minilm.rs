@@ -23,17 +23,6 @@ const REFERENCE: &str = concat!(
     "/tests/fixtures/minilm-reference"
 );
 
-fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
 /// Our differentiable encoder computes what transformers' BertModel computes, on the real
 /// weights: same token ids, same last hidden states for every real token, with the texts
 /// padded into one batch (padding must not change a text's states).
@@ -81,7 +70,14 @@ fn encoder_matches_transformers_bert() {
         let theirs = &states[&format!("text.{i}")];
         let mine = ours.get(i).unwrap().narrow(0, 0, e.len()).unwrap();
         assert_eq!(mine.dims(), theirs.dims(), "text {i}");
-        let max = max_abs_diff(&mine, theirs);
+        let max = (mine - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(
             max < 1e-4,
             "text {i}: max difference {max} from transformers"
