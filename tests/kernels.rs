@@ -395,6 +395,66 @@ fn skipping_padding_keeps_the_real_tokens_hidden_states() {
     }
 }
 
+/// CLS pooling reads the first token only, and when padding is skipped the last layer computes
+/// that token alone: its state must equal the full pass's first row, for every family, through
+/// packed and unpacked batches and both kernels.
+#[test]
+fn the_first_token_alone_equals_the_full_pass() {
+    let (_tmp, dir) = tiny_model();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dirs = [
+        dir.clone(),
+        fixtures.join("tiny-roberta"),
+        fixtures.join("tiny-distilbert"),
+        fixtures.join("tiny-xlm-roberta"),
+    ];
+    let (texts, _) = sample_rows();
+    for dir in &dirs {
+        let files = inspect_dir(dir, "test").unwrap();
+        let model = LoadedModel::load(&files, &Device::Cpu, None, 3).unwrap();
+        let mut refs: Vec<&str> = texts[30..38].iter().map(String::as_str).collect();
+        refs.push("Fire!");
+        let positions = model.net.encoder.config.max_tokens();
+        let enc = model
+            .tokenizer
+            .encode_all(&refs, positions * 3 / 4)
+            .unwrap();
+        let items: Vec<&Encoded> = enc.iter().collect();
+        // Padded to the longest text (packed), past it (trimmed, then packed), and one text
+        // alone (nothing to pack).
+        let pad = model.tokenizer.pad_id;
+        let batches = [
+            Batch::from_encoded(&items, pad, None, &Device::Cpu).unwrap(),
+            Batch::from_encoded(&items, pad, Some(positions), &Device::Cpu).unwrap(),
+            Batch::from_encoded(&items[..1], pad, None, &Device::Cpu).unwrap(),
+        ];
+        assert!(enc
+            .iter()
+            .any(|e| e.len() < batches[0].input_ids.dim(1).unwrap()));
+        for batch in &batches {
+            let encoder = &model.net.encoder;
+            let (ids, types, mask) = (&batch.input_ids, &batch.type_ids, &batch.attention_mask);
+            for k in [Kernels::Fused, Kernels::Plain] {
+                with_kernels(k, || {
+                    let full = encoder.forward(ids, types, mask, &mut Mode::Eval).unwrap();
+                    let full = full.narrow(1, 0, 1).unwrap().squeeze(1).unwrap();
+                    let first = encoder
+                        .forward_first_token(ids, types, mask, &mut Mode::Eval)
+                        .unwrap();
+                    assert_eq!(first.dims(), full.dims());
+                    let d = max_diff(&first, &full);
+                    assert!(
+                        d < 1e-5,
+                        "{}, {k:?}, batch {:?}: first token differs by {d}",
+                        dir.display(),
+                        ids.dims()
+                    );
+                });
+            }
+        }
+    }
+}
+
 #[test]
 fn the_switch_picks_the_implementation_and_names_it() {
     assert_eq!(Kernels::parse("Plain"), Some(Kernels::Plain));

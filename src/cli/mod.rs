@@ -39,8 +39,8 @@ pub struct Cli {
     /// (composed candle ops, the reference). Also TWEETLAB_KERNELS.
     #[arg(long, global = true, value_parser = ["fused", "plain"])]
     kernels: Option<String>,
-    /// Compute every padded position, as PyTorch does, instead of real tokens only (the
-    /// like-for-like benchmark). Also TWEETLAB_DENSE=1.
+    /// Compute every padded position and every token of the last layer, as PyTorch does,
+    /// instead of only what the answer needs (the like-for-like benchmark). Also TWEETLAB_DENSE=1.
     #[arg(long, global = true)]
     dense: bool,
     #[command(subcommand)]

@@ -135,9 +135,10 @@ pub fn kernels_in_use(device: &Device) -> Kernels {
     }
 }
 
-/// Whether the encoder skips padding (see `bert::Packing`): with the fused kernels, unless
-/// `set_dense(true)` or `TWEETLAB_DENSE=1` asks for every padded position to be computed, as
-/// PyTorch does (the like-for-like benchmark).
+/// Whether the encoder skips work no answer reads (padding, see `encoder::Packing`, and the
+/// last layer's other tokens under CLS pooling): with the fused kernels, unless
+/// `set_dense(true)` or `TWEETLAB_DENSE=1` asks for all of it to be computed, as PyTorch does
+/// (the like-for-like benchmark).
 pub fn unpadded_in_use(device: &Device) -> bool {
     kernels_in_use(device) == Kernels::Fused && Switch::Dense.get() == 0
 }
@@ -264,6 +265,30 @@ pub fn attention(
     } else {
         plain::attention(q, k, v, mask, heads, scale, dropout, mode)
     }
+}
+
+/// Attention for one query per sequence: `q` `[B, H]` against `k`, `v` `[B, L, H]`, additive
+/// mask `[B, 1, 1, L]`; returns `[B, H]`. Composed ops on both kernels: a single query row is a
+/// small part of a layer's work, and the generic softmax has a backward pass.
+#[allow(clippy::too_many_arguments)]
+pub fn single_query_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    scale: f64,
+    dropout: f64,
+    mode: &mut Mode,
+) -> candle_core::Result<Tensor> {
+    let (b, l, h) = k.dims3()?;
+    let d = h / heads;
+    let split = |t: &Tensor| t.reshape((b, l, heads, d))?.transpose(1, 2)?.contiguous();
+    let q = q.reshape((b, heads, 1, d))?;
+    let (k, v) = (split(k)?, split(v)?);
+    let probs = plain::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?;
+    let probs = mode.dropout(&probs, dropout)?;
+    probs.matmul(&v)?.reshape((b, h))
 }
 
 /// `gelu_erf(xs + bias)`, bias broadcast over the last dimension.

@@ -134,21 +134,17 @@ impl Classifier {
     /// The sentence vector `[B, H]` the head's scoring starts from: the first token's state
     /// (through BERT's pooler), or the mean of the real tokens' states.
     pub fn pooled(&self, batch: &Batch, mode: &mut Mode) -> candle_core::Result<Tensor> {
-        let hidden = self.encoder.forward(
-            &batch.input_ids,
-            &batch.type_ids,
-            &batch.attention_mask,
-            mode,
-        )?;
+        let (ids, types, mask) = (&batch.input_ids, &batch.type_ids, &batch.attention_mask);
         match self.pooling {
             Pooling::Cls => {
-                let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+                let first = self.encoder.forward_first_token(ids, types, mask, mode)?;
                 match &self.head {
                     Head::Pooler { pooler, .. } => pooler.forward(&first)?.tanh(),
                     _ => Ok(first),
                 }
             }
             Pooling::Mean => {
+                let hidden = self.encoder.forward(ids, types, mask, mode)?;
                 let mask = batch
                     .attention_mask
                     .to_dtype(hidden.dtype())?

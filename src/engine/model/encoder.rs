@@ -7,7 +7,8 @@
 use candle_core::{Module, Tensor, D};
 
 use crate::engine::kernels::{
-    additive_attention_mask, attention, bias_gelu, unpadded_in_use, LayerNorm, Linear, Mode,
+    additive_attention_mask, attention, bias_gelu, single_query_attention, unpadded_in_use,
+    LayerNorm, Linear, Mode,
 };
 use crate::engine::model::config::{Activation, EncoderConfig, Family};
 use crate::engine::model::params::{Init, Params};
@@ -122,6 +123,8 @@ pub struct Packing {
     index: Tensor,
     /// Position embedding row of each real token, `[T]` u32.
     positions: Tensor,
+    /// Row in `[T, …]` of each sequence's first token, `[B]` u32.
+    first: Tensor,
     batch: usize,
     len: usize,
 }
@@ -139,7 +142,14 @@ impl Packing {
             .to_vec2::<u32>()?;
         let mut index = Vec::new();
         let mut positions = Vec::new();
+        let mut first = Vec::with_capacity(batch);
         for (b, row) in mask.iter().enumerate() {
+            if row.first() == Some(&0) {
+                // Padding before a text (or an empty row): its first position has no packed
+                // row to stand for it, so compute this rare batch on the grid.
+                return Ok(None);
+            }
+            first.push(index.len() as u32);
             for (i, m) in row.iter().enumerate() {
                 if *m != 0 {
                     index.push((b * len + i) as u32);
@@ -154,6 +164,7 @@ impl Packing {
         Ok(Some(Self {
             index: Tensor::new(index.as_slice(), device)?,
             positions: Tensor::new(positions.as_slice(), device)?,
+            first: Tensor::new(first.as_slice(), device)?,
             batch,
             len,
         }))
@@ -170,6 +181,11 @@ impl Packing {
         Tensor::zeros((self.batch * self.len, w), xs.dtype(), xs.device())?
             .index_add(&self.index, xs, 0)?
             .reshape((self.batch, self.len, w))
+    }
+
+    /// `[T, W]` → each sequence's first token `[B, W]`.
+    fn first_tokens(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        xs.index_select(&self.first, 0)
     }
 
     /// `[B, L, W]` → `[T, W]`.
@@ -212,6 +228,27 @@ impl SelfAttention {
             None => Ok(context),
         }
     }
+
+    /// The context of each sequence's first token only, `[B, H]`: its query against every
+    /// token's key and value. `first` is the first tokens' input rows `[B, H]`.
+    fn forward_first_token(
+        &self,
+        xs: &Tensor,
+        first: &Tensor,
+        mask: &Tensor,
+        packing: Option<&Packing>,
+        mode: &mut Mode,
+    ) -> candle_core::Result<Tensor> {
+        let grid = |t: Tensor| match packing {
+            Some(p) => p.unpack(&t),
+            None => Ok(t),
+        };
+        let q = self.query.forward(first)?;
+        let k = grid(self.key.forward(xs)?)?;
+        let v = grid(self.value.forward(xs)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        single_query_attention(&q, &k, &v, mask, self.heads, scale, self.dropout, mode)
+    }
 }
 
 struct Layer {
@@ -236,8 +273,39 @@ impl Layer {
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
         let attended = self.attention.forward(xs, mask, packing, mode)?;
+        self.after_attention(&attended, xs, mode)
+    }
+
+    /// [`Layer::forward`] for each sequence's first token only, `[B, H]`: the last layer's
+    /// work when only that token's state is read (CLS pooling), a sixth of the layer's dense
+    /// work instead of all of it.
+    fn forward_first_token(
+        &self,
+        xs: &Tensor,
+        mask: &Tensor,
+        packing: Option<&Packing>,
+        mode: &mut Mode,
+    ) -> candle_core::Result<Tensor> {
+        let first = match packing {
+            Some(p) => p.first_tokens(xs)?,
+            None => xs.narrow(1, 0, 1)?.squeeze(1)?,
+        };
+        let attended = self
+            .attention
+            .forward_first_token(xs, &first, mask, packing, mode)?;
+        self.after_attention(&attended, &first, mode)
+    }
+
+    /// Output projection, residual and norm, then the feed-forward block: everything after
+    /// attention, position by position. `xs` is the layer's input at the same positions.
+    fn after_attention(
+        &self,
+        attended: &Tensor,
+        xs: &Tensor,
+        mode: &mut Mode,
+    ) -> candle_core::Result<Tensor> {
         let attended = mode.dropout(
-            &self.attention_out.forward(&attended)?,
+            &self.attention_out.forward(attended)?,
             self.attention_out_dropout,
         )?;
         let xs = self.attention_norm.forward(&(attended + xs)?)?;
@@ -331,6 +399,36 @@ impl Encoder {
         attention_mask: &Tensor,
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
+        self.run(input_ids, type_ids, attention_mask, Read::All, mode)
+    }
+
+    /// The first token's hidden state `[B, H]` (what CLS pooling reads): the same values as
+    /// `forward(…)[:, 0]`. When padding is skipped and nothing trains, the last layer computes
+    /// that token alone (its keys and values still come from every token); otherwise this is
+    /// the full pass, so that `--dense` stays the like-for-like benchmark and training draws
+    /// the same dropout masks as before.
+    pub fn forward_first_token(
+        &self,
+        input_ids: &Tensor,
+        type_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: &mut Mode,
+    ) -> candle_core::Result<Tensor> {
+        if mode.is_train() || !unpadded_in_use(input_ids.device()) {
+            let hidden = self.forward(input_ids, type_ids, attention_mask, mode)?;
+            return hidden.narrow(1, 0, 1)?.squeeze(1);
+        }
+        self.run(input_ids, type_ids, attention_mask, Read::FirstToken, mode)
+    }
+
+    fn run(
+        &self,
+        input_ids: &Tensor,
+        type_ids: &Tensor,
+        attention_mask: &Tensor,
+        read: Read,
+        mode: &mut Mode,
+    ) -> candle_core::Result<Tensor> {
         let l = input_ids.dim(D::Minus1)?;
         if l > self.config.max_tokens() {
             candle_core::bail!(
@@ -344,13 +442,17 @@ impl Encoder {
             let used = used_length(attention_mask)?;
             if used > 0 && used < l {
                 let narrow = |t: &Tensor| t.narrow(1, 0, used);
-                let xs = self.forward(
+                let xs = self.run(
                     &narrow(input_ids)?,
                     &narrow(type_ids)?,
                     &narrow(attention_mask)?,
+                    read,
                     mode,
                 )?;
-                return xs.pad_with_zeros(1, 0, l - used);
+                return match read {
+                    Read::All => xs.pad_with_zeros(1, 0, l - used),
+                    Read::FirstToken => Ok(xs),
+                };
             }
         }
         let mask = additive_attention_mask(attention_mask)?;
@@ -365,12 +467,32 @@ impl Encoder {
                 .forward_packed(input_ids, type_ids, p, mode)?,
             None => self.embeddings.forward(input_ids, type_ids, mode)?,
         };
-        for layer in &self.layers {
+        let full_layers = match read {
+            Read::All => self.layers.len(),
+            Read::FirstToken => self.layers.len().saturating_sub(1),
+        };
+        for layer in &self.layers[..full_layers] {
             xs = layer.forward(&xs, &mask, packing.as_ref(), mode)?;
         }
-        match &packing {
-            Some(p) => p.unpack(&xs),
-            None => Ok(xs),
+        match (read, self.layers.last()) {
+            (Read::FirstToken, Some(last)) => {
+                last.forward_first_token(&xs, &mask, packing.as_ref(), mode)
+            }
+            (Read::FirstToken, None) => match &packing {
+                Some(p) => p.first_tokens(&xs),
+                None => xs.narrow(1, 0, 1)?.squeeze(1),
+            },
+            (Read::All, _) => match &packing {
+                Some(p) => p.unpack(&xs),
+                None => Ok(xs),
+            },
         }
     }
+}
+
+/// Which positions of the last layer a pass computes.
+#[derive(Clone, Copy)]
+enum Read {
+    All,
+    FirstToken,
 }
