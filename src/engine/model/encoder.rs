@@ -214,15 +214,18 @@ impl SelfAttention {
         packing: Option<&Packing>,
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
-        let grid = |t: Tensor| match packing {
-            Some(p) => p.unpack(&t),
-            None => Ok(t),
-        };
-        let q = grid(self.query.forward(xs)?)?;
-        let k = grid(self.key.forward(xs)?)?;
-        let v = grid(self.value.forward(xs)?)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let context = attention(&q, &k, &v, mask, self.heads, scale, self.dropout, mode)?;
+        let q = on_grid(self.query.forward(xs)?, packing)?;
+        let (k, v) = self.keys_values(xs, packing)?;
+        let context = attention(
+            &q,
+            &k,
+            &v,
+            mask,
+            self.heads,
+            self.scale(),
+            self.dropout,
+            mode,
+        )?;
         match packing {
             Some(p) => p.pack(&context),
             None => Ok(context),
@@ -239,15 +242,43 @@ impl SelfAttention {
         packing: Option<&Packing>,
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
-        let grid = |t: Tensor| match packing {
-            Some(p) => p.unpack(&t),
-            None => Ok(t),
-        };
         let q = self.query.forward(first)?;
-        let k = grid(self.key.forward(xs)?)?;
-        let v = grid(self.value.forward(xs)?)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        single_query_attention(&q, &k, &v, mask, self.heads, scale, self.dropout, mode)
+        let (k, v) = self.keys_values(xs, packing)?;
+        let (heads, scale) = (self.heads, self.scale());
+        single_query_attention(&q, &k, &v, mask, heads, scale, self.dropout, mode)
+    }
+
+    /// Every token's key and value, on the `[B, L, H]` grid attention reads.
+    fn keys_values(
+        &self,
+        xs: &Tensor,
+        packing: Option<&Packing>,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        Ok((
+            on_grid(self.key.forward(xs)?, packing)?,
+            on_grid(self.value.forward(xs)?, packing)?,
+        ))
+    }
+
+    fn scale(&self) -> f64 {
+        1.0 / (self.head_dim as f64).sqrt()
+    }
+}
+
+/// Each sequence's first token `[B, W]` from position-wise rows (`[T, W]` when packed, else
+/// `[B, L, W]`).
+fn first_token_rows(xs: &Tensor, packing: Option<&Packing>) -> candle_core::Result<Tensor> {
+    match packing {
+        Some(p) => p.first_tokens(xs),
+        None => xs.narrow(1, 0, 1)?.squeeze(1),
+    }
+}
+
+/// Position-wise rows (`[T, W]` when packed) back on the `[B, L, W]` grid.
+fn on_grid(xs: Tensor, packing: Option<&Packing>) -> candle_core::Result<Tensor> {
+    match packing {
+        Some(p) => p.unpack(&xs),
+        None => Ok(xs),
     }
 }
 
@@ -286,10 +317,7 @@ impl Layer {
         packing: Option<&Packing>,
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
-        let first = match packing {
-            Some(p) => p.first_tokens(xs)?,
-            None => xs.narrow(1, 0, 1)?.squeeze(1)?,
-        };
+        let first = first_token_rows(xs, packing)?;
         let attended = self
             .attention
             .forward_first_token(xs, &first, mask, packing, mode)?;
@@ -478,14 +506,8 @@ impl Encoder {
             (Read::FirstToken, Some(last)) => {
                 last.forward_first_token(&xs, &mask, packing.as_ref(), mode)
             }
-            (Read::FirstToken, None) => match &packing {
-                Some(p) => p.first_tokens(&xs),
-                None => xs.narrow(1, 0, 1)?.squeeze(1),
-            },
-            (Read::All, _) => match &packing {
-                Some(p) => p.unpack(&xs),
-                None => Ok(xs),
-            },
+            (Read::FirstToken, None) => first_token_rows(&xs, packing.as_ref()),
+            (Read::All, _) => on_grid(xs, packing.as_ref()),
         }
     }
 }
