@@ -433,8 +433,8 @@ impl Encoder {
     /// The first token's hidden state `[B, H]` (what CLS pooling reads): the same values as
     /// `forward(…)[:, 0]`. When padding is skipped and nothing trains, the last layer computes
     /// that token alone (its keys and values still come from every token); otherwise this is
-    /// the full pass, so that `--dense` stays the like-for-like benchmark and training draws
-    /// the same dropout masks as before.
+    /// the full pass, so that `--dense` stays the like-for-like benchmark and a training run
+    /// (its dropout masks drawn in order from one seed) does not depend on this shortcut.
     pub fn forward_first_token(
         &self,
         input_ids: &Tensor,
