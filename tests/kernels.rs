@@ -397,13 +397,13 @@ fn skipping_padding_keeps_the_real_tokens_hidden_states() {
 
 /// CLS pooling reads the first token only, and when padding is skipped the last layer computes
 /// that token alone: its state must equal the full pass's first row, for every family, through
-/// packed and unpacked batches and both kernels.
+/// packed and unpacked batches and both kernels, a row whose first position is padding included.
 #[test]
 fn the_first_token_alone_equals_the_full_pass() {
-    let (_tmp, dir) = tiny_model();
+    let (_tmp, tiny) = tiny_model();
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let dirs = [
-        dir.clone(),
+        tiny,
         fixtures.join("tiny-roberta"),
         fixtures.join("tiny-distilbert"),
         fixtures.join("tiny-xlm-roberta"),
@@ -420,20 +420,26 @@ fn the_first_token_alone_equals_the_full_pass() {
             .encode_all(&refs, positions * 3 / 4)
             .unwrap();
         let items: Vec<&Encoded> = enc.iter().collect();
-        // Padded to the longest text (packed), past it (trimmed, then packed), and one text
-        // alone (nothing to pack).
         let pad = model.tokenizer.pad_id;
-        let batches = [
-            Batch::from_encoded(&items, pad, None, &Device::Cpu).unwrap(),
-            Batch::from_encoded(&items, pad, Some(positions), &Device::Cpu).unwrap(),
-            Batch::from_encoded(&items[..1], pad, None, &Device::Cpu).unwrap(),
+        let batch = |items: &[&Encoded], pad_to| {
+            let b = Batch::from_encoded(items, pad, pad_to, &Device::Cpu).unwrap();
+            (b.input_ids, b.type_ids, b.attention_mask)
+        };
+        // Padded to the longest text (packed), past it (trimmed, then packed), one text alone
+        // (nothing to pack), and the first with its first position masked (no packed row
+        // stands for that position).
+        let mut inputs = vec![
+            batch(&items, None),
+            batch(&items, Some(positions)),
+            batch(&items[..1], None),
         ];
-        assert!(enc
-            .iter()
-            .any(|e| e.len() < batches[0].input_ids.dim(1).unwrap()));
-        for batch in &batches {
-            let encoder = &model.net.encoder;
-            let (ids, types, mask) = (&batch.input_ids, &batch.type_ids, &batch.attention_mask);
+        let (ids, types, mask) = inputs[0].clone();
+        assert!(enc.iter().any(|e| e.len() < ids.dim(1).unwrap()));
+        let mut rows = mask.to_vec2::<f32>().unwrap();
+        rows[0][0] = 0.0;
+        inputs.push((ids, types, Tensor::new(rows, &Device::Cpu).unwrap()));
+        let encoder = &model.net.encoder;
+        for (ids, types, mask) in &inputs {
             for k in [Kernels::Fused, Kernels::Plain] {
                 with_kernels(k, || {
                     let full = encoder.forward(ids, types, mask, &mut Mode::Eval).unwrap();

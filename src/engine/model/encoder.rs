@@ -444,7 +444,7 @@ impl Encoder {
     ) -> candle_core::Result<Tensor> {
         if mode.is_train() || !unpadded_in_use(input_ids.device()) {
             let hidden = self.forward(input_ids, type_ids, attention_mask, mode)?;
-            return hidden.narrow(1, 0, 1)?.squeeze(1);
+            return first_token_rows(&hidden, None);
         }
         self.run(input_ids, type_ids, attention_mask, Read::FirstToken, mode)
     }
