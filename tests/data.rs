@@ -231,6 +231,52 @@ fn a_megabyte_of_bad_rows_imports_in_linear_time_with_a_capped_problem_list() {
     assert!(data.problems[0].reason.contains("fields"));
 }
 
+/// `id,text`, then `n` lines of `a","` (an unquoted field ending in a quote, then a quoted field
+/// that runs across lines) and a last `b"`: each line's record runs unclosed to the end.
+fn open_quote_lines(n: usize) -> Vec<u8> {
+    let mut csv = b"id,text\n".to_vec();
+    csv.extend_from_slice(&b"a\",\"\n".repeat(n));
+    csv.extend_from_slice(b"b\"");
+    csv
+}
+
+/// Seconds to parse `bytes`, on a thread given at most `limit`; None past it.
+fn parse_seconds(bytes: Vec<u8>, limit: std::time::Duration) -> Option<f64> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let data = tweetlab::data::dataset::parse(
+            &bytes,
+            false,
+            &tweetlab::data::ImportOptions::default(),
+            &mut |_, _| {},
+        );
+        let _ = tx.send((started.elapsed().as_secs_f64(), data.is_ok()));
+    });
+    let (seconds, parsed) = rx.recv_timeout(limit).ok()?;
+    assert!(parsed, "the file was refused");
+    Some(seconds)
+}
+
+/// Ten times the lines takes about ten times as long, not a hundred (the importer once read
+/// the rest of the file again for every such line).
+#[test]
+fn lines_of_open_quotes_import_in_linear_time() {
+    let n = 20_000;
+    let small = (0..3)
+        .filter_map(|_| parse_seconds(open_quote_lines(n), std::time::Duration::from_secs(120)))
+        .fold(f64::INFINITY, f64::min);
+    assert!(small.is_finite(), "{n} lines took more than two minutes");
+    let max_ratio = 40.0;
+    let limit = std::time::Duration::from_secs_f64(small * max_ratio + 0.5);
+    let large = parse_seconds(open_quote_lines(10 * n), limit);
+    assert!(
+        large.is_some(),
+        "{} lines took more than {max_ratio} times as long as {n} ({small:.3} s)",
+        10 * n
+    );
+}
+
 #[test]
 fn a_megabyte_of_ampersands_finds_duplicates_in_linear_time() {
     let text = "&".repeat(1 << 20);

@@ -512,14 +512,146 @@ impl LineCounter<'_> {
     }
 }
 
+const NEVER_CLOSED: &str = "a quoted field is never closed (unterminated quote); the row is skipped and reading resumes on the next line";
+
+/// Where the csv reader is inside a record, as far as finding the record's end goes (the
+/// states of csv-core's reader with the default quoting: a quote inside an unquoted field is
+/// a plain character, two quotes inside a quoted one are one quote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: it closes the field unless another quote follows.
+    QuoteInQuoted,
+}
+
+impl Scan {
+    fn step(self, byte: u8, delimiter: u8) -> Scan {
+        match (self, byte) {
+            (Scan::Quoted, b'"') => Scan::QuoteInQuoted,
+            (Scan::Quoted, _) => Scan::Quoted,
+            (Scan::FieldStart, b'"') | (Scan::QuoteInQuoted, b'"') => Scan::Quoted,
+            (_, b) if b == delimiter => Scan::FieldStart,
+            _ => Scan::Unquoted,
+        }
+    }
+}
+
+/// Tells, for a record starting on any line, whether it runs to the end of the input with a
+/// quote left open, without reading the rest of the input for each line: after one such
+/// record, reading resumes on the next line, and a crafted file (`a","` lines, one closing
+/// quote at the end) made every line such a record, each read to the end (quadratic).
+struct OpenQuoteLines<'a> {
+    bytes: &'a [u8],
+    /// Start of each stretch between line terminators (`\r` or `\n`), ascending.
+    stretch_starts: Vec<usize>,
+    /// A record starting at stretch i ends at the terminator after it.
+    ends_at_once: Vec<bool>,
+    /// A record that enters stretch i inside a quoted field ends at or after it, before the
+    /// end of the input.
+    ends_later: Vec<bool>,
+    /// The last byte that is not white space.
+    last_content: usize,
+    /// Quote characters before `quotes_counted_to`.
+    quotes_before: usize,
+    quotes_counted_to: usize,
+    total_quotes: usize,
+    /// The first non-white-space byte at or after the last offset asked about.
+    content_from: Option<(usize, usize)>,
+}
+
+impl<'a> OpenQuoteLines<'a> {
+    fn new(bytes: &'a [u8], from: usize, delimiter: u8) -> Self {
+        let terminator = |b: u8| b == b'\r' || b == b'\n';
+        let mut stretch_starts = vec![from];
+        stretch_starts.extend(
+            (from..bytes.len())
+                .filter(|&i| terminator(bytes[i]))
+                .map(|i| i + 1),
+        );
+        let mut ends_at_once = Vec::with_capacity(stretch_starts.len());
+        let mut ends_in_stretch = Vec::with_capacity(stretch_starts.len());
+        for (i, &s) in stretch_starts.iter().enumerate() {
+            let end = stretch_starts.get(i + 1).map_or(bytes.len(), |&n| n - 1);
+            let terminated = end < bytes.len();
+            let run = |state: Scan| {
+                bytes[s..end]
+                    .iter()
+                    .fold(state, |st, &b| st.step(b, delimiter))
+            };
+            ends_at_once.push(terminated && run(Scan::FieldStart) != Scan::Quoted);
+            ends_in_stretch.push(terminated && run(Scan::Quoted) != Scan::Quoted);
+        }
+        let mut ends_later = vec![false; stretch_starts.len() + 1];
+        for i in (0..stretch_starts.len()).rev() {
+            ends_later[i] = ends_in_stretch[i] || ends_later[i + 1];
+        }
+        Self {
+            bytes,
+            stretch_starts,
+            ends_at_once,
+            ends_later,
+            last_content: bytes
+                .iter()
+                .rposition(|b| !b.is_ascii_whitespace())
+                .unwrap_or(0),
+            quotes_before: 0,
+            quotes_counted_to: 0,
+            total_quotes: bytes.iter().filter(|&&b| b == b'"').count(),
+            content_from: None,
+        }
+    }
+
+    /// Whether the record starting at `start` (the first byte after a line terminator) is one
+    /// the reader reports as never closed: it runs to the end, spans lines and holds an odd
+    /// number of quotes. Offsets asked about must grow.
+    fn never_closed(&mut self, start: usize) -> bool {
+        let Ok(i) = self.stretch_starts.binary_search(&start) else {
+            return false;
+        };
+        if self.ends_at_once[i] || self.ends_later[i + 1] {
+            return false;
+        }
+        self.quotes_before += self.bytes[self.quotes_counted_to..start]
+            .iter()
+            .filter(|&&b| b == b'"')
+            .count();
+        self.quotes_counted_to = start;
+        if (self.total_quotes - self.quotes_before).is_multiple_of(2) {
+            return false;
+        }
+        let content = match self.content_from {
+            Some((asked, found)) if asked <= start && start <= found => found,
+            _ => (start..self.bytes.len())
+                .find(|&j| !self.bytes[j].is_ascii_whitespace())
+                .unwrap_or(self.bytes.len()),
+        };
+        self.content_from = Some((start, content));
+        self.bytes[content.min(self.bytes.len())..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .is_some_and(|nl| content + nl < self.last_content)
+    }
+}
+
 /// Reads records from `all[start..]`. A quote left open swallows everything after it; such a
 /// record is reported and reading resumes on the line after it started.
-fn read_records(
+fn read_records(all: &[u8], start: usize, data: &mut Dataset, progress: &mut dyn FnMut(u64, u64)) {
+    read_records_skipping(all, start, data, progress, true)
+}
+
+/// [`read_records`]; with `skip_open_quotes`, the lines whose records also run unclosed to the
+/// end are reported without reading each of them to the end (the same problems, in linear
+/// time; false: the reader reads every one, kept to check the skipping against).
+fn read_records_skipping(
     all: &[u8],
     mut start: usize,
     data: &mut Dataset,
     progress: &mut dyn FnMut(u64, u64),
+    skip_open_quotes: bool,
 ) {
+    let mut open_quotes: Option<OpenQuoteLines> = None;
     let total = all.len() as u64;
     let mut lines = LineCounter {
         bytes: all,
@@ -550,25 +682,38 @@ fn read_records(
             let raw = &chunk[pos..end];
             let multi_line = raw.trim_ascii().contains(&b'\n');
             if end >= chunk.len() && multi_line && quotes_unbalanced(raw) {
-                data.problem(
-                    line,
-                    "a quoted field is never closed (unterminated quote); the row is skipped and reading resumes on the next line".into(),
-                );
+                data.problem(line, NEVER_CLOSED.into());
                 let rec_start = start
                     + pos
                     + raw
                         .iter()
                         .take_while(|&&b| b == b'\n' || b == b'\r')
                         .count();
-                match all[rec_start..].iter().position(|&b| b == b'\n') {
-                    Some(nl) => {
-                        // Resume on the newline itself (an empty line to the reader), for the
-                        // same BOM reason as the body start.
-                        start = rec_start + nl;
-                        continue 'chunks;
+                let Some(nl) = all[rec_start..].iter().position(|&b| b == b'\n') else {
+                    break 'chunks;
+                };
+                // Resume on the newline itself (an empty line to the reader), for the same BOM
+                // reason as the body start.
+                start = rec_start + nl;
+                if skip_open_quotes {
+                    let lines_ahead = open_quotes.get_or_insert_with(|| {
+                        OpenQuoteLines::new(all, start, data.layout.delimiter)
+                    });
+                    loop {
+                        let next = (start..all.len())
+                            .find(|&j| all[j] != b'\n' && all[j] != b'\r')
+                            .unwrap_or(all.len());
+                        if next >= all.len() || !lines_ahead.never_closed(next) {
+                            break;
+                        }
+                        data.problem(lines.line_of(next), NEVER_CLOSED.into());
+                        match all[next..].iter().position(|&b| b == b'\n') {
+                            Some(nl) => start = next + nl,
+                            None => break 'chunks,
+                        }
                     }
-                    None => break 'chunks,
                 }
+                continue 'chunks;
             }
             if record.position().is_some_and(|p| p.record() % 4096 == 0) {
                 progress((start + end) as u64, total);
@@ -689,6 +834,55 @@ fn add_record(record: &csv::ByteRecord, line: u64, offset: usize, raw: &[u8], da
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The rows and problems `parse` finds, with or without skipping never-closed lines.
+    fn rows_and_problems(bytes: &[u8], skip: bool) -> (Vec<(u64, String)>, Vec<Problem>) {
+        let mut data = Dataset {
+            layout: Layout {
+                header: vec!["id".into(), "text".into()],
+                columns: Columns {
+                    text: 1,
+                    label: None,
+                    id: Some(0),
+                    keyword: None,
+                    location: None,
+                },
+                delimiter: b',',
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        read_records_skipping(bytes, 0, &mut data, &mut |_, _| {}, skip);
+        let rows = data.rows.iter().map(|t| (t.line, t.text.clone())).collect();
+        (rows, data.problems)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        /// Skipping the lines whose records never close finds exactly what reading each of
+        /// them to the end finds.
+        #[test]
+        fn skipping_never_closed_lines_changes_nothing(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(b"a,\"\n\r ;\t".to_vec()), 0..120)
+        ) {
+            prop_assert_eq!(rows_and_problems(&bytes, true), rows_and_problems(&bytes, false));
+        }
+    }
+
+    /// The crafted shape that made the importer quadratic: it is found as before.
+    #[test]
+    fn lines_of_open_quotes_are_each_reported_once() {
+        let mut csv = b"a\",\"\n".repeat(50);
+        csv.extend_from_slice(b"b\"");
+        let (fast, slow) = (
+            rows_and_problems(&csv, true),
+            rows_and_problems(&csv, false),
+        );
+        assert_eq!(fast, slow);
+        assert!(fast.1.len() >= 49, "{:?}", fast.1.len());
+    }
 
     fn load_str(content: &[u8]) -> Result<Dataset, String> {
         parse(content, false, &ImportOptions::default(), &mut |_, _| {})
