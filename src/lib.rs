@@ -3,6 +3,8 @@
 //! Layers, each using only those below it:
 //! - `cli`, with the `gui` feature `app` (the desktop workbench), and with the `serve` feature
 //!   `serve` (the HTTP model server) — the edges;
+//! - `workbench` — one way to open a CSV, predict, review and run background jobs, shared by
+//!   the window and the command line (no UI code);
 //! - `label_quality` — suspect labels and what to label next, on frozen embeddings;
 //! - `engine` — candle: kernels, models, training, inference, explanations (no UI code);
 //! - `data` — CSV import, the SQLite workspace, exports, atomic writes.
@@ -15,3 +17,4 @@ pub mod engine;
 pub mod label_quality;
 #[cfg(feature = "serve")]
 pub mod serve;
+pub mod workbench;

@@ -5,11 +5,19 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+/// One data folder for the whole test binary: what the analyst opened in the window on this
+/// machine (workspaces, remembered import choices) must not change what these tests read.
+fn data_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 fn tweetlab(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tweetlab"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("HF_HUB_OFFLINE", "1")
+        .env("TWEETLAB_DATA_DIR", data_dir())
         .output()
         .expect("binary runs")
 }

@@ -1107,3 +1107,91 @@ fn known_models_menu_and_a_roberta_family_model_trained_from_the_window() {
         .flatten()
         .all(|p| p.len() == 2));
 }
+
+/// A file set up in the import dialog (columns no name gives away, values mapped to classes)
+/// and relabelled in the window reads the same on the command line: the same rows, labels and
+/// classes, without repeating the choice as flags.
+#[test]
+fn the_command_line_reads_a_file_as_the_import_dialog_set_it_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = data_dir();
+    let (texts, labels) = common::sample_rows();
+    let csv = tmp.path().join("reports.csv");
+    let mut w = csv::Writer::from_path(&csv).unwrap();
+    w.write_record(["ref", "words", "verdict"]).unwrap();
+    for (i, (text, label)) in texts.iter().zip(&labels).enumerate() {
+        let verdict = if *label == 1 { "yes" } else { "no" };
+        w.write_record([&format!("r{i}"), text.as_str(), verdict])
+            .unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+
+    let mut h = harness();
+    h.state_mut().open(csv.clone());
+    wait_until(&mut h, "the import dialog", |app| {
+        app.import_dialog_open() || app.error().is_some()
+    });
+    {
+        let draft = h.state_mut().import_draft().unwrap();
+        draft.text = draft
+            .preview
+            .header
+            .iter()
+            .position(|c| c == "words")
+            .unwrap();
+        let verdict = draft.preview.header.iter().position(|c| c == "verdict");
+        draft.set_label(verdict);
+    }
+    h.settle();
+    {
+        let draft = h.state_mut().import_draft().unwrap();
+        for t in &mut draft.targets {
+            t.class = match t.value.as_str() {
+                "yes" => "urgent".into(),
+                _ => "routine".into(),
+            };
+        }
+    }
+    h.settle();
+    h.get_by_role_and_label(Role::Button, "Import").click();
+    h.settle();
+    wait_until(&mut h, "the import", |app| {
+        app.workspace().is_some() && !app.is_loading()
+    });
+    // One relabel in the window, not saved to the file.
+    let before = label_of(&h, 0);
+    h.key_press(if before == Some(0) {
+        Key::Num2
+    } else {
+        Key::Num1
+    });
+    h.settle();
+    assert_ne!(label_of(&h, 0), before);
+
+    let ws = h.state().workspace().unwrap();
+    let set = ws.layout().labels.clone();
+    let mut expected = serde_json::Map::new();
+    for c in 0..set.len() as u8 {
+        let n = ws.rows().iter().filter(|r| r.label == Some(c)).count();
+        expected.insert(set.short(c), n.into());
+    }
+    let rows = ws.rows().len();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+        .args(["stats", "--json", csv.to_str().unwrap()])
+        .env("TWEETLAB_DATA_DIR", data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["rows"], rows);
+    assert_eq!(
+        stats["per_class"],
+        serde_json::Value::Object(expected),
+        "the command line's classes and labels are the window's"
+    );
+}

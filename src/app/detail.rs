@@ -10,7 +10,7 @@ use egui::text::{LayoutJob, TextFormat};
 use egui::{Color32, RichText};
 
 use super::protocol::Explained;
-use super::workers::{self, ExplainRequest, Reporter};
+use super::workers::{self, Explain, ExplainRequest, Reporter};
 use crate::data::export::top_class;
 use crate::data::{LabelSet, Tweet};
 use crate::engine::explain::Explanation;
@@ -19,6 +19,8 @@ use crate::engine::explain::Explanation;
 /// computes them one tweet at a time.
 pub struct Explanations {
     requests: Sender<ExplainRequest>,
+    reporter: Reporter,
+    new_explainer: fn() -> Explain,
     done: HashMap<usize, Result<Explanation, String>>,
     pending: Option<usize>,
     /// The class the words are scored for (None: each tweet's predicted class).
@@ -27,18 +29,29 @@ pub struct Explanations {
 
 impl Explanations {
     pub fn spawn(reporter: &Reporter) -> Self {
-        let (requests, rx) = crossbeam_channel::unbounded();
-        let reporter = reporter.clone();
-        std::thread::Builder::new()
-            .name("tweetlab-explainer".into())
-            .spawn(move || workers::explain_loop(rx, &reporter))
-            .expect("can spawn a thread");
+        Self::spawn_with(reporter, workers::model_explainer)
+    }
+
+    /// With explainers made by `new_explainer` (a test's, say).
+    pub fn spawn_with(reporter: &Reporter, new_explainer: fn() -> Explain) -> Self {
         Self {
-            requests,
+            requests: Self::start_thread(reporter, new_explainer),
+            reporter: reporter.clone(),
+            new_explainer,
             done: HashMap::new(),
             pending: None,
             class: None,
         }
+    }
+
+    fn start_thread(reporter: &Reporter, new_explainer: fn() -> Explain) -> Sender<ExplainRequest> {
+        let (requests, rx) = crossbeam_channel::unbounded();
+        let reporter = reporter.clone();
+        std::thread::Builder::new()
+            .name("tweetlab-explainer".into())
+            .spawn(move || workers::explain_loop(rx, &reporter, &new_explainer))
+            .expect("can spawn a thread");
+        requests
     }
 
     /// Scores words for `class` from now on (None: the predicted class).
@@ -56,7 +69,12 @@ impl Explanations {
 
     pub fn request(&mut self, request: ExplainRequest) {
         self.pending = Some(request.row);
-        let _ = self.requests.send(request);
+        if let Err(unsent) = self.requests.send(request) {
+            // The explainer thread is gone (its loop answers panics, so only by a failure of the
+            // thread itself): a new one takes the request.
+            self.requests = Self::start_thread(&self.reporter, self.new_explainer);
+            let _ = self.requests.send(unsent.0);
+        }
     }
 
     /// Keeps a result if it is by `model_dir`, the model whose predictions are shown.
@@ -370,4 +388,74 @@ fn top_words(ui: &mut egui::Ui, e: &Explanation) {
             ui.end_row();
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::app::protocol::Event;
+
+    /// Panics on row 0, explains any other row with no words.
+    fn panics_on_row_zero() -> Explain {
+        Box::new(|request| {
+            assert!(request.row != 0, "index out of bounds: the row is 0");
+            Ok(Explanation {
+                text: request.text.clone(),
+                probabilities: vec![0.5, 0.5],
+                class: 0,
+                words: Vec::new(),
+            })
+        })
+    }
+
+    fn request(row: usize) -> ExplainRequest {
+        ExplainRequest {
+            model_dir: PathBuf::from("model"),
+            row,
+            text: "smoke over the ridge".into(),
+            class: None,
+        }
+    }
+
+    fn next_explained(events: &crossbeam_channel::Receiver<Event>) -> Explained {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::Explain(e)) => e,
+            Ok(_) => panic!("another event than an explanation"),
+            Err(_) => panic!("the explainer never answered"),
+        }
+    }
+
+    #[test]
+    fn a_panicking_explainer_answers_with_the_failure_and_goes_on() {
+        let (tx, events) = crossbeam_channel::unbounded();
+        let reporter = Reporter::new(tx, egui::Context::default());
+        let mut explanations = Explanations::spawn_with(&reporter, panics_on_row_zero);
+        let model = PathBuf::from("model");
+
+        explanations.request(request(0));
+        assert!(explanations.is_pending());
+        let failed = next_explained(&events);
+        explanations.on_event(failed, Some(&model));
+        assert!(
+            !explanations.is_pending(),
+            "the window is not left explaining"
+        );
+        match explanations.get(0) {
+            Some(Err(m)) => assert!(
+                m.contains("the explainer job stopped") && m.contains("the row is 0"),
+                "{m}"
+            ),
+            other => panic!("expected the panic as the failure, got {other:?}"),
+        }
+
+        explanations.request(request(1));
+        let next = next_explained(&events);
+        explanations.on_event(next, Some(&model));
+        assert!(
+            matches!(explanations.get(1), Some(Ok(_))),
+            "the next request is answered"
+        );
+    }
 }

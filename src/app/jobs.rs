@@ -14,10 +14,12 @@ use super::TweetlabApp;
 use crate::data::export::Predictions;
 use crate::data::save::SaveJob;
 use crate::data::Tweet;
-use crate::engine::model::source::DEFAULT_MODEL;
+use crate::engine::device::DeviceChoice;
 use crate::engine::train::record::RunSettings;
-use crate::engine::train::{self, panic_message, TrainJob};
+use crate::engine::train::{self, TrainJob};
 use crate::label_quality;
+use crate::workbench::jobs;
+use crate::workbench::review::{self, SuspectsFound};
 
 /// A background job as its owner sees it: idle, or running with the progress it last reported.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,20 +73,12 @@ pub fn spawn(
     failed: impl FnOnce(String) -> Event + Send + 'static,
 ) {
     let reporter = reporter.clone();
-    let name = name.to_string();
-    std::thread::Builder::new()
-        .name(format!("tweetlab-{name}"))
-        .spawn(move || {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&reporter)));
-            reporter.send(outcome.unwrap_or_else(|panic| {
-                failed(format!(
-                    "the {name} job stopped: {}",
-                    panic_message(&*panic)
-                ))
-            }));
-        })
-        .expect("can spawn a thread");
+    let sender = reporter.clone();
+    jobs::spawn(
+        name,
+        move || work(&reporter),
+        move |outcome| sender.send(outcome.unwrap_or_else(failed)),
+    );
 }
 
 /// An event of a job for the workspace file `workspace`.
@@ -251,7 +245,7 @@ impl TweetlabApp {
             "predict",
             &self.reporter,
             move |_| {
-                let event = match workers::predict(&workspace, &model_dir, &texts, run) {
+                let event = match review::predict_and_store(&workspace, &model_dir, &texts, run) {
                     Ok(p) => JobEvent::Done(p),
                     Err(e) => JobEvent::Failed(format!("{e:#}")),
                 };
@@ -402,11 +396,14 @@ impl TweetlabApp {
                 &self.reporter,
                 &workspace,
                 rows,
-                DEFAULT_MODEL.to_string(),
+                review::EMBEDDING_MODEL.to_string(),
                 review,
                 move |rows, vectors| {
-                    let report = label_quality::suspects(rows, vectors, classes.len(), 5, 42);
-                    Ok(workers::suspects_found(&report))
+                    Ok(SuspectsFound::of(&review::suspects(
+                        rows,
+                        vectors,
+                        classes.len(),
+                    )))
                 },
             );
             return;
@@ -425,7 +422,7 @@ impl TweetlabApp {
                         &classes,
                         &model,
                         &config,
-                        5,
+                        review::FOLDS,
                         work.path(),
                         &mut |done, folds| {
                             let what =
@@ -438,7 +435,7 @@ impl TweetlabApp {
                             r.send(review(scoped(&workspace, progress)))
                         },
                     )?;
-                    Ok(workers::suspects_found(&report))
+                    Ok(SuspectsFound::of(&report))
                 })();
                 review(scoped(&workspace, done_or_failed(result)))
             },
@@ -456,14 +453,14 @@ impl TweetlabApp {
             &self.reporter,
             file.workspace.path(),
             file.workspace.rows().to_vec(),
-            DEFAULT_MODEL.to_string(),
+            review::EMBEDDING_MODEL.to_string(),
             |p| {
                 Event::Review(Scoped {
                     workspace: p.workspace,
                     event: ReviewEvent::Ranking(p.event),
                 })
             },
-            move |rows, vectors| workers::rank(rows, vectors, classes),
+            move |rows, vectors| review::rank(rows, vectors, classes),
         );
     }
 
@@ -477,14 +474,21 @@ impl TweetlabApp {
             &self.reporter,
             file.workspace.path(),
             labelled_rows(file),
-            DEFAULT_MODEL.to_string(),
+            review::EMBEDDING_MODEL.to_string(),
             |p| {
                 Event::Review(Scoped {
                     workspace: p.workspace,
                     event: ReviewEvent::Simulation(p.event),
                 })
             },
-            move |rows, vectors| Ok(workers::simulate(rows, vectors, classes)),
+            move |rows, vectors| {
+                Ok(review::simulate(
+                    rows,
+                    vectors,
+                    classes,
+                    review::CurveSettings::default(),
+                ))
+            },
         );
     }
 
@@ -538,8 +542,15 @@ fn with_embeddings<T: Send + 'static>(
         reporter,
         move |r| {
             let progress = |p: Progress| r.send(wrap(scoped(&workspace, JobEvent::Progress(p))));
-            let result = workers::frozen_embeddings(&workspace, &rows, &model, &progress)
-                .and_then(|vectors| work(&rows, &vectors));
+            let result = review::frozen_embeddings(
+                &workspace,
+                &rows,
+                &model,
+                DeviceChoice::Auto,
+                review::EMBEDDING_MAX_LEN,
+                &progress,
+            )
+            .and_then(|vectors| work(&rows, &vectors));
             wrap(scoped(&workspace, done_or_failed(result)))
         },
         move |m| wrap(scoped(&failed_ws, JobEvent::Failed(m))),

@@ -8,16 +8,16 @@
 
 use std::path::PathBuf;
 
-use crate::data::duplicates::Duplicates;
 use crate::data::save::Saved;
-use crate::data::store::{Arrival, Workspace};
 use crate::data::ImportOptions;
-use crate::data::Problem;
 use crate::engine::explain::Explanation;
 use crate::engine::metrics::Metrics;
-use crate::engine::train::record::RecordedRun;
 use crate::engine::train::TrainEvent;
 use crate::label_quality::NextQueue;
+pub use crate::workbench::review::{
+    LearningCurve, Predicted, RowProbabilities, SuspectRow, SuspectsFound,
+};
+pub use crate::workbench::{JobEvent, Opened, Progress};
 
 pub enum Event {
     /// Opening a CSV (the app's).
@@ -38,22 +38,6 @@ pub enum Event {
     Save(Scoped<JobEvent<Saved>>),
     /// The review window's three jobs.
     Review(Scoped<ReviewEvent>),
-}
-
-/// How far a job is: `what` it is doing, and (done, total) when it can count (total 0: it can't).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
-    pub what: String,
-    pub done: usize,
-    pub total: usize,
-}
-
-/// One job's report: how far it is, its result, or why it failed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobEvent<T> {
-    Progress(Progress),
-    Done(T),
-    Failed(String),
 }
 
 /// An event of a job started for the workspace file `workspace`.
@@ -88,19 +72,6 @@ pub struct ChoiceNeeded {
     pub reason: Option<String>,
 }
 
-/// Everything the window needs once a CSV is open, prepared off the UI thread.
-pub struct Opened {
-    pub csv: PathBuf,
-    pub workspace: Workspace,
-    /// Imported now, reopened, rebuilt or re-imported after the file changed.
-    pub arrival: Arrival,
-    pub problems: Vec<Problem>,
-    pub duplicates: Duplicates,
-    pub past_runs: Vec<RecordedRun>,
-    /// The latest finished run's predictions (one slot per row) and its model directory.
-    pub predictions: Option<(i64, PathBuf, RowProbabilities)>,
-}
-
 pub enum DialogEvent {
     /// The user picked a file in the native open dialog (None: cancelled, or no dialog).
     Picked(Option<PathBuf>),
@@ -117,18 +88,6 @@ pub enum TrainJobEvent {
     /// Recording the run failed; training goes on unrecorded.
     NotRecorded(String),
     Run(TrainEvent),
-}
-
-/// Every class's probability per row, where a run predicted that row.
-pub type RowProbabilities = Vec<Option<Vec<f32>>>;
-
-/// Every class's probability for every row, from the model in `model_dir`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Predicted {
-    pub model_dir: PathBuf,
-    pub probabilities: Vec<Vec<f32>>,
-    /// Storing them in the workspace failed: they show now but will not come back.
-    pub not_stored: Option<String>,
 }
 
 /// Word contributions for row `row`, by the model in `model_dir`.
@@ -154,35 +113,6 @@ pub enum ReviewEvent {
     Suspects(JobEvent<SuspectsFound>),
     Ranking(JobEvent<NextQueue>),
     Simulation(JobEvent<LearningCurve>),
-}
-
-/// Suspect labels of the open file, most suspect first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SuspectsFound {
-    pub suspects: Vec<SuspectRow>,
-    /// Estimated label errors among rows labelled 0 and among rows labelled 1.
-    pub estimated_errors: Vec<usize>,
-    /// Out-of-sample accuracy of the model that scored them.
-    pub accuracy: f64,
-}
-
-/// A labelled row the out-of-sample model doubts (see `label_quality::confident`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SuspectRow {
-    /// Row index in the workspace.
-    pub row: usize,
-    pub given: u8,
-    pub suggested: u8,
-    /// 1 - p(given label), out of sample.
-    pub score: f32,
-}
-
-/// A simulated labelling session on the labelled rows: (labels used, held-out F1) for the
-/// next-to-label queue and for random order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LearningCurve {
-    pub queue: Vec<(f64, f64)>,
-    pub random: Vec<(f64, f64)>,
 }
 
 /// What an export writes.

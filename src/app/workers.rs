@@ -7,22 +7,20 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::protocol::{
-    ChoiceNeeded, DialogEvent, Event, ExportKind, Exported, JobEvent, LearningCurve, LoadEvent,
-    Opened, Predicted, Progress, SuspectRow, SuspectsFound, TrainJobEvent,
+    ChoiceNeeded, DialogEvent, Event, ExportKind, Exported, JobEvent, LoadEvent, Opened,
+    TrainJobEvent,
 };
 use crate::data::dataset::Layout;
-use crate::data::duplicates::find_duplicates;
 use crate::data::export::{self, PredictionFormat};
 use crate::data::import::{self, ImportMemory};
 use crate::data::save::{save_to_source, SaveJob, Saved};
-use crate::data::store::{EditRecord, RunLog, RunStatus, Workspace};
-use crate::data::{load_csv_with, ImportOptions, Tweet};
+use crate::data::store::{EditRecord, Workspace};
+use crate::data::Tweet;
 use crate::engine::device::DeviceChoice;
 use crate::engine::explain::{self, Explanation};
-use crate::engine::infer;
 use crate::engine::model::LoadedModel;
-use crate::engine::train::record::{recorded_runs, RunRecorder, RunSettings};
-use crate::label_quality::{self, NextQueue, SuspectReport};
+use crate::engine::train::record::{RunRecorder, RunSettings};
+use crate::workbench::{self, jobs, OpenOutcome};
 
 /// Sends events to the window and wakes it.
 #[derive(Clone)]
@@ -66,12 +64,7 @@ pub fn choice_needed(csv: &Path, reason: Option<String>) -> anyhow::Result<Choic
     })
 }
 
-/// How a file is opened: as before (its workspace's choice, one remembered for its header, or
-/// detection; a file that needs a choice gets the dialog), or with the analyst's new choice.
-pub enum Opening {
-    Known,
-    Chosen(ImportOptions),
-}
+pub use crate::workbench::Opening;
 
 /// What opening a file came to.
 pub enum LoadOutcome {
@@ -79,75 +72,17 @@ pub enum LoadOutcome {
     NeedsChoice(Box<ChoiceNeeded>),
 }
 
-/// Opens the workspace of `csv` (importing the CSV the first time), finds duplicates and reads
-/// the past runs and the latest finished run's predictions.
+/// Opens the workspace of `csv` (`workbench::open`); a file that needs a choice gets the
+/// import dialog, with the start of the file.
 pub fn load(csv: &Path, opening: Opening, reporter: &Reporter) -> anyhow::Result<LoadOutcome> {
-    let db = Workspace::default_path(csv);
-    let progress = |done, total| reporter.send(Event::Load(LoadEvent::Progress { done, total }));
-    let (workspace, arrival) = match opening {
-        Opening::Chosen(options) => {
-            let data = load_csv_with(csv, &options, &mut { progress })?;
-            let (mut ws, arrival) = Workspace::import_again(&db, csv, &data)?;
-            ws.set_import_options(&options)?;
-            // Remembering is a convenience: a read-only data folder must not stop the import.
-            let _ = ImportMemory::user().remember(&data.layout.header, &options);
-            (ws, arrival)
+    let mut progress =
+        |done, total| reporter.send(Event::Load(LoadEvent::Progress { done, total }));
+    Ok(match workbench::open::open(csv, opening, &mut progress)? {
+        OpenOutcome::Opened(opened) => LoadOutcome::Opened(opened),
+        OpenOutcome::NeedsChoice { reason } => {
+            LoadOutcome::NeedsChoice(Box::new(choice_needed(csv, Some(reason.to_string()))?))
         }
-        Opening::Known => {
-            let stored = Workspace::stored_import_options(&db);
-            let options = match stored {
-                Some(o) => o,
-                None if db.exists() => ImportOptions::default(),
-                None => {
-                    // A file seen for the first time: a choice remembered for its header, else
-                    // the dialog when its columns are not all recognised.
-                    let needed = choice_needed(csv, None)?;
-                    match &needed.known {
-                        Some(o) => o.clone(),
-                        None => {
-                            let p = import::preview(&needed.sample, needed.whole_file, None)
-                                .map_err(|e| anyhow::anyhow!("{}: {e}", csv.display()))?;
-                            if p.needs_choice() {
-                                let reason = if p.text.is_none() {
-                                    "No column is named like a text column: choose the text column."
-                                } else {
-                                    "No column is named like a label column, but some look like one: choose the label column (or none)."
-                                };
-                                return Ok(LoadOutcome::NeedsChoice(Box::new(ChoiceNeeded {
-                                    reason: Some(reason.into()),
-                                    ..needed
-                                })));
-                            }
-                            ImportOptions::default()
-                        }
-                    }
-                }
-            };
-            Workspace::open_or_import(&db, csv, || load_csv_with(csv, &options, &mut { progress }))?
-        }
-    };
-    let problems = workspace.problems().to_vec();
-    let duplicates = find_duplicates(workspace.rows());
-    let log = workspace.run_log()?;
-    let past_runs = recorded_runs(&log)?;
-    let predictions = past_runs
-        .iter()
-        .rev()
-        .filter(|r| r.status == RunStatus::Finished)
-        .find_map(|r| {
-            let dir = r.model_dir()?.to_path_buf();
-            let p = log.predictions(r.id, workspace.rows().len()).ok()?;
-            p.iter().any(Option::is_some).then_some((r.id, dir, p))
-        });
-    Ok(LoadOutcome::Opened(Box::new(Opened {
-        csv: csv.to_path_buf(),
-        workspace,
-        arrival,
-        problems,
-        duplicates,
-        past_runs,
-        predictions,
-    })))
+    })
 }
 
 /// The native open dialog. Without a desktop portal rfd returns None at once; the window then
@@ -206,31 +141,6 @@ pub fn forward_training(
     }
 }
 
-/// Predicts every text with the fine-tuned model in `model_dir`, and stores the probabilities
-/// with run `run` of the workspace file `workspace` so that they come back when it is reopened.
-pub fn predict(
-    workspace: &Path,
-    model_dir: &Path,
-    texts: &[String],
-    run: Option<i64>,
-) -> anyhow::Result<Predicted> {
-    let model = LoadedModel::load_finetuned(model_dir, DeviceChoice::Auto)?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let p = infer::probabilities(&model, &refs, model.default_max_len(), 64, &mut |_, _| {})?;
-    let not_stored = run.and_then(|run| {
-        let indexed: Vec<(usize, Vec<f32>)> = p.iter().cloned().enumerate().collect();
-        RunLog::open(workspace)
-            .and_then(|mut l| l.save_predictions(run, &indexed))
-            .err()
-            .map(|e| e.to_string())
-    });
-    Ok(Predicted {
-        model_dir: model_dir.to_path_buf(),
-        probabilities: p,
-        not_stored,
-    })
-}
-
 /// One request to the explainer: row `row`, whose text is `text`, by the model in `model_dir`.
 pub struct ExplainRequest {
     pub model_dir: PathBuf,
@@ -240,33 +150,55 @@ pub struct ExplainRequest {
     pub class: Option<u8>,
 }
 
-/// The explainer's loop: one tweet at a time, keeping the last model loaded. Requests that queue
-/// up while it works are skipped except the newest, so holding `j` does not build a backlog.
-pub fn explain_loop(requests: Receiver<ExplainRequest>, reporter: &Reporter) {
+/// Computes one explanation; it may keep state (the last model loaded) between requests.
+pub type Explain = Box<dyn FnMut(&ExplainRequest) -> anyhow::Result<Explanation> + Send>;
+
+/// The explainer the window uses: word contributions by the fine-tuned model of each request,
+/// keeping the last model loaded.
+pub fn model_explainer() -> Explain {
     let mut loaded: Option<(PathBuf, LoadedModel)> = None;
+    Box::new(move |request| {
+        if loaded.as_ref().map(|(d, _)| d) != Some(&request.model_dir) {
+            loaded = None;
+            let model = LoadedModel::load_finetuned(&request.model_dir, DeviceChoice::Auto)?;
+            loaded = Some((request.model_dir.clone(), model));
+        }
+        let (_, model) = loaded.as_ref().expect("loaded above");
+        Ok(explain::explain(
+            model,
+            &request.text,
+            model.default_max_len(),
+            request.class,
+        )?)
+    })
+}
+
+/// The explainer's loop: one tweet at a time. Requests that queue up while it works are skipped
+/// except the newest, so holding `j` does not build a backlog. A request whose explanation
+/// panics is answered with the panic as its failure, and a fresh explainer (`new`) takes the
+/// next one: the loop never dies and no request goes unanswered.
+pub fn explain_loop(
+    requests: Receiver<ExplainRequest>,
+    reporter: &Reporter,
+    new: &dyn Fn() -> Explain,
+) {
+    let mut explainer = new();
     while let Ok(mut request) = requests.recv() {
         while let Ok(newer) = requests.try_recv() {
             request = newer;
         }
-        let result = (|| -> anyhow::Result<Explanation> {
-            if loaded.as_ref().map(|(d, _)| d) != Some(&request.model_dir) {
-                loaded = None;
-                let model = LoadedModel::load_finetuned(&request.model_dir, DeviceChoice::Auto)?;
-                loaded = Some((request.model_dir.clone(), model));
+        let result = match jobs::guarded("explainer", || explainer(&request)) {
+            Ok(result) => result.map_err(|e| format!("{e:#}")),
+            Err(panicked) => {
+                explainer = new();
+                Err(panicked)
             }
-            let (_, model) = loaded.as_ref().expect("loaded above");
-            Ok(explain::explain(
-                model,
-                &request.text,
-                model.default_max_len(),
-                request.class,
-            )?)
-        })();
+        };
         reporter.send(Event::Explain(super::protocol::Explained {
             model_dir: request.model_dir,
             row: request.row,
             class: request.class,
-            result: result.map_err(|e| format!("{e:#}")),
+            result,
         }));
     }
 }
@@ -335,75 +267,4 @@ pub fn save(workspace: &Path, job: SaveJob) -> JobEvent<Saved> {
 /// Where a workspace keeps its fine-tuned models: next to the workspace file.
 pub fn runs_dir(workspace: &Path) -> PathBuf {
     workspace.with_extension("runs")
-}
-
-/// Frozen embeddings of `rows` by `model`, cached in the workspace file `workspace`;
-/// `progress` hears each step.
-pub fn frozen_embeddings(
-    workspace: &Path,
-    rows: &[Tweet],
-    model: &str,
-    progress: &dyn Fn(Progress),
-) -> anyhow::Result<Vec<Vec<f32>>> {
-    let texts: Vec<&str> = rows.iter().map(|t| t.text.as_str()).collect();
-    let (vectors, _) = label_quality::cached_embeddings(
-        workspace,
-        &texts,
-        model,
-        DeviceChoice::Auto,
-        64,
-        &|what| {
-            progress(Progress {
-                what: what.to_string(),
-                done: 0,
-                total: 0,
-            })
-        },
-        &mut |done, total| {
-            progress(Progress {
-                what: "embedding tweets".into(),
-                done,
-                total,
-            })
-        },
-    )?;
-    Ok(vectors)
-}
-
-/// The suspects a report names, as the review window lists them.
-pub fn suspects_found(report: &SuspectReport) -> SuspectsFound {
-    SuspectsFound {
-        suspects: report
-            .issues
-            .suspects()
-            .iter()
-            .map(|s| SuspectRow {
-                row: report.labelled_rows[s.index],
-                given: s.given,
-                suggested: s.suggested,
-                score: s.score,
-            })
-            .collect(),
-        estimated_errors: report.issues.estimated_errors.clone(),
-        accuracy: report.accuracy,
-    }
-}
-
-/// How many rows one ranking of the next-to-label queue holds.
-pub const QUEUE_LENGTH: usize = 100;
-
-/// Ranks the unlabelled rows for labelling next (`label_quality::rank_unlabelled`).
-pub fn rank(rows: &[Tweet], vectors: &[Vec<f32>], classes: usize) -> anyhow::Result<NextQueue> {
-    label_quality::rank_unlabelled(rows, vectors, classes, QUEUE_LENGTH)
-}
-
-/// Simulates labelling the labelled rows in the queue's order and in random order (20% held
-/// out, 20 labels at a time, up to 1000, 3 orders), for the review window's plot.
-pub fn simulate(labelled: &[Tweet], vectors: &[Vec<f32>], classes: usize) -> LearningCurve {
-    let labels: Vec<u8> = labelled.iter().map(|t| t.label.unwrap_or(0)).collect();
-    let points = label_quality::compare_strategies(vectors, &labels, classes, 20, 20, 1000, 3);
-    LearningCurve {
-        queue: points.iter().map(|p| (p.0 as f64, p.1)).collect(),
-        random: points.iter().map(|p| (p.0 as f64, p.2)).collect(),
-    }
 }

@@ -19,11 +19,12 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{load_csv_with, Dataset, ImportOptions, LabelSet};
+use crate::data::{Dataset, ImportOptions, LabelSet};
 use crate::engine::device::DeviceChoice;
 use crate::engine::kernels;
 use crate::engine::metrics::Metrics;
 use crate::engine::model::source;
+use crate::workbench::open::{read_rows, ChoiceSource, ReadRows};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -119,6 +120,24 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
 }
 
 impl ImportArgs {
+    /// The import choice these flags make; None when no import flag is given, so that the
+    /// file is read as the window reads it (`workbench::open::import_choice`).
+    pub fn given(&self) -> anyhow::Result<Option<ImportOptions>> {
+        let any = self.text_column.is_some()
+            || self.label_column.is_some()
+            || self.id_column.is_some()
+            || self.delimiter.is_some()
+            || self.labels.is_some()
+            || !self.unlabelled_values.is_empty()
+            || self.positive.is_some()
+            || self.negative.is_some();
+        if any {
+            self.options().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     pub fn options(&self) -> anyhow::Result<ImportOptions> {
         let binary = (self.positive.is_some() || self.negative.is_some()).then(|| {
             let default = LabelSet::default();
@@ -300,15 +319,41 @@ fn open_workbench(csv: Option<PathBuf>) -> Result<ExitCode> {
     Ok(ExitCode::from(2))
 }
 
+/// The rows of `path` as the window shows them (`workbench::open::read_rows`), saying on stderr
+/// which import choice applied and any label edits taken from the workspace.
 pub(crate) fn load_data(path: &Path, import: &ImportArgs) -> Result<Dataset> {
-    let data = load_csv_with(path, &import.options()?, &mut |_, _| {})?;
+    Ok(read_data(path, import)?.data)
+}
+
+pub(crate) fn read_data(path: &Path, import: &ImportArgs) -> Result<ReadRows> {
+    let read = read_rows(path, import.given()?, &mut |_, _| {})?;
+    let data = &read.data;
+    if !matches!(read.choice, ChoiceSource::Given | ChoiceSource::Detected) {
+        eprintln!(
+            "reading {} with {} (give import flags to read it otherwise)",
+            path.display(),
+            read.choice
+        );
+    }
+    if let Some(warning) = read.warning {
+        eprintln!(
+            "warning: {}: {warning} Read with detected columns; choose with --text-column and --label-column.",
+            path.display()
+        );
+    }
+    if read.edits_applied > 0 {
+        eprintln!(
+            "{} label edits from the workspace (not saved to the file yet) apply",
+            read.edits_applied
+        );
+    }
     for p in data.problems.iter().take(10) {
         eprintln!("warning: {}:{}: {}", path.display(), p.line, p.reason);
     }
     if data.problems.len() > 10 {
         eprintln!("warning: {} more problem rows", data.problems.len() - 10);
     }
-    Ok(data)
+    Ok(read)
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use super::{bar, load_data, ImportArgs};
+use super::{bar, read_data, ImportArgs};
 use crate::data::store::Workspace;
-use crate::data::{load_csv_with, Dataset};
+use crate::data::{load_csv_with, Dataset, ImportOptions};
 use crate::engine::device::DeviceChoice;
-use crate::engine::model::source;
 use crate::engine::train::TrainConfig;
+use crate::workbench::review::{self, CurveSettings};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SuspectMode {
@@ -25,10 +25,10 @@ pub struct SuspectsArgs {
     /// Labelled CSV.
     pub csv: PathBuf,
     /// Pretrained encoder whose frozen embeddings feed the per-fold logistic regression.
-    #[arg(long, default_value = source::DEFAULT_MODEL)]
+    #[arg(long, default_value = review::EMBEDDING_MODEL)]
     pub model: String,
     /// Cross-validation folds: every row is scored by a model that did not see it.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = review::FOLDS)]
     pub folds: usize,
     /// fast = frozen embeddings + logistic regression per fold (seconds to a minute);
     /// full = the model fine-tuned per fold (one training run per fold).
@@ -43,10 +43,10 @@ pub struct SuspectsArgs {
     /// Where to write `id,given,suggested,score` (most suspect first); default stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = review::SEED)]
     pub seed: u64,
     /// Longest input in tokens.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = review::EMBEDDING_MAX_LEN)]
     pub max_len: usize,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
@@ -61,21 +61,21 @@ pub struct SuspectsArgs {
 pub struct CurveArgs {
     /// Labelled CSV: 20% (stratified, seeded) is held out for scoring, the rest is the pool.
     pub csv: PathBuf,
-    #[arg(long, default_value = source::DEFAULT_MODEL)]
+    #[arg(long, default_value = review::EMBEDDING_MODEL)]
     pub model: String,
     /// Rows labelled at random before the first model.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = review::CURVE_START)]
     pub start: usize,
     /// Rows labelled between two retrainings of the fast model.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = review::CURVE_STEP)]
     pub step: usize,
     /// Stop after this many labels.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = review::CURVE_UNTIL)]
     pub until: usize,
     /// Random orders (and starting sets) averaged.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = review::CURVE_REPEATS)]
     pub repeats: u64,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = review::EMBEDDING_MAX_LEN)]
     pub max_len: usize,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
@@ -90,16 +90,15 @@ pub struct CurveArgs {
 /// CSV's workspace. A workspace made here holds the whole file, whatever rows `data` keeps.
 fn cached_embeddings(
     csv: &Path,
-    import: &ImportArgs,
+    options: &ImportOptions,
     data: &Dataset,
     model: &str,
     choice: DeviceChoice,
     max_len: usize,
 ) -> Result<Vec<Vec<f32>>> {
     let db = Workspace::default_path(csv);
-    let options = import.options()?;
     let (workspace, _) =
-        Workspace::open_or_import(&db, csv, || load_csv_with(csv, &options, &mut |_, _| {}))?;
+        Workspace::open_or_import(&db, csv, || load_csv_with(csv, options, &mut |_, _| {}))?;
     drop(workspace);
     let texts: Vec<&str> = data.rows.iter().map(|t| t.text.as_str()).collect();
     let progress = bar(
@@ -131,7 +130,8 @@ pub fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
     if a.step == 0 {
         bail!("--step must be at least 1 (rows labelled between two retrainings)");
     }
-    let mut data = load_data(&a.csv, &a.import)?;
+    let read = read_data(&a.csv, &a.import)?;
+    let mut data = read.data;
     data.rows.retain(|t| t.label.is_some());
     if data.rows.len() < 50 {
         bail!(
@@ -140,19 +140,20 @@ pub fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
             data.rows.len()
         );
     }
-    let features = cached_embeddings(&a.csv, &a.import, &data, &a.model, a.device, a.max_len)?;
-    let labels: Vec<u8> = data.rows.iter().map(|t| t.label.unwrap_or(0)).collect();
-    let sums = crate::label_quality::compare_strategies(
+    let features = cached_embeddings(&a.csv, &read.options, &data, &a.model, a.device, a.max_len)?;
+    let curve = review::simulate(
+        &data.rows,
         &features,
-        &labels,
         data.layout.labels.len(),
-        a.start,
-        a.step,
-        a.until,
-        a.repeats,
+        CurveSettings {
+            start: a.start,
+            step: a.step,
+            until: a.until,
+            repeats: a.repeats,
+        },
     );
     let mut out = String::from("labels,f1_queue,f1_random\n");
-    for (labels, q, rd) in &sums {
+    for ((labels, q), (_, rd)) in curve.queue.iter().zip(&curve.random) {
         out.push_str(&format!("{labels},{q:.4},{rd:.4}\n"));
     }
     match &a.out {
@@ -161,7 +162,7 @@ pub fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
                 std::io::Write::write_all(w, out.as_bytes())
             })
             .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {} points to {}", sums.len(), path.display());
+            eprintln!("wrote {} points to {}", curve.queue.len(), path.display());
         }
         None => print!("{out}"),
     }
@@ -169,7 +170,8 @@ pub fn curve_cmd(a: CurveArgs) -> Result<ExitCode> {
 }
 
 pub fn suspects_cmd(a: SuspectsArgs) -> Result<ExitCode> {
-    let data = load_data(&a.csv, &a.import)?;
+    let read = read_data(&a.csv, &a.import)?;
+    let data = &read.data;
     let labelled = data.rows.iter().filter(|t| t.label.is_some()).count();
     if labelled < 2 * a.folds.max(2) {
         bail!(
@@ -183,7 +185,7 @@ pub fn suspects_cmd(a: SuspectsArgs) -> Result<ExitCode> {
     let report = match a.mode {
         SuspectMode::Fast => {
             let embeddings =
-                cached_embeddings(&a.csv, &a.import, &data, &a.model, a.device, a.max_len)?;
+                cached_embeddings(&a.csv, &read.options, data, &a.model, a.device, a.max_len)?;
             eprintln!(
                 "{:.1} s loading the model and embedding",
                 started.elapsed().as_secs_f64()

@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::Args;
 
 use super::ImportArgs;
-use crate::data::load_csv_with;
 use crate::data::stats::stats;
+use crate::workbench::open::read_rows;
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
@@ -21,7 +21,14 @@ pub struct StatsArgs {
 }
 
 pub fn stats_cmd(a: StatsArgs) -> Result<ExitCode> {
-    let data = load_csv_with(&a.csv, &a.import.options()?, &mut |_, _| {})?;
+    let read = read_rows(&a.csv, a.import.given()?, &mut |_, _| {})?;
+    let data = read.data;
+    if read.edits_applied > 0 {
+        eprintln!(
+            "{} label edits from the workspace (not saved to the file yet) apply",
+            read.edits_applied
+        );
+    }
     let s = stats(&data);
     if a.json {
         println!("{}", serde_json::to_string(&s)?);

@@ -105,11 +105,16 @@ pub fn write_predictions(
     predictions: &Predictions,
     format: PredictionFormat,
 ) -> std::io::Result<()> {
-    assert_eq!(
-        rows.len(),
-        predictions.probabilities.len(),
-        "one prediction per row"
-    );
+    if rows.len() != predictions.probabilities.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} rows but {} predictions: predict the file again",
+                rows.len(),
+                predictions.probabilities.len()
+            ),
+        ));
+    }
     let duplicates = (format == PredictionFormat::Full).then(|| find_duplicates(rows));
     write_atomic(path, |w| {
         write_csv(w, b',', |csv| {
@@ -279,6 +284,30 @@ mod tests {
                 ..Default::default()
             },
         ]
+    }
+
+    #[test]
+    fn predictions_for_other_rows_are_an_error_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub.csv");
+        let labels = LabelSet::default();
+        let predictions = Predictions {
+            classes: labels.names(),
+            probabilities: vec![vec![0.5, 0.5]],
+        };
+        let err = write_predictions(
+            &path,
+            &rows(),
+            &labels,
+            &predictions,
+            PredictionFormat::Full,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("3 rows but 1 predictions"),
+            "{err}"
+        );
+        assert!(!path.exists());
     }
 
     #[test]
