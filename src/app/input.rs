@@ -1,15 +1,15 @@
 //! Keyboard first: keys and dropped files become [`InputAction`]s, which the app applies.
 //! j/k or arrows move, digits label (0/1 for 0/1 files, 1…9 for the classes of a named set in
 //! order), x clears, ctrl+z / ctrl+shift+z undo and redo, / searches,
-//! enter opens the detail, ? shows the keys, F12 the frame times, escape clears the selection,
-//! the menu's ctrl+O / ctrl+shift+O / ctrl+S / ctrl+shift+S / ctrl+F / ctrl+Q work anywhere;
-//! while the review window is open its keys come first. Ignored while a text field has focus.
+//! escape clears the selection; the commands of the `keymap` (the menu's shortcuts, enter, /, ?)
+//! come from there; while the review window is open its keys come first. Ignored while a text
+//! field has focus, except the keymap's commands marked `anywhere`.
 
 use std::path::PathBuf;
 
 use egui::{Key, Modifiers};
 
-use super::menu_bar;
+use super::keymap;
 use super::review::{ReviewKey, Tab};
 use super::top_bar::TopBarAction;
 use super::TweetlabApp;
@@ -17,21 +17,15 @@ use crate::data::LabelSet;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputAction {
-    ToggleFrameStats,
     Review(ReviewKey),
     /// Move the cursor this many rows (negative: up).
     Move(i64),
     /// Set (or clear) the label of the selection, else the cursor row.
     Label(Option<u8>),
-    Undo,
-    Redo,
-    Search,
-    ToggleDetail,
     Escape,
-    ToggleHelp,
     /// A file dropped on the window.
     Open(PathBuf),
-    /// A menu shortcut (ctrl+O, ctrl+S, ...).
+    /// A command of the keymap (ctrl+O, ctrl+S, enter, ...).
     Menu(TopBarAction),
 }
 
@@ -48,14 +42,12 @@ pub fn read(ctx: &egui::Context, review_tab: Option<Tab>, labels: &LabelSet) -> 
     }) {
         actions.push(InputAction::Open(path));
     }
-    // F12 works everywhere, even in a text field.
-    if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::F12)) {
-        actions.push(InputAction::ToggleFrameStats);
-    }
-    // The menu's shortcuts work everywhere too (more specific ones first).
-    for (shortcut, action) in menu_bar::global_shortcuts() {
-        if ctx.input_mut(|i| i.consume_shortcut(&shortcut)) {
-            actions.push(InputAction::Menu(action));
+    let (anywhere, elsewhere): (Vec<_>, Vec<_>) =
+        keymap::bindings().into_iter().partition(|b| b.anywhere);
+    // The menu's shortcuts and F12 work everywhere, even in a text field.
+    for b in anywhere {
+        if ctx.input_mut(|i| i.consume_shortcut(&b.keys)) {
+            actions.push(InputAction::Menu(b.action));
         }
     }
     if ctx.egui_wants_keyboard_input() {
@@ -95,25 +87,12 @@ pub fn read(ctx: &egui::Context, review_tab: Option<Tab>, labels: &LabelSet) -> 
             label = Some(None);
         }
         actions.extend(label.map(InputAction::Label));
-        // Redo first: ctrl+shift+z also matches ctrl+z.
-        if i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z) {
-            actions.push(InputAction::Redo);
-        } else if i.consume_key(Modifiers::COMMAND, Key::Z) {
-            actions.push(InputAction::Undo);
+        if i.consume_key(Modifiers::NONE, Key::Escape) {
+            actions.push(InputAction::Escape);
         }
-        for (modifiers, key, action) in [
-            (Modifiers::NONE, Key::Slash, InputAction::Search),
-            (Modifiers::NONE, Key::Enter, InputAction::ToggleDetail),
-            (Modifiers::NONE, Key::Escape, InputAction::Escape),
-        ] {
-            if i.consume_key(modifiers, key) {
-                actions.push(action);
-            }
-        }
-        if i.consume_key(Modifiers::SHIFT, Key::Questionmark)
-            || i.consume_key(Modifiers::NONE, Key::Questionmark)
-        {
-            actions.push(InputAction::ToggleHelp);
+        // One press, one command: ctrl+shift+Z is not also ctrl+Z.
+        if let Some(b) = elsewhere.into_iter().find(|b| i.consume_shortcut(&b.keys)) {
+            actions.push(InputAction::Menu(b.action));
         }
     });
     actions
@@ -155,9 +134,6 @@ fn review_key(i: &mut egui::InputState, tab: Tab, labels: &LabelSet) -> Option<R
 impl TweetlabApp {
     pub(super) fn apply_input(&mut self, action: InputAction) {
         match action {
-            InputAction::ToggleFrameStats => {
-                self.frame_stats.visible = !self.frame_stats.visible;
-            }
             InputAction::Review(key) => {
                 let action = self
                     .file
@@ -170,15 +146,10 @@ impl TweetlabApp {
             }
             InputAction::Move(by) => self.table.move_selection(by),
             InputAction::Label(label) => self.label_selected(label),
-            InputAction::Undo => self.undo_redo(false),
-            InputAction::Redo => self.undo_redo(true),
-            InputAction::Search => self.table.focus_search = true,
-            InputAction::ToggleDetail => self.settings.show_detail = !self.settings.show_detail,
             InputAction::Escape => {
                 self.table.clear_selection();
                 self.show_help = false;
             }
-            InputAction::ToggleHelp => self.show_help = !self.show_help,
             InputAction::Open(path) => self.open(path),
             InputAction::Menu(action) => self.apply_top_bar(action),
         }

@@ -1,40 +1,15 @@
 //! The menu bar (File, Edit, View, Help) with the usual shortcuts shown beside each item. It
 //! returns what was chosen as a [`TopBarAction`], applied like the top bar's buttons; the
-//! shortcuts themselves are read in `input`.
+//! shortcuts shown are the `keymap`'s, which `input` reads.
 
 use std::path::PathBuf;
 
-use egui::{Key, KeyboardShortcut, Modifiers};
+use egui::KeyboardShortcut;
 
+use super::keymap::shortcut_for;
 use super::protocol::ExportKind;
 use super::settings::Theme;
 use super::top_bar::TopBarAction;
-
-pub const OPEN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
-pub const IMPORT: KeyboardShortcut =
-    KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::SHIFT), Key::O);
-pub const SAVE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
-pub const SAVE_AS: KeyboardShortcut =
-    KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::SHIFT), Key::S);
-pub const EXPORT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::E);
-pub const QUIT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Q);
-pub const UNDO: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Z);
-pub const REDO: KeyboardShortcut =
-    KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::SHIFT), Key::Z);
-pub const FIND: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::F);
-
-/// The shortcuts the window takes even while a text field has focus, most specific first
-/// (shift+ctrl+S before ctrl+S), with what each does.
-pub fn global_shortcuts() -> [(KeyboardShortcut, TopBarAction); 6] {
-    [
-        (IMPORT, TopBarAction::ImportWithOptions),
-        (OPEN, TopBarAction::PickFile),
-        (SAVE_AS, TopBarAction::Export(ExportKind::Dataset)),
-        (SAVE, TopBarAction::Save),
-        (FIND, TopBarAction::Find),
-        (QUIT, TopBarAction::Quit),
-    ]
-}
 
 /// What the menus show as on, off or enabled.
 pub struct MenuView<'a> {
@@ -47,24 +22,39 @@ pub struct MenuView<'a> {
     pub advance_after_labelling: bool,
 }
 
-fn item(ui: &mut egui::Ui, text: &str, shortcut: Option<&KeyboardShortcut>, enabled: bool) -> bool {
+fn item(ui: &mut egui::Ui, text: &str, shortcut: Option<KeyboardShortcut>, enabled: bool) -> bool {
     let mut button = egui::Button::new(text);
     if let Some(s) = shortcut {
-        button = button.shortcut_text(ui.ctx().format_shortcut(s));
+        button = button.shortcut_text(ui.ctx().format_shortcut(&s));
     }
     ui.add_enabled(enabled, button).clicked()
+}
+
+/// A menu item for `action`, with the keymap's shortcut for it.
+fn command(
+    ui: &mut egui::Ui,
+    text: &str,
+    action: TopBarAction,
+    enabled: bool,
+    chosen: &mut Option<TopBarAction>,
+) {
+    if item(ui, text, shortcut_for(&action), enabled) {
+        *chosen = Some(action);
+    }
 }
 
 pub fn show(ui: &mut egui::Ui, view: &MenuView) -> Option<TopBarAction> {
     let mut action = None;
     egui::MenuBar::new().ui(ui, |ui| {
         ui.menu_button("File", |ui| {
-            if item(ui, "Open…", Some(&OPEN), true) {
-                action = Some(TopBarAction::PickFile);
-            }
-            if item(ui, "Import with options…", Some(&IMPORT), true) {
-                action = Some(TopBarAction::ImportWithOptions);
-            }
+            command(ui, "Open…", TopBarAction::PickFile, true, &mut action);
+            command(
+                ui,
+                "Import with options…",
+                TopBarAction::ImportWithOptions,
+                true,
+                &mut action,
+            );
             ui.menu_button("Recent", |ui| {
                 if view.recent.is_empty() {
                     ui.weak("nothing yet");
@@ -77,36 +67,37 @@ pub fn show(ui: &mut egui::Ui, view: &MenuView) -> Option<TopBarAction> {
             });
             ui.separator();
             let writable = view.has_file && view.can_write;
-            if item(ui, "Save", Some(&SAVE), writable) {
-                action = Some(TopBarAction::Save);
-            }
-            if item(ui, "Save as…", Some(&SAVE_AS), writable) {
-                action = Some(TopBarAction::Export(ExportKind::Dataset));
-            }
-            if item(ui, "Export…", Some(&EXPORT), writable) {
-                action = Some(TopBarAction::Export(ExportKind::Kaggle));
-            }
+            command(ui, "Save", TopBarAction::Save, writable, &mut action);
+            command(
+                ui,
+                "Save as…",
+                TopBarAction::Export(ExportKind::Dataset),
+                writable,
+                &mut action,
+            );
+            command(
+                ui,
+                "Export…",
+                TopBarAction::Export(ExportKind::Kaggle),
+                writable,
+                &mut action,
+            );
             ui.separator();
-            if item(ui, "Quit", Some(&QUIT), true) {
-                action = Some(TopBarAction::Quit);
-            }
+            command(ui, "Quit", TopBarAction::Quit, true, &mut action);
         });
         ui.menu_button("Edit", |ui| {
-            if item(ui, "Undo", Some(&UNDO), view.has_file) {
-                action = Some(TopBarAction::Undo);
-            }
-            if item(ui, "Redo", Some(&REDO), view.has_file) {
-                action = Some(TopBarAction::Redo);
-            }
-            if item(ui, "Find", Some(&FIND), view.has_file) {
-                action = Some(TopBarAction::Find);
-            }
+            command(ui, "Undo", TopBarAction::Undo, view.has_file, &mut action);
+            command(ui, "Redo", TopBarAction::Redo, view.has_file, &mut action);
+            command(ui, "Find", TopBarAction::Find, view.has_file, &mut action);
         });
         ui.menu_button("View", |ui| {
             if ui
                 .add(
-                    egui::Button::selectable(view.show_detail, "Detail panel")
-                        .shortcut_text("Enter"),
+                    egui::Button::selectable(view.show_detail, "Detail panel").shortcut_text(
+                        shortcut_for(&TopBarAction::ToggleDetail)
+                            .map(|s| ui.ctx().format_shortcut(&s))
+                            .unwrap_or_default(),
+                    ),
                 )
                 .clicked()
             {
@@ -145,20 +136,16 @@ pub fn show(ui: &mut egui::Ui, view: &MenuView) -> Option<TopBarAction> {
                 }
             }
             ui.separator();
-            if ui
-                .add(egui::Button::new("Frame times").shortcut_text("F12"))
-                .clicked()
-            {
-                action = Some(TopBarAction::ToggleFrameStats);
-            }
+            command(
+                ui,
+                "Frame times",
+                TopBarAction::ToggleFrameStats,
+                true,
+                &mut action,
+            );
         });
         ui.menu_button("Help", |ui| {
-            if ui
-                .add(egui::Button::new("Keys").shortcut_text("?"))
-                .clicked()
-            {
-                action = Some(TopBarAction::ToggleHelp);
-            }
+            command(ui, "Keys", TopBarAction::ToggleHelp, true, &mut action);
             ui.label(format!("tweetlab {}", env!("CARGO_PKG_VERSION")));
         });
     });

@@ -16,6 +16,7 @@ pub mod import_dialog;
 mod input;
 mod inspect;
 mod jobs;
+mod keymap;
 mod menu_bar;
 mod open_file;
 pub mod protocol;
@@ -381,41 +382,13 @@ impl TweetlabApp {
                 .collapsible(false)
                 .show(ctx, |ui| {
                     egui::Grid::new("keys").show(ui, |ui| {
-                        for (k, what) in [
-                            ("j / ↓, k / ↑", "next / previous tweet"),
-                            ("page down / up", "20 tweets down / up"),
-                            ("1 / 0", "label disaster / not disaster (0/1 files)"),
-                            (
-                                "1 … 9",
-                                "label with the first … ninth class (named classes)",
-                            ),
-                            ("x", "clear the label"),
-                            (
-                                "ctrl+click, shift+click",
-                                "select rows; 1 / 0 / x label them all",
-                            ),
-                            ("esc", "clear the selection, close this"),
-                            ("ctrl+z / ctrl+shift+z", "undo / redo"),
-                            ("/", "search"),
-                            ("enter", "show / hide the tweet detail"),
-                            ("ctrl+O / ctrl+shift+O", "open / import with options"),
-                            ("ctrl+S / ctrl+shift+S", "save / save as"),
-                            ("ctrl+F / ctrl+Q", "find / quit"),
-                            (
-                                "click a column title",
-                                "sort (again: reverse, again: file order)",
-                            ),
-                            (
-                                "a / s / n",
-                                "review window: accept the suggestion / keep the label / next",
-                            ),
-                            (
-                                "1 / 0 (conflicts tab)",
-                                "review window: label the whole group",
-                            ),
-                            ("F12", "frame-time overlay"),
-                            ("?", "this help"),
-                        ] {
+                        let commands = keymap::bindings()
+                            .into_iter()
+                            .map(|b| (ctx.format_shortcut(&b.keys), b.what));
+                        let others = keymap::OTHER_KEYS
+                            .into_iter()
+                            .map(|(k, what)| (k.to_owned(), what));
+                        for (k, what) in others.chain(commands) {
                             ui.monospace(k);
                             ui.label(what);
                             ui.end_row();
