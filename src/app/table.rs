@@ -8,6 +8,7 @@ use egui_extras::{Column, TableBuilder};
 
 use crate::data::duplicates::Duplicates;
 use crate::data::export::top_class;
+use crate::data::flags::{Predicted, RowFlags};
 use crate::data::{LabelSet, Tweet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,35 +109,40 @@ impl TableData<'_> {
         self.prediction(i).map(shown_probability)
     }
 
+    /// The row's flags by the rule the export writes them with (the predictions' classes are
+    /// the workspace's own, so the top class is a dataset class).
+    pub fn row_flags(&self, i: usize) -> RowFlags {
+        let predicted = self
+            .predicted(i)
+            .map_or(Predicted::Nothing, Predicted::Label);
+        let group_conflicts = self
+            .duplicates
+            .group_of
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|g| self.conflicting.get(g).copied().unwrap_or(false));
+        RowFlags::of(self.rows[i].label, predicted, group_conflicts)
+    }
+
     fn disagrees(&self, i: usize) -> bool {
-        matches!((self.rows[i].label, self.predicted(i)), (Some(l), Some(p)) if l != p)
+        self.row_flags(i).disagrees
     }
 
-    fn group(&self, i: usize) -> Option<usize> {
-        self.duplicates.group_of.get(i).copied().flatten()
-    }
-
-    fn conflicts(&self, i: usize) -> bool {
-        self.group(i)
-            .is_some_and(|g| self.conflicting.get(g).copied().unwrap_or(false))
-    }
-
-    /// Flags as shown in the table and sorted by: ≠ (prediction disagrees), dup, conflict.
-    pub fn flags(&self, i: usize) -> (u8, String) {
-        let mut rank = 0;
+    /// Flags as shown in the table: ≠ (prediction disagrees), dup, conflict.
+    pub fn flags_text(&self, i: usize) -> String {
+        let flags = self.row_flags(i);
         let mut text = Vec::new();
-        if self.disagrees(i) {
-            rank += 4;
+        if flags.disagrees {
             text.push("≠");
         }
-        if self.conflicts(i) {
-            rank += 2;
+        if flags.conflict {
             text.push("conflict");
-        } else if self.group(i).is_some() {
-            rank += 1;
+        }
+        if flags.duplicate {
             text.push("dup");
         }
-        (rank, text.join(" "))
+        text.join(" ")
     }
 }
 
@@ -282,8 +288,11 @@ impl TableView {
                 let keyword_ok = f.keyword.as_ref().is_none_or(|k| &t.keyword == k);
                 let dup_ok = match f.duplicates {
                     DuplicateFilter::Any => true,
-                    DuplicateFilter::Duplicates => data.group(i).is_some(),
-                    DuplicateFilter::Conflicts => data.conflicts(i),
+                    DuplicateFilter::Duplicates => {
+                        let f = data.row_flags(i);
+                        f.duplicate || f.conflict
+                    }
+                    DuplicateFilter::Conflicts => data.row_flags(i).conflict,
                 };
                 label_ok
                     && prediction_ok
@@ -595,7 +604,7 @@ impl TableView {
                         }
                     });
                     row.col(|ui| {
-                        ui.label(data.flags(i).1);
+                        ui.label(data.flags_text(i));
                     });
                     let response = row.response();
                     if response.clicked() {
@@ -669,6 +678,79 @@ fn sort_rows(shown: &mut [usize], column: SortColumn, data: &TableData) {
                 .partial_cmp(&data.shown_p(b))
                 .unwrap_or(std::cmp::Ordering::Equal)
         }),
-        SortColumn::Flags => shown.sort_by_key(|&i| data.flags(i).0),
+        SortColumn::Flags => shown.sort_by_key(|&i| data.row_flags(i).rank()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::duplicates::find_duplicates;
+    use crate::data::export::{write_predictions, PredictionFormat, Predictions};
+
+    fn tweet(id: &str, text: &str, label: Option<u8>) -> Tweet {
+        Tweet {
+            id: id.into(),
+            text: text.into(),
+            label,
+            ..Tweet::default()
+        }
+    }
+
+    /// Every combination of label, prediction and duplicate group, through the table's
+    /// flags and the export's `flags` column.
+    #[test]
+    fn the_table_flags_what_the_export_flags() {
+        let rows = vec![
+            tweet("1", "fire downtown", Some(1)),
+            tweet("2", "fire downtown", Some(0)),
+            tweet("3", "lovely day", Some(0)),
+            tweet("4", "lovely day", Some(0)),
+            tweet("5", "flood warning", Some(0)),
+            tweet("6", "flood warning!", None),
+            tweet("7", "quiet night", None),
+            tweet("8", "storm", Some(1)),
+        ];
+        let probabilities: Vec<Vec<f32>> = [0.9, 0.2, 0.8, 0.1, 0.7, 0.6, 0.3, 0.4]
+            .into_iter()
+            .map(|p| vec![1.0 - p, p])
+            .collect();
+        let labels = LabelSet::default();
+        let duplicates = find_duplicates(&rows);
+        let conflicting: Vec<bool> = duplicates
+            .groups
+            .iter()
+            .map(|g| g.is_conflicting())
+            .collect();
+        let shown: Vec<Option<Vec<f32>>> = probabilities.iter().cloned().map(Some).collect();
+        let table = TableData {
+            rows: &rows,
+            labels: &labels,
+            predictions: &shown,
+            duplicates: &duplicates,
+            conflicting: &conflicting,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("predictions.csv");
+        let predictions = Predictions {
+            classes: labels.names(),
+            probabilities,
+        };
+        write_predictions(&path, &rows, &labels, &predictions, PredictionFormat::Full).unwrap();
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let flags_column = reader.headers().unwrap().iter().position(|h| h == "flags");
+        let exported: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap()[flags_column.unwrap()].to_string())
+            .collect();
+        let in_table: Vec<String> = (0..rows.len())
+            .map(|i| table.row_flags(i).names().join("|"))
+            .collect();
+        assert_eq!(in_table, exported);
+        // Each kind of flag shows up at least once, so the comparison covers all three.
+        let all = exported.join("|");
+        for flag in ["disagrees", "duplicate", "conflict"] {
+            assert!(all.contains(flag), "no {flag} in {exported:?}");
+        }
     }
 }

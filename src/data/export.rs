@@ -8,6 +8,7 @@ use std::path::Path;
 use super::atomic::write_atomic;
 use super::dataset::{Layout, Tweet};
 use super::duplicates::find_duplicates;
+use super::flags::{Predicted, RowFlags};
 use super::labels::LabelSet;
 use super::store::EditRecord;
 
@@ -135,20 +136,12 @@ pub fn write_predictions(
                 match &duplicates {
                     None => csv.write_record([row.id.as_str(), predicted_cell])?,
                     Some(d) => {
-                        let mut flags = Vec::new();
-                        if row
-                            .label
-                            .is_some_and(|l| Some(l) != predictions.as_label(predicted, labels))
-                        {
-                            flags.push("disagrees");
-                        }
-                        if let Some(g) = d.group_of[i] {
-                            flags.push(if d.groups[g].is_conflicting() {
-                                "conflict"
-                            } else {
-                                "duplicate"
-                            });
-                        }
+                        let predicted = match predictions.as_label(predicted, labels) {
+                            Some(l) => Predicted::Label(l),
+                            None => Predicted::Foreign,
+                        };
+                        let group_conflicts = d.group_of[i].map(|g| d.groups[g].is_conflicting());
+                        let flags = RowFlags::of(row.label, predicted, group_conflicts);
                         let given = row.label.map_or("", |l| labels.cell(l));
                         let mut record: Vec<String> = vec![
                             row.id.clone(),
@@ -162,7 +155,7 @@ pub fn write_predictions(
                                 .iter()
                                 .map(|p| format!("{p:.6}")),
                         );
-                        record.push(flags.join("|"));
+                        record.push(flags.names().join("|"));
                         csv.write_record(&record)?
                     }
                 }

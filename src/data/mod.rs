@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod dataset;
 pub mod duplicates;
 pub mod export;
+pub mod flags;
 pub mod import;
 pub mod labels;
 pub mod save;
