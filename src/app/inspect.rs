@@ -1,6 +1,7 @@
 //! Read-only views of the window's state, for tests and callers that script the window, plus
 //! the few settings they may change. Nothing here is drawn.
 
+use super::jobs::JobKind;
 use super::protocol::Event;
 use super::table::{Filters, SortColumn};
 use super::train_panel::TrainSettings;
@@ -87,7 +88,7 @@ impl TweetlabApp {
 
     /// Writing an export or a save.
     pub fn is_exporting(&self) -> bool {
-        self.exporting.is_running() || self.saving.is_running()
+        self.jobs.is_running(JobKind::Export) || self.jobs.is_running(JobKind::Save)
     }
 
     /// How many rows the table shows after filtering and search.
@@ -135,7 +136,7 @@ impl TweetlabApp {
         ReviewView {
             found: self.review.suspects.as_ref().map(Vec::len),
             position: self.review.position,
-            searching: self.review.suspects_job.is_running(),
+            searching: self.jobs.is_running(JobKind::Suspects),
         }
     }
 
@@ -143,7 +144,7 @@ impl TweetlabApp {
         NextToLabelView {
             ranked: self.review.next.as_ref().map(Vec::len),
             position: self.review.next_position,
-            ranking: self.review.ranking_job.is_running(),
+            ranking: self.jobs.is_running(JobKind::Rank),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Starting the window's background jobs: each copies what its job needs out of the window's
-//! state, marks its owner's [`JobState`] as running, and hands the work to a thread
+//! state, marks its kind running in the [`Jobs`] registry, and hands the work to a thread
 //! (`workers` holds the bodies). Every job, training included, starts here.
 
 use std::path::{Path, PathBuf};
@@ -60,6 +60,89 @@ impl JobState {
                 *self = Self::default();
                 Some(Err(message))
             }
+        }
+    }
+}
+
+/// The window's background jobs other than training (which owns a cancellable run) and
+/// explanations (a queue of one request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Predict,
+    Export,
+    Save,
+    Suspects,
+    Rank,
+    Simulate,
+    Baseline,
+}
+
+impl JobKind {
+    /// In the order the status bar names a running one (the most visible first).
+    pub const ALL: [JobKind; 7] = [
+        JobKind::Predict,
+        JobKind::Export,
+        JobKind::Save,
+        JobKind::Suspects,
+        JobKind::Rank,
+        JobKind::Simulate,
+        JobKind::Baseline,
+    ];
+
+    /// What the status bar says while it runs.
+    pub fn doing(self) -> &'static str {
+        match self {
+            JobKind::Predict => "predicting",
+            JobKind::Export => "exporting",
+            JobKind::Save => "saving",
+            JobKind::Suspects => "finding suspect labels",
+            JobKind::Rank => "ranking what to label next",
+            JobKind::Simulate => "simulating a learning curve",
+            JobKind::Baseline => "computing the fast baseline",
+        }
+    }
+
+    /// Whether its result belongs to the open file (and is dropped when another opens). An
+    /// export writes a file of its own and finishes whatever is open.
+    pub fn of_open_file(self) -> bool {
+        self != JobKind::Export
+    }
+}
+
+/// Every job's state, by kind: the one list `busy()` and "a new file is open" walk.
+#[derive(Debug, Clone, Default)]
+pub struct Jobs([JobState; JobKind::ALL.len()]);
+
+impl Jobs {
+    pub fn get(&self, kind: JobKind) -> &JobState {
+        &self.0[kind as usize]
+    }
+
+    pub fn is_running(&self, kind: JobKind) -> bool {
+        self.get(kind).is_running()
+    }
+
+    pub fn start(&mut self, kind: JobKind) {
+        self.0[kind as usize].start();
+    }
+
+    /// Takes an event of the `kind` job: see [`JobState::on_event`].
+    pub fn on_event<T>(&mut self, kind: JobKind, event: JobEvent<T>) -> Option<Result<T, String>> {
+        self.0[kind as usize].on_event(event)
+    }
+
+    /// What the first running job is doing.
+    pub fn busy(&self) -> Option<&'static str> {
+        JobKind::ALL
+            .into_iter()
+            .find(|&k| self.is_running(k))
+            .map(JobKind::doing)
+    }
+
+    /// A new file is open: no job of the old one may report into it.
+    pub fn forget_open_file(&mut self) {
+        for kind in JobKind::ALL.into_iter().filter(|k| k.of_open_file()) {
+            self.0[kind as usize] = JobState::default();
         }
     }
 }
@@ -239,7 +322,7 @@ impl TweetlabApp {
             .map(|t| t.text.clone())
             .collect();
         self.status = "training finished; predicting every row".into();
-        self.predicting.start();
+        self.jobs.start(JobKind::Predict);
         let failed_ws = workspace.clone();
         spawn(
             "predict",
@@ -309,7 +392,7 @@ impl TweetlabApp {
         } else {
             Predictions::default()
         };
-        self.exporting.start();
+        self.jobs.start(JobKind::Export);
         self.status = format!("writing {}", request.path.display());
         let job = ExportJob {
             kind: request.kind,
@@ -337,7 +420,7 @@ impl TweetlabApp {
             rows: ws.rows().to_vec(),
             fingerprint: ws.fingerprint().cloned(),
         };
-        self.saving.start();
+        self.jobs.start(JobKind::Save);
         self.status = format!("saving {}", job.source.display());
         let workspace = ws.path().to_path_buf();
         let failed_ws = workspace.clone();
@@ -359,7 +442,7 @@ impl TweetlabApp {
             self.train.settings.config.val_split,
             self.train.settings.config.seed,
         );
-        self.train.baseline.start();
+        self.jobs.start(JobKind::Baseline);
         with_embeddings(
             "baseline",
             &self.reporter,
@@ -380,7 +463,7 @@ impl TweetlabApp {
     /// once per fold.
     pub(super) fn find_suspects(&mut self, full: bool) {
         let Some(file) = &self.file else { return };
-        self.review.suspects_job.start();
+        self.jobs.start(JobKind::Suspects);
         let rows = file.workspace.rows().to_vec();
         let classes = file.workspace.layout().labels.names();
         let workspace = file.workspace.path().to_path_buf();
@@ -446,7 +529,7 @@ impl TweetlabApp {
     /// Ranks the unlabelled rows for the label-next queue.
     pub(super) fn rank_unlabelled(&mut self) {
         let Some(file) = &self.file else { return };
-        self.review.ranking_job.start();
+        self.jobs.start(JobKind::Rank);
         let classes = file.workspace.layout().labels.len();
         with_embeddings(
             "ranking",
@@ -467,7 +550,7 @@ impl TweetlabApp {
     /// Simulates the label-next queue against random order on the labelled rows.
     pub(super) fn simulate_curve(&mut self) {
         let Some(file) = &self.file else { return };
-        self.review.simulation_job.start();
+        self.jobs.start(JobKind::Simulate);
         let classes = file.workspace.layout().labels.len();
         with_embeddings(
             "simulation",
@@ -495,13 +578,6 @@ impl TweetlabApp {
     /// Asks the training thread to stop before its next step.
     pub(super) fn cancel_training(&self) {
         self.train.cancel();
-    }
-
-    /// A new file is open: no job of the old one may report into it.
-    pub(super) fn forget_file_jobs(&mut self) {
-        self.train.baseline = JobState::default();
-        self.predicting = JobState::default();
-        self.saving = JobState::default();
     }
 }
 
@@ -555,4 +631,27 @@ fn with_embeddings<T: Send + 'static>(
         },
         move |m| wrap(scoped(&failed_ws, JobEvent::Failed(m))),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_stops_its_jobs_and_lets_an_export_finish() {
+        let mut jobs = Jobs::default();
+        assert_eq!(jobs.busy(), None);
+        for kind in JobKind::ALL {
+            jobs.start(kind);
+        }
+        assert_eq!(jobs.busy(), Some("predicting"));
+        jobs.forget_open_file();
+        assert_eq!(jobs.busy(), Some("exporting"));
+        for kind in JobKind::ALL {
+            assert_eq!(jobs.is_running(kind), kind == JobKind::Export, "{kind:?}");
+        }
+        let end = jobs.on_event(JobKind::Export, JobEvent::Done(()));
+        assert_eq!(end, Some(Ok(())));
+        assert_eq!(jobs.busy(), None);
+    }
 }

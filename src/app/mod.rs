@@ -39,7 +39,7 @@ use detail::{DetailView, Explanations};
 use export_dialog::{ExportDialog, SaveConfirm};
 use frame_stats::FrameStats;
 use import_dialog::ImportDialog;
-use jobs::JobState;
+use jobs::{JobKind, Jobs};
 use open_file::OpenFile;
 use protocol::Event;
 use review::ReviewPanel;
@@ -68,12 +68,8 @@ pub struct TweetlabApp {
     save: SaveConfirm,
     import: ImportDialog,
     review: ReviewPanel,
-    /// Writing an export.
-    exporting: JobState,
-    /// Writing the labels into the source file.
-    saving: JobState,
-    /// Predicting every row after a run.
-    predicting: JobState,
+    /// Every background job but training and explanations.
+    jobs: Jobs,
     status: String,
     error: Option<String>,
     show_help: bool,
@@ -126,9 +122,7 @@ impl TweetlabApp {
             #[cfg(feature = "serve")]
             serve: serve_panel::ServePanel::default(),
             review: ReviewPanel::default(),
-            exporting: JobState::default(),
-            saving: JobState::default(),
-            predicting: JobState::default(),
+            jobs: Jobs::default(),
             status: "Open a CSV to start.".into(),
             error: None,
             show_help: false,
@@ -143,31 +137,12 @@ impl TweetlabApp {
 
     /// What the engine is busy with, the most visible job first.
     fn busy(&self) -> Option<&'static str> {
-        [
-            (self.train.is_running(), "training"),
-            (self.predicting.is_running(), "predicting"),
-            (self.exporting.is_running(), "exporting"),
-            (self.saving.is_running(), "saving"),
-            (
-                self.review.suspects_job.is_running(),
-                "finding suspect labels",
-            ),
-            (
-                self.review.ranking_job.is_running(),
-                "ranking what to label next",
-            ),
-            (
-                self.review.simulation_job.is_running(),
-                "simulating a learning curve",
-            ),
-            (
-                self.train.baseline.is_running(),
-                "computing the fast baseline",
-            ),
-            (self.explanations.is_pending(), "explaining"),
-        ]
-        .into_iter()
-        .find_map(|(on, what)| on.then_some(what))
+        if self.train.is_running() {
+            return Some("training");
+        }
+        self.jobs
+            .busy()
+            .or_else(|| self.explanations.is_pending().then_some("explaining"))
     }
 
     /// One frame: drain events, apply input, draw.
@@ -203,7 +178,8 @@ impl TweetlabApp {
             let view = menu_bar::MenuView {
                 recent: &self.settings.recent,
                 has_file: self.file.is_some(),
-                can_write: !self.exporting.is_running() && !self.saving.is_running(),
+                can_write: !self.jobs.is_running(JobKind::Export)
+                    && !self.jobs.is_running(JobKind::Save),
                 show_detail: self.settings.show_detail,
                 review_open: self.review.open,
                 theme: self.settings.theme,
@@ -219,7 +195,8 @@ impl TweetlabApp {
                 recent: &self.settings.recent,
                 has_file: self.file.is_some(),
                 predictions: self.file.as_ref().map_or(&[][..], |f| &f.predictions),
-                can_write: !self.exporting.is_running() && !self.saving.is_running(),
+                can_write: !self.jobs.is_running(JobKind::Export)
+                    && !self.jobs.is_running(JobKind::Save),
                 training: self.train.is_running(),
                 device: self.train.settings.config.device,
             };
@@ -254,7 +231,7 @@ impl TweetlabApp {
                         #[cfg(feature = "serve")]
                         self.serve
                             .show(ui, self.file.as_ref().and_then(|f| f.model_dir.as_deref()));
-                        self.train.show(ui, labelled)
+                        self.train.show(ui, labelled, &self.jobs)
                     })
                     .inner
             });
@@ -348,14 +325,15 @@ impl TweetlabApp {
         }
         if let Some(file) = self.file.as_mut() {
             let labelled = file.counts().labelled;
-            let action = self.review.show(
-                ctx,
-                file.workspace.rows(),
-                &file.workspace.layout().labels,
+            let data = review::ReviewData {
+                rows: file.workspace.rows(),
+                labels: &file.workspace.layout().labels,
                 labelled,
-                &file.duplicates,
-                &file.conflicting,
-            );
+                duplicates: &file.duplicates,
+                conflicting: &file.conflicting,
+                jobs: &self.jobs,
+            };
+            let action = self.review.show(ctx, &data);
             if let Some(action) = action {
                 self.apply_review(action);
             }

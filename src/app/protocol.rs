@@ -4,7 +4,8 @@
 //! frame; every sender asks for a repaint after sending. Each job reports its own progress,
 //! result and failure ([`JobEvent`]), so one job's failure or progress never touches another's
 //! state. Events of jobs started for one workspace file carry it ([`Scoped`]); `update` drops
-//! those of a file that is no longer open, in one place.
+//! those of a file that is no longer open, in one place. Handling an event may ask the app for
+//! something in return ([`Request`]).
 
 use std::path::PathBuf;
 
@@ -148,4 +149,19 @@ impl ExportKind {
     pub fn needs_predictions(self) -> bool {
         matches!(self, ExportKind::Kaggle | ExportKind::FullPredictions)
     }
+}
+
+/// What handling an event asks of the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Status(String),
+    Error(String),
+    /// A run finished: predict every row of its workspace file with its model.
+    Predict {
+        workspace: PathBuf,
+        model_dir: PathBuf,
+        run: Option<i64>,
+    },
+    /// A review queue changed: put the table cursor on its current tweet.
+    FocusReviewRow,
 }

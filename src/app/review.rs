@@ -6,9 +6,8 @@
 //! `RERANK_EVERY` labels the fast model is refitted in the background and the queue re-ranked.
 //! The table cursor follows the queue, so the detail panel shows the tweet and its words.
 
-use super::jobs::JobState;
-use super::protocol::{Progress, ReviewEvent, SuspectRow};
-use super::update::Request;
+use super::jobs::{JobKind, Jobs};
+use super::protocol::{Progress, Request, ReviewEvent, SuspectRow};
 use crate::data::duplicates::Duplicates;
 use crate::data::LabelSet;
 use crate::data::Tweet;
@@ -34,8 +33,6 @@ pub struct ReviewPanel {
     pub position: usize,
     /// Position among the conflicting groups.
     pub group_position: usize,
-    /// Looking for suspects.
-    pub suspects_job: JobState,
     /// Fine-tune per fold (the Train panel's settings) instead of the fast mode.
     pub full_mode: bool,
     pub summary: Option<String>,
@@ -48,14 +45,21 @@ pub struct ReviewPanel {
     pub since_rank: usize,
     /// Labelled rows the current ranking was fitted on.
     pub ranked_on: usize,
-    /// (Re)ranking the queue.
-    pub ranking_job: JobState,
     /// A simulated labelling session: held-out F1 against labels used, (queue, random order).
     pub curve: Option<(Vec<egui_plot::PlotPoint>, Vec<egui_plot::PlotPoint>)>,
-    /// Simulating the curve.
-    pub simulation_job: JobState,
     /// Estimated label errors per class, from the last search.
     pub estimated_errors: Vec<usize>,
+}
+
+/// What the review window draws from, borrowed from the app each frame.
+pub struct ReviewData<'a> {
+    pub rows: &'a [Tweet],
+    pub labels: &'a LabelSet,
+    /// The app's cached count of labelled rows.
+    pub labelled: usize,
+    pub duplicates: &'a Duplicates,
+    pub conflicting: &'a [bool],
+    pub jobs: &'a Jobs,
 }
 
 /// What the user decided in the review window.
@@ -80,9 +84,9 @@ pub enum ReviewAction {
 impl ReviewPanel {
     /// Takes an event of one of the window's jobs; a failure stops that job alone. A new
     /// queue asks the app to move the table cursor to its first tweet.
-    pub fn on_event(&mut self, event: ReviewEvent) -> Option<Request> {
+    pub fn on_event(&mut self, jobs: &mut Jobs, event: ReviewEvent) -> Option<Request> {
         let done = match event {
-            ReviewEvent::Suspects(e) => match self.suspects_job.on_event(e)? {
+            ReviewEvent::Suspects(e) => match jobs.on_event(JobKind::Suspects, e)? {
                 Ok(found) => {
                     let e = &found.estimated_errors;
                     self.summary = Some(if e.len() == 2 {
@@ -108,7 +112,7 @@ impl ReviewPanel {
                 }
                 Err(m) => Err(m),
             },
-            ReviewEvent::Ranking(e) => match self.ranking_job.on_event(e)? {
+            ReviewEvent::Ranking(e) => match jobs.on_event(JobKind::Rank, e)? {
                 Ok(queue) => {
                     self.next = Some(queue.rows);
                     self.next_position = 0;
@@ -119,7 +123,7 @@ impl ReviewPanel {
                 Err(m) => Err(m),
             },
             ReviewEvent::Simulation(e) => {
-                let curve = self.simulation_job.on_event(e)?;
+                let curve = jobs.on_event(JobKind::Simulate, e)?;
                 curve.map(|c| {
                     let points = |v: Vec<(f64, f64)>| {
                         v.into_iter()
@@ -227,19 +231,19 @@ impl ReviewPanel {
         }
     }
 
-    /// Draws the window; `labelled` is the app's cached count of labelled rows.
-    pub fn show(
-        &mut self,
-        ctx: &egui::Context,
-        rows: &[Tweet],
-        labels: &LabelSet,
-        labelled: usize,
-        duplicates: &Duplicates,
-        conflicting: &[bool],
-    ) -> Option<ReviewAction> {
+    /// Draws the window.
+    pub fn show(&mut self, ctx: &egui::Context, data: &ReviewData) -> Option<ReviewAction> {
         if !self.open {
             return None;
         }
+        let ReviewData {
+            rows,
+            labels,
+            labelled,
+            duplicates,
+            conflicting,
+            jobs,
+        } = *data;
         let mut action = None;
         let mut open = true;
         egui::Window::new("Review labels")
@@ -256,12 +260,14 @@ impl ReviewPanel {
                 ui.separator();
                 match self.tab {
                     Tab::Suspects => {
-                        action = self.suspects_tab(ui, rows, labels, duplicates, conflicting)
+                        action = self.suspects_tab(ui, rows, labels, duplicates, conflicting, jobs)
                     }
                     Tab::Conflicts => {
                         action = self.conflicts_tab(ui, rows, labels, duplicates, conflicting)
                     }
-                    Tab::Next => action = self.next_tab(ui, rows, labels, rows.len() - labelled),
+                    Tab::Next => {
+                        action = self.next_tab(ui, rows, labels, rows.len() - labelled, jobs)
+                    }
                 }
             });
         if !open {
@@ -277,10 +283,11 @@ impl ReviewPanel {
         labels: &LabelSet,
         duplicates: &Duplicates,
         conflicting: &[bool],
+        jobs: &Jobs,
     ) -> Option<ReviewAction> {
         let mut action = None;
-        if self.suspects_job.is_running() {
-            show_progress(ui, self.suspects_job.progress(), "starting");
+        if jobs.is_running(JobKind::Suspects) {
+            show_progress(ui, jobs.get(JobKind::Suspects).progress(), "starting");
             return None;
         }
         let Some(suspects) = &self.suspects else {
@@ -403,16 +410,17 @@ impl ReviewPanel {
         rows: &[Tweet],
         labels: &LabelSet,
         unlabelled: usize,
+        jobs: &Jobs,
     ) -> Option<ReviewAction> {
-        let mut action = self.curve_section(ui);
+        let mut action = self.curve_section(ui, jobs);
         if unlabelled == 0 {
             ui.label("Every row has a label: nothing to label next.");
             return action;
         }
-        if self.ranking_job.is_running() {
+        if jobs.is_running(JobKind::Rank) {
             show_progress(
                 ui,
-                self.ranking_job.progress(),
+                jobs.get(JobKind::Rank).progress(),
                 "ranking the unlabelled rows",
             );
         }
@@ -420,7 +428,7 @@ impl ReviewPanel {
             ui.label(format!(
                 "{unlabelled} rows have no label. The fast model (fitted on the labelled rows) ranks them least certain first, pushing back near-copies of rows already queued; it is refitted every {RERANK_EVERY} labels."
             ));
-            if !self.ranking_job.is_running() && ui.button("Rank unlabelled rows").clicked() {
+            if !jobs.is_running(JobKind::Rank) && ui.button("Rank unlabelled rows").clicked() {
                 action = Some(ReviewAction::Rank);
             }
             return action;
@@ -453,7 +461,7 @@ impl ReviewPanel {
                 ui.label("End of this ranking.");
             }
         }
-        if !self.ranking_job.is_running() && ui.small_button("Rank again").clicked() {
+        if !jobs.is_running(JobKind::Rank) && ui.small_button("Rank again").clicked() {
             action = Some(ReviewAction::Rank);
         }
         action
@@ -463,12 +471,12 @@ impl ReviewPanel {
 impl ReviewPanel {
     /// Does the queue beat random order here? A button to simulate it on the labelled rows, and
     /// the two curves.
-    fn curve_section(&mut self, ui: &mut egui::Ui) -> Option<ReviewAction> {
+    fn curve_section(&mut self, ui: &mut egui::Ui, jobs: &Jobs) -> Option<ReviewAction> {
         let mut action = None;
         ui.collapsing("Queue against random order (simulated on the labelled rows)", |ui| {
-            match (&self.curve, self.simulation_job.is_running()) {
+            match (&self.curve, jobs.is_running(JobKind::Simulate)) {
                 (_, true) => {
-                    show_progress(ui, self.simulation_job.progress(), "simulating");
+                    show_progress(ui, jobs.get(JobKind::Simulate).progress(), "simulating");
                 }
                 (None, false) => {
                     ui.label("Hides the labels of 80% of the labelled rows, then labels them 20 at a time in the queue's order and in random order, refitting the fast model each time, and scores it on the other 20% (3 orders averaged).");

@@ -1,15 +1,14 @@
 //! Train panel: settings, Start / Cancel, live loss and validation curves with past runs on the
 //! same axes, the confusion matrix of the latest epoch, and the fast baseline. It owns the
-//! training run and the baseline job and handles their events; `jobs` starts both.
+//! training run and the baseline's result and handles their events; `jobs` starts both.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use egui_plot::{HLine, Legend, Line, Plot, PlotPoint, PlotPoints, Points};
 
-use super::jobs::JobState;
-use super::protocol::{JobEvent, TrainJobEvent};
-use super::update::Request;
+use super::jobs::{JobKind, Jobs};
+use super::protocol::{JobEvent, Request, TrainJobEvent};
 use crate::engine::device::{self, DeviceChoice};
 use crate::engine::metrics::Metrics;
 use crate::engine::model::source::DEFAULT_MODEL;
@@ -151,7 +150,6 @@ pub struct TrainPanel {
     /// Earlier runs of this workspace, and which of them are drawn.
     pub past: Vec<PlottedRun>,
     pub past_shown: BTreeSet<i64>,
-    pub baseline: JobState,
     /// Validation metrics of the fast baseline with the current split settings.
     pub baseline_result: Option<Metrics>,
 }
@@ -251,8 +249,8 @@ impl TrainPanel {
     }
 
     /// Takes an event of the fast baseline.
-    pub fn on_baseline(&mut self, event: JobEvent<Metrics>) -> Option<Request> {
-        match self.baseline.on_event(event)? {
+    pub fn on_baseline(&mut self, jobs: &mut Jobs, event: JobEvent<Metrics>) -> Option<Request> {
+        match jobs.on_event(JobKind::Baseline, event)? {
             Ok(m) => {
                 let status = format!("fast baseline: validation {} {:.3}", m.f1_name(), m.f1);
                 self.baseline_result = Some(m);
@@ -306,7 +304,7 @@ impl TrainPanel {
     }
 
     /// Draws the panel; `labelled` counts the labelled rows.
-    pub fn show(&mut self, ui: &mut egui::Ui, labelled: usize) -> Option<TrainAction> {
+    pub fn show(&mut self, ui: &mut egui::Ui, labelled: usize, jobs: &Jobs) -> Option<TrainAction> {
         let mut action = None;
         ui.heading("Train");
         egui::Grid::new("train_settings")
@@ -385,7 +383,7 @@ impl TrainPanel {
                 ui.label(format!("{labelled} labelled rows"));
                 if ui
                     .add_enabled(
-                        labelled >= 10 && !self.baseline.is_running(),
+                        labelled >= 10 && !jobs.is_running(JobKind::Baseline),
                         egui::Button::new("Fast baseline"),
                     )
                     .on_hover_text("Frozen encoder + logistic regression on the same validation split, in seconds once the embeddings are cached")
@@ -464,7 +462,7 @@ impl TrainPanel {
                     ));
                 }
             });
-        if self.baseline.is_running() {
+        if jobs.is_running(JobKind::Baseline) {
             ui.label("Fast baseline: working…");
         } else if let Some(m) = &self.baseline_result {
             ui.label(format!(

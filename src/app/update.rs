@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 
 use super::import_dialog::{ImportAction, ImportDraft};
+use super::jobs::JobKind;
 use super::open_file::OpenFile;
-use super::protocol::{DialogEvent, Event, ExportKind, JobEvent, LoadEvent, Predicted, Scoped};
+use super::protocol::{
+    DialogEvent, Event, ExportKind, JobEvent, LoadEvent, Predicted, Request, Scoped,
+};
 use super::review::ReviewAction;
 use super::top_bar::TopBarAction;
 use super::train_panel::TrainAction;
@@ -43,21 +46,6 @@ fn arrival_notice(arrival: &Arrival) -> Option<String> {
     }
 }
 
-/// What handling an event asks of the app.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    Status(String),
-    Error(String),
-    /// A run finished: predict every row of its workspace file with its model.
-    Predict {
-        workspace: PathBuf,
-        model_dir: PathBuf,
-        run: Option<i64>,
-    },
-    /// A review queue changed: put the table cursor on its current tweet.
-    FocusReviewRow,
-}
-
 impl TweetlabApp {
     /// Drains the events that arrived since the last frame.
     pub(super) fn handle_events(&mut self) {
@@ -74,14 +62,14 @@ impl TweetlabApp {
             Event::Train(e) => self.train.on_event(e),
             Event::Baseline(e) => self
                 .for_open_file(e)
-                .and_then(|e| self.train.on_baseline(e)),
+                .and_then(|e| self.train.on_baseline(&mut self.jobs, e)),
             Event::Predict(e) => self.for_open_file(e).and_then(|e| self.on_predicted(e)),
             Event::Explain(e) => {
                 let model_dir = self.file.as_ref().and_then(|f| f.model_dir.as_deref());
                 self.explanations.on_event(e, model_dir);
                 None
             }
-            Event::Export(e) => self.exporting.on_event(e).map(|end| match end {
+            Event::Export(e) => self.jobs.on_event(JobKind::Export, e).map(|end| match end {
                 Ok(done) => Request::Status(format!(
                     "wrote {} ({} rows) to {}",
                     done.kind.title(),
@@ -91,7 +79,9 @@ impl TweetlabApp {
                 Err(message) => Request::Error(message),
             }),
             Event::Save(e) => self.for_open_file(e).and_then(|e| self.on_saved(e)),
-            Event::Review(e) => self.for_open_file(e).and_then(|e| self.review.on_event(e)),
+            Event::Review(e) => self
+                .for_open_file(e)
+                .and_then(|e| self.review.on_event(&mut self.jobs, e)),
         };
         if let Some(request) = request {
             self.apply(request);
@@ -183,7 +173,7 @@ impl TweetlabApp {
                 self.train.set_past_runs(&opened.past_runs);
                 self.review.reset();
                 self.explanations.forget();
-                self.forget_file_jobs();
+                self.jobs.forget_open_file();
                 let file = OpenFile::new(opened);
                 if let Some(dir) = &file.model_dir {
                     status.push_str(&format!("; predictions from {}", dir.display()));
@@ -199,7 +189,7 @@ impl TweetlabApp {
     }
 
     fn on_saved(&mut self, event: JobEvent<Saved>) -> Option<Request> {
-        let saved = match self.saving.on_event(event)? {
+        let saved = match self.jobs.on_event(JobKind::Save, event)? {
             Ok(saved) => saved,
             Err(message) => return Some(Request::Error(format!("Save: {message}"))),
         };
@@ -238,7 +228,7 @@ impl TweetlabApp {
     }
 
     fn on_predicted(&mut self, event: JobEvent<Predicted>) -> Option<Request> {
-        let predicted = match self.predicting.on_event(event)? {
+        let predicted = match self.jobs.on_event(JobKind::Predict, event)? {
             Ok(p) => p,
             Err(message) => return Some(Request::Error(format!("Prediction failed: {message}"))),
         };
@@ -324,7 +314,7 @@ impl TweetlabApp {
             ReviewAction::LabelNext { row, label } => {
                 self.label(&[row], Some(label), "labelled next: ");
                 if self.review.since_rank >= super::review::RERANK_EVERY
-                    && !self.review.ranking_job.is_running()
+                    && !self.jobs.is_running(JobKind::Rank)
                 {
                     self.rank_unlabelled();
                 }
@@ -463,10 +453,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut app = app_with_file(dir.path());
         let workspace = open_workspace(&app);
-        app.train.baseline.start();
-        app.review.suspects_job.start();
-        app.review.ranking_job.start();
-        app.review.simulation_job.start();
+        app.jobs.start(JobKind::Baseline);
+        app.jobs.start(JobKind::Suspects);
+        app.jobs.start(JobKind::Rank);
+        app.jobs.start(JobKind::Simulate);
         app.route(Event::Baseline(Scoped {
             workspace: workspace.clone(),
             event: JobEvent::Progress(doing("embedding tweets")),
@@ -475,15 +465,15 @@ mod tests {
             workspace,
             event: ReviewEvent::Suspects(JobEvent::Failed("no model here".into())),
         }));
-        assert!(!app.review.suspects_job.is_running());
+        assert!(!app.jobs.is_running(JobKind::Suspects));
         assert!(app.error.as_deref().unwrap().contains("no model here"));
-        assert!(app.train.baseline.is_running());
+        assert!(app.jobs.is_running(JobKind::Baseline));
         assert_eq!(
-            app.train.baseline.progress(),
+            app.jobs.get(JobKind::Baseline).progress(),
             Some(&doing("embedding tweets"))
         );
-        assert!(app.review.ranking_job.is_running());
-        assert!(app.review.simulation_job.is_running());
+        assert!(app.jobs.is_running(JobKind::Rank));
+        assert!(app.jobs.is_running(JobKind::Simulate));
         assert_eq!(app.busy(), Some("ranking what to label next"));
     }
 
@@ -491,12 +481,12 @@ mod tests {
     fn events_of_a_file_no_longer_open_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let mut app = app_with_file(dir.path());
-        app.review.ranking_job.start();
+        app.jobs.start(JobKind::Rank);
         app.route(Event::Review(Scoped {
             workspace: dir.path().join("another.sqlite"),
             event: ReviewEvent::Ranking(JobEvent::Failed("stale".into())),
         }));
-        assert!(app.review.ranking_job.is_running());
+        assert!(app.jobs.is_running(JobKind::Rank));
         assert_eq!(app.error, None);
     }
 
@@ -506,8 +496,8 @@ mod tests {
         let mut app = app_with_file(dir.path());
         let workspace = open_workspace(&app);
         app.review.open = true;
-        app.review.suspects_job.start();
-        app.train.baseline.start();
+        app.jobs.start(JobKind::Suspects);
+        app.jobs.start(JobKind::Baseline);
         app.route(Event::Baseline(Scoped {
             workspace: workspace.clone(),
             event: JobEvent::Progress(doing("baseline marker")),
@@ -543,13 +533,13 @@ mod tests {
             seconds: 1.0,
         })));
         // No run of this window was going: nothing to predict with.
-        assert!(!app.predicting.is_running());
+        assert!(!app.jobs.is_running(JobKind::Predict));
         app.apply(Request::Predict {
             workspace: dir.path().join("another.sqlite"),
             model_dir: dir.path().join("model"),
             run: Some(7),
         });
-        assert!(!app.predicting.is_running());
+        assert!(!app.jobs.is_running(JobKind::Predict));
         assert!(
             app.status.contains("another file is open"),
             "{}",
