@@ -1,10 +1,7 @@
-//! Read-only views of the window's state, for tests and callers that script the window, plus
-//! the few settings they may change. Nothing here is drawn.
+//! Read-only views of the window's state, for tests and callers that script the window
+//! (`script` holds what they may change). Nothing here is drawn.
 
 use super::jobs::JobKind;
-use super::protocol::Event;
-use super::table::{Filters, SortColumn};
-use super::train_panel::TrainSettings;
 use super::TweetlabApp;
 use crate::data::store::Workspace;
 use crate::engine::explain::Explanation;
@@ -110,23 +107,6 @@ impl TweetlabApp {
         &self.settings
     }
 
-    /// The model and settings the next training run uses.
-    pub fn train_settings(&mut self) -> &mut TrainSettings {
-        &mut self.train.settings
-    }
-
-    /// The table's filters, as the filter bar sets them.
-    pub fn filters_mut(&mut self) -> &mut Filters {
-        self.table.mark_dirty();
-        &mut self.table.filters
-    }
-
-    /// The table's sort column and direction (true: ascending), as a click on a title sets it.
-    pub fn sort_mut(&mut self) -> &mut Option<(SortColumn, bool)> {
-        self.table.mark_dirty();
-        &mut self.table.sort
-    }
-
     /// The fast baseline's validation metrics, once computed.
     pub fn baseline(&self) -> Option<Metrics> {
         self.train.baseline_result.clone()
@@ -156,17 +136,6 @@ impl TweetlabApp {
         })
     }
 
-    /// Takes `event` as if a background job had sent it (for tests of the routing).
-    #[doc(hidden)]
-    pub fn receive(&mut self, event: Event) {
-        self.route(event);
-    }
-
-    /// Whether a label key moves on to the next tweet (View menu).
-    pub fn set_advance_after_labelling(&mut self, on: bool) {
-        self.settings.advance_after_labelling = on;
-    }
-
     pub fn advance_after_labelling(&self) -> bool {
         self.settings.advance_after_labelling
     }
@@ -174,11 +143,6 @@ impl TweetlabApp {
     /// The theme chosen in the View menu.
     pub fn theme(&self) -> super::settings::Theme {
         self.settings.theme
-    }
-
-    /// The import dialog's choice in progress, when it is open.
-    pub fn import_draft(&mut self) -> Option<&mut super::import_dialog::ImportDraft> {
-        self.import.draft.as_mut()
     }
 
     /// The latest epoch's validation metrics (the Train panel's matrix).

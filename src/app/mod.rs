@@ -7,7 +7,8 @@
 //! owner; `update` routes them and applies what panels ask for; `input` turns keys and dropped
 //! files into actions; `jobs` starts every background job (`workers` holds their bodies);
 //! `open_file` owns the open CSV's workspace and what is derived from it; `inspect` offers
-//! read-only views for tests; one module per panel or dialog draws it.
+//! read-only views for tests, `script` the controls they set; one module per panel or dialog
+//! draws it; `keymap` holds every shortcut.
 
 mod detail;
 mod export_dialog;
@@ -21,6 +22,7 @@ mod menu_bar;
 mod open_file;
 pub mod protocol;
 mod review;
+mod script;
 #[cfg(feature = "serve")]
 mod serve_panel;
 pub mod settings;
