@@ -567,3 +567,14 @@ fn runs_that_cannot_learn_are_refused_with_a_reason() {
 fn binary_classes() -> Vec<String> {
     tweetlab::data::LabelSet::default().names()
 }
+
+#[test]
+fn a_cancelled_prediction_says_so_by_type() {
+    let (_tmp, dir) = tiny_model();
+    let model = load(&dir);
+    let (texts, _) = sample_rows();
+    let refs: Vec<&str> = texts.iter().take(8).map(String::as_str).collect();
+    let cancel = std::sync::atomic::AtomicBool::new(true);
+    let got = infer::logits(&model, &refs, 48, 4, &mut |_, _| {}, Some(&cancel));
+    assert!(matches!(got, Err(EngineError::Cancelled)), "{got:?}");
+}

@@ -33,7 +33,7 @@ pub fn map_batches<T: Clone + Default>(
     let mut done = 0;
     for batch in sorted_batches(&lengths, batch_size) {
         if cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
-            return Err(EngineError::Data("prediction cancelled".into()));
+            return Err(EngineError::Cancelled);
         }
         let items: Vec<&Encoded> = batch.iter().map(|&i| encoded[i]).collect();
         let b = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &model.device)?;

@@ -36,6 +36,9 @@ pub enum EngineError {
     Device(String),
     #[error("training data: {0}")]
     Data(String),
+    /// The caller's cancel flag was set: not a failure to report as one.
+    #[error("cancelled")]
+    Cancelled,
     #[error(
         "the loss became {loss} at step {step}: training diverged; lower the learning rate (--lr) or check the data"
     )]
