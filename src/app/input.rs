@@ -1,8 +1,7 @@
 //! Keyboard first: keys and dropped files become [`InputAction`]s, which the app applies.
 //! j/k or arrows move, digits label (0/1 for 0/1 files, 1…9 for the classes of a named set in
-//! order), x clears, ctrl+z / ctrl+shift+z undo and redo, / searches,
-//! escape clears the selection; the commands of the `keymap` (the menu's shortcuts, enter, /, ?)
-//! come from there; while the review window is open its keys come first. Ignored while a text
+//! order), x clears, escape clears the selection; the commands (the menu's shortcuts, undo,
+//! enter, /, ?) come from the `keymap`; while the review window is open its keys come first. Ignored while a text
 //! field has focus, except the keymap's commands marked `anywhere`.
 
 use std::path::PathBuf;
@@ -42,12 +41,10 @@ pub fn read(ctx: &egui::Context, review_tab: Option<Tab>, labels: &LabelSet) -> 
     }) {
         actions.push(InputAction::Open(path));
     }
-    let (anywhere, elsewhere): (Vec<_>, Vec<_>) =
-        keymap::bindings().into_iter().partition(|b| b.anywhere);
     // The menu's shortcuts and F12 work everywhere, even in a text field.
-    for b in anywhere {
+    for b in keymap::BINDINGS.iter().filter(|b| b.anywhere) {
         if ctx.input_mut(|i| i.consume_shortcut(&b.keys)) {
-            actions.push(InputAction::Menu(b.action));
+            actions.push(InputAction::Menu(b.action.clone()));
         }
     }
     if ctx.egui_wants_keyboard_input() {
@@ -91,8 +88,9 @@ pub fn read(ctx: &egui::Context, review_tab: Option<Tab>, labels: &LabelSet) -> 
             actions.push(InputAction::Escape);
         }
         // One press, one command: ctrl+shift+Z is not also ctrl+Z.
-        if let Some(b) = elsewhere.into_iter().find(|b| i.consume_shortcut(&b.keys)) {
-            actions.push(InputAction::Menu(b.action));
+        let mut elsewhere = keymap::BINDINGS.iter().filter(|b| !b.anywhere);
+        if let Some(b) = elsewhere.find(|b| i.consume_shortcut(&b.keys)) {
+            actions.push(InputAction::Menu(b.action.clone()));
         }
     });
     actions

@@ -25,75 +25,81 @@ const CTRL: Modifiers = Modifiers::COMMAND;
 const CTRL_SHIFT: Modifiers = Modifiers::COMMAND.plus(Modifiers::SHIFT);
 
 /// Every binding, most specific first: egui matches ctrl+Z on ctrl+shift+Z too, so the
-/// shifted one must be tried before.
-pub fn bindings() -> Vec<Binding> {
-    let b = |keys, action, what, anywhere| Binding {
+/// shifted one must be tried before. A static table: the key handler reads it every frame.
+pub static BINDINGS: [Binding; 13] = [
+    b(
+        keys(CTRL_SHIFT, Key::O),
+        TopBarAction::ImportWithOptions,
+        "import with options",
+        true,
+    ),
+    b(
+        keys(CTRL, Key::O),
+        TopBarAction::PickFile,
+        "open a CSV",
+        true,
+    ),
+    b(
+        keys(CTRL_SHIFT, Key::S),
+        TopBarAction::Export(ExportKind::Dataset),
+        "save as",
+        true,
+    ),
+    b(keys(CTRL, Key::S), TopBarAction::Save, "save", true),
+    b(
+        keys(CTRL, Key::E),
+        TopBarAction::Export(ExportKind::Kaggle),
+        "export predictions, the dataset or the history",
+        true,
+    ),
+    b(keys(CTRL, Key::F), TopBarAction::Find, "find", true),
+    b(keys(CTRL, Key::Q), TopBarAction::Quit, "quit", true),
+    b(
+        keys(Modifiers::NONE, Key::F12),
+        TopBarAction::ToggleFrameStats,
+        "frame-time overlay",
+        true,
+    ),
+    b(keys(CTRL_SHIFT, Key::Z), TopBarAction::Redo, "redo", false),
+    b(keys(CTRL, Key::Z), TopBarAction::Undo, "undo", false),
+    b(
+        keys(Modifiers::NONE, Key::Slash),
+        TopBarAction::Find,
+        "search",
+        false,
+    ),
+    b(
+        keys(Modifiers::NONE, Key::Enter),
+        TopBarAction::ToggleDetail,
+        "show / hide the tweet detail",
+        false,
+    ),
+    b(
+        keys(Modifiers::NONE, Key::Questionmark),
+        TopBarAction::ToggleHelp,
+        "this help",
+        false,
+    ),
+];
+
+const fn b(
+    keys: KeyboardShortcut,
+    action: TopBarAction,
+    what: &'static str,
+    anywhere: bool,
+) -> Binding {
+    Binding {
         keys,
         action,
         what,
         anywhere,
-    };
-    vec![
-        b(
-            keys(CTRL_SHIFT, Key::O),
-            TopBarAction::ImportWithOptions,
-            "import with options",
-            true,
-        ),
-        b(
-            keys(CTRL, Key::O),
-            TopBarAction::PickFile,
-            "open a CSV",
-            true,
-        ),
-        b(
-            keys(CTRL_SHIFT, Key::S),
-            TopBarAction::Export(ExportKind::Dataset),
-            "save as",
-            true,
-        ),
-        b(keys(CTRL, Key::S), TopBarAction::Save, "save", true),
-        b(
-            keys(CTRL, Key::E),
-            TopBarAction::Export(ExportKind::Kaggle),
-            "export predictions, the dataset or the history",
-            true,
-        ),
-        b(keys(CTRL, Key::F), TopBarAction::Find, "find", true),
-        b(keys(CTRL, Key::Q), TopBarAction::Quit, "quit", true),
-        b(
-            keys(Modifiers::NONE, Key::F12),
-            TopBarAction::ToggleFrameStats,
-            "frame-time overlay",
-            true,
-        ),
-        b(keys(CTRL_SHIFT, Key::Z), TopBarAction::Redo, "redo", false),
-        b(keys(CTRL, Key::Z), TopBarAction::Undo, "undo", false),
-        b(
-            keys(Modifiers::NONE, Key::Slash),
-            TopBarAction::Find,
-            "search",
-            false,
-        ),
-        b(
-            keys(Modifiers::NONE, Key::Enter),
-            TopBarAction::ToggleDetail,
-            "show / hide the tweet detail",
-            false,
-        ),
-        b(
-            keys(Modifiers::NONE, Key::Questionmark),
-            TopBarAction::ToggleHelp,
-            "this help",
-            false,
-        ),
-    ]
+    }
 }
 
 /// The first keys bound to `action`, as the menu shows them.
 pub fn shortcut_for(action: &TopBarAction) -> Option<KeyboardShortcut> {
-    bindings()
-        .into_iter()
+    BINDINGS
+        .iter()
         .find(|b| &b.action == action)
         .map(|b| b.keys)
 }
@@ -155,7 +161,7 @@ mod tests {
 
     #[test]
     fn every_shortcut_does_what_it_says() {
-        for binding in bindings() {
+        for binding in &BINDINGS {
             let first = shortcut_for(&binding.action).unwrap();
             assert_eq!(
                 pressed(binding.keys),

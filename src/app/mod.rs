@@ -362,8 +362,8 @@ impl TweetlabApp {
                 .collapsible(false)
                 .show(ctx, |ui| {
                     egui::Grid::new("keys").show(ui, |ui| {
-                        let commands = keymap::bindings()
-                            .into_iter()
+                        let commands = keymap::BINDINGS
+                            .iter()
                             .map(|b| (ctx.format_shortcut(&b.keys), b.what));
                         let others = keymap::OTHER_KEYS
                             .into_iter()

@@ -890,6 +890,12 @@ mod tests {
                 rows_and_problems(&csv, false),
             );
             assert_eq!(fast, slow, "ending {ending:?}");
+            // Each line is its own never-closed record only where the reader finds the long
+            // record running to the very end; after `\r\n` or a blank last line it ends
+            // before, and that is one problem.
+            if ending.is_empty() || ending == "\n" {
+                assert!(fast.1.len() >= 49, "ending {ending:?}: {:?}", fast.1.len());
+            }
         }
     }
 
