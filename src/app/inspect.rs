@@ -1,7 +1,7 @@
 //! Read-only views of the window's state, for tests and callers that script the window
 //! (`script` holds what they may change). Nothing here is drawn.
 
-use super::jobs::JobKind;
+use super::job_registry::JobKind;
 use super::TweetlabApp;
 use crate::data::store::Workspace;
 use crate::engine::explain::Explanation;

@@ -6,7 +6,7 @@
 //! `RERANK_EVERY` labels the fast model is refitted in the background and the queue re-ranked.
 //! The table cursor follows the queue, so the detail panel shows the tweet and its words.
 
-use super::jobs::{JobKind, Jobs};
+use super::job_registry::{JobKind, Jobs};
 use super::protocol::{Progress, Request, ReviewEvent, SuspectRow};
 use crate::data::duplicates::Duplicates;
 use crate::data::LabelSet;

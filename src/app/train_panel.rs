@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use egui_plot::{HLine, Legend, Line, Plot, PlotPoint, PlotPoints, Points};
 
-use super::jobs::{JobKind, Jobs};
+use super::job_registry::{JobKind, Jobs};
 use super::protocol::{JobEvent, Request, TrainJobEvent};
 use crate::engine::device::{self, DeviceChoice};
 use crate::engine::metrics::Metrics;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::import_dialog::{ImportAction, ImportDraft};
-use super::jobs::JobKind;
+use super::job_registry::JobKind;
 use super::open_file::OpenFile;
 use super::protocol::{
     DialogEvent, Event, ExportKind, JobEvent, LoadEvent, Predicted, Request, Scoped,
