@@ -9,6 +9,7 @@ mod quality;
 #[cfg(feature = "serve")]
 mod serve;
 mod stats;
+mod team;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,9 @@ enum Command {
     /// Manage pretrained models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Label one dataset as a team on a shared PostgreSQL database: per-annotator labels,
+    /// K labels per row, agreement and review.
+    Team(team::TeamArgs),
 }
 
 /// How to read the CSV when its column names, delimiter or label values are not the usual ones.
@@ -282,6 +286,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::LearningCurve(a)) => quality::curve_cmd(a),
         #[cfg(feature = "serve")]
         Some(Command::Serve(a)) => serve::serve_cmd(a),
+        Some(Command::Team(a)) => team::team_cmd(a),
         Some(Command::Model(ModelCommand::Fetch { source })) => {
             let files = source::resolve(source.as_deref(), &|m| eprintln!("{m}"))?;
             println!("{}", files.dir.display());

@@ -11,6 +11,7 @@ pub mod labels;
 pub mod save;
 pub mod stats;
 pub mod store;
+pub mod team;
 pub mod user_dirs;
 
 pub use dataset::{load_csv, load_csv_with, Dataset, ImportOptions, Problem, Tweet};

@@ -1,0 +1,608 @@
+//! Team projects on PostgreSQL: one dataset labelled by several annotators, each label kept per
+//! (row, annotator), rows handed out through claims so that none gets more than K labels, and
+//! final labels by agreement, majority or a reviewer. Who may read and write what is enforced by
+//! the server (roles, grants, row level security: `v1.sql`); this client only asks.
+//!
+//! SQLite stays the one-analyst workspace (`store`); nothing here is needed in solo mode.
+
+pub mod agreement;
+
+use std::fmt;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, Config, NoTls};
+
+use crate::data::{Dataset, LabelSet};
+
+/// Schema migrations, applied in order on connect; the list only grows.
+const MIGRATIONS: &[&str] = &[include_str!("v1.sql")];
+
+/// Why a team operation failed, by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum TeamError {
+    #[error("cannot connect to {target}: {message}")]
+    Connect { target: String, message: String },
+    /// The role lacks the right (not an annotator, not a reviewer, not the owner).
+    #[error("not allowed: {0}")]
+    Denied(String),
+    /// The row is settled or already has its K labels and claims, or the label is no class.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("this database holds no tweetlab team project yet: run `tweetlab team init` first")]
+    NoProject,
+    #[error("{0}")]
+    Database(String),
+}
+
+impl From<postgres::Error> for TeamError {
+    fn from(e: postgres::Error) -> Self {
+        let message = match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        };
+        match e.code() {
+            Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => TeamError::Denied(message),
+            Some(c) if *c == SqlState::CHECK_VIOLATION => TeamError::Refused(message),
+            Some(c) if *c == SqlState::UNDEFINED_TABLE => TeamError::NoProject,
+            _ => TeamError::Database(message),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, TeamError>;
+
+/// Where to connect: a `postgresql://` URL or `key=value` pairs, as libpq takes them. A
+/// password may also come from `PGPASSWORD`, which keeps it off the command line.
+#[derive(Clone)]
+pub struct Target {
+    config: Config,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Self> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| TeamError::BadInput(format!("not a PostgreSQL connection string: {e}")))?;
+        if config.get_password().is_none() {
+            if let Ok(p) = std::env::var("PGPASSWORD") {
+                config.password(p);
+            }
+        }
+        if config.get_user().is_none() {
+            if let Ok(u) = std::env::var("PGUSER") {
+                config.user(&u);
+            }
+        }
+        config.connect_timeout(Duration::from_secs(10));
+        config.application_name("tweetlab");
+        Ok(Self { config })
+    }
+
+    /// The same server and database as another role, with its password.
+    pub fn as_role(&self, user: &str, password: &str) -> Self {
+        let mut config = self.config.clone();
+        config.user(user).password(password);
+        Self { config }
+    }
+
+    /// A connection line for `user` (libpq's `key=value` form, which every client takes),
+    /// without any password: hand the password over separately.
+    pub fn connection_line(&self, user: &str) -> String {
+        let mut parts = Vec::new();
+        for host in self.config.get_hosts() {
+            match host {
+                postgres::config::Host::Tcp(h) => parts.push(format!("host={h}")),
+                #[cfg(unix)]
+                postgres::config::Host::Unix(p) => parts.push(format!("host={}", p.display())),
+            }
+        }
+        if let Some(port) = self.config.get_ports().first() {
+            parts.push(format!("port={port}"));
+        }
+        if let Some(db) = self.config.get_dbname() {
+            parts.push(format!("dbname={db}"));
+        }
+        parts.push(format!("user={user}"));
+        let ssl = match self.config.get_ssl_mode() {
+            postgres::config::SslMode::Disable => "disable",
+            postgres::config::SslMode::Require => "require",
+            _ => "prefer",
+        };
+        parts.push(format!("sslmode={ssl}"));
+        parts.join(" ")
+    }
+}
+
+/// Shows where a target points, never its password.
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = self.config.get_user().unwrap_or("(default user)");
+        f.write_str(&self.connection_line(user))
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Target({self})")
+    }
+}
+
+/// How a project is set up.
+#[derive(Debug, Clone)]
+pub struct ProjectSettings {
+    pub name: String,
+    /// Labels each row gets from the queue (K).
+    pub overlap: u8,
+    /// Annotators see only their own labels until a row is final.
+    pub blind: bool,
+    /// How long a claimed row stays reserved without a heartbeat.
+    pub claim_ttl: Duration,
+}
+
+/// A project as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub name: String,
+    pub labels: LabelSet,
+    pub overlap: u8,
+    pub blind: bool,
+    pub claim_ttl: Duration,
+    pub source: String,
+    pub owner: String,
+}
+
+/// A row handed to an annotator, until `expires` (seconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub row: i64,
+    pub source_id: String,
+    pub text: String,
+    pub expires: f64,
+}
+
+/// How a final label was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decided {
+    Agreement,
+    Majority,
+    Reviewer,
+}
+
+impl Decided {
+    fn parse(s: &str) -> Self {
+        match s {
+            "agreement" => Self::Agreement,
+            "majority" => Self::Majority,
+            _ => Self::Reviewer,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agreement => "agreement",
+            Self::Majority => "majority",
+            Self::Reviewer => "reviewer",
+        }
+    }
+}
+
+/// One annotator's label on one row, as the caller may see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamLabel {
+    pub row: i64,
+    pub annotator: String,
+    pub label: u8,
+}
+
+/// A row with every label the caller may see and its final label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamRow {
+    pub row: i64,
+    pub source_id: String,
+    pub text: String,
+    pub labels: Vec<(String, u8)>,
+    pub fin: Option<(u8, Decided)>,
+}
+
+/// The team's progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// (annotator, labels given, live claims).
+    pub annotators: Vec<(String, i64, i64)>,
+    /// (labels on a row, rows with that many, of those settled).
+    pub rows_by_labels: Vec<(i64, i64, i64)>,
+}
+
+/// A connection to a team project as one role.
+pub struct TeamDb {
+    client: Client,
+    target: Target,
+}
+
+impl TeamDb {
+    /// Connects and, where the schema is older than this tweetlab's (and the role may change
+    /// it), migrates it.
+    pub fn connect(target: &Target) -> Result<Self> {
+        let client = target
+            .config
+            .connect(NoTls)
+            .map_err(|e| TeamError::Connect {
+                target: target.to_string(),
+                message: postgres_message(&e),
+            })?;
+        let mut db = Self {
+            client,
+            target: target.clone(),
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The role this connection acts as.
+    pub fn user(&mut self) -> Result<String> {
+        Ok(self
+            .client
+            .query_one("SELECT session_user::text", &[])?
+            .get(0))
+    }
+
+    /// Applies the migrations this database lacks, in one transaction under an advisory lock
+    /// (two clients connecting at once migrate once).
+    fn migrate(&mut self) -> Result<()> {
+        let version = self.schema_version()?;
+        if version >= MIGRATIONS.len() {
+            return Ok(());
+        }
+        let mut tx = self.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(7465714)", &[])?;
+        let may_change: bool = tx
+            .query_one(
+                "SELECT has_database_privilege(current_database(), 'CREATE')
+                    AND has_schema_privilege('public', 'CREATE')",
+                &[],
+            )?
+            .get(0);
+        if !may_change {
+            return Err(if version == 0 {
+                TeamError::NoProject
+            } else {
+                TeamError::Denied(format!(
+                    "the project's schema is version {version}, this tweetlab's is {}: \
+                     the project's owner must connect once to upgrade it",
+                    MIGRATIONS.len()
+                ))
+            });
+        }
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS tweetlab_schema (
+                 version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .map_err(|e| match TeamError::from(e) {
+            TeamError::Denied(_) => TeamError::NoProject,
+            other => other,
+        })?;
+        let done: i32 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM tweetlab_schema", &[])?
+            .get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+            tx.batch_execute(sql)?;
+            tx.execute(
+                "INSERT INTO tweetlab_schema (version) VALUES ($1)",
+                &[&(i as i32 + 1)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn schema_version(&mut self) -> Result<usize> {
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass('tweetlab_schema') IS NOT NULL", &[])?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        let v: i32 = self
+            .client
+            .query_one("SELECT coalesce(max(version), 0) FROM tweetlab_schema", &[])?
+            .get(0);
+        Ok(v as usize)
+    }
+
+    /// Creates the project from `data` (its rows and label set), the group roles and their
+    /// grants. One project per database.
+    pub fn init(&mut self, settings: &ProjectSettings, data: &Dataset, source: &str) -> Result<()> {
+        if !(1..=20).contains(&settings.overlap) {
+            return Err(TeamError::BadInput(format!(
+                "--overlap {}: each row can get 1 to 20 labels",
+                settings.overlap
+            )));
+        }
+        if data.rows.is_empty() {
+            return Err(TeamError::BadInput(format!("{source} has no rows")));
+        }
+        let labels = &data.layout.labels;
+        let db: String = self
+            .client
+            .query_one("SELECT current_database()::text", &[])?
+            .get(0);
+        let (annotators, reviewers) = group_roles(&db);
+        let mut tx = self.client.transaction()?;
+        let existing: i64 = tx.query_one("SELECT count(*) FROM project", &[])?.get(0);
+        if existing > 0 {
+            return Err(TeamError::Refused(format!(
+                "database {db} already holds a team project: use another database"
+            )));
+        }
+        let label_json = serde_json::to_value(labels)
+            .map_err(|e| TeamError::BadInput(format!("label set: {e}")))?;
+        tx.execute(
+            "INSERT INTO project (name, label_set, class_count, overlap, blind, claim_ttl, source,
+                                  annotator_role, reviewer_role)
+             VALUES ($1, $2::text::jsonb, $3, $4, $5, make_interval(secs => $6), $7, $8, $9)",
+            &[
+                &settings.name,
+                &label_json.to_string(),
+                &(labels.len() as i16),
+                &(settings.overlap as i16),
+                &settings.blind,
+                &settings.claim_ttl.as_secs_f64(),
+                &source,
+                &annotators,
+                &reviewers,
+            ],
+        )?;
+        let sink = tx.copy_in(
+            "COPY rows (id, source_id, keyword, location, text, line, imported_label)
+             FROM STDIN (FORMAT csv, FORCE_NOT_NULL (source_id, keyword, location, text))",
+        )?;
+        let mut w = csv::Writer::from_writer(sink);
+        for (i, t) in data.rows.iter().enumerate() {
+            w.write_record([
+                &i.to_string(),
+                &t.id,
+                &t.keyword,
+                &t.location,
+                &t.text,
+                &t.line.to_string(),
+                &t.label.map(|l| l.to_string()).unwrap_or_default(),
+            ])
+            .map_err(|e| TeamError::Database(format!("sending rows: {e}")))?;
+        }
+        let sink = w
+            .into_inner()
+            .map_err(|e| TeamError::Database(format!("sending rows: {e}")))?;
+        sink.finish()?;
+        tx.execute("SELECT tweetlab_grant($1, $2)", &[&annotators, &reviewers])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn project(&mut self) -> Result<Project> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT name, label_set::text, overlap, blind, extract(epoch FROM claim_ttl)::float8,
+                        source, owner::text FROM project",
+                &[],
+            )?
+            .ok_or(TeamError::NoProject)?;
+        let labels: LabelSet = serde_json::from_str(row.get(1))
+            .map_err(|e| TeamError::Database(format!("the stored label set: {e}")))?;
+        Ok(Project {
+            name: row.get(0),
+            labels,
+            overlap: row.get::<_, i16>(2) as u8,
+            blind: row.get(3),
+            claim_ttl: Duration::from_secs_f64(row.get(4)),
+            source: row.get(5),
+            owner: row.get(6),
+        })
+    }
+
+    /// Makes `name` an annotator (a login role with a new random password, and a reviewer
+    /// with `reviewer`) and returns the password. Only the owner can.
+    pub fn add_annotator(&mut self, name: &str, reviewer: bool) -> Result<String> {
+        let valid = !name.is_empty()
+            && name.len() <= 63
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(TeamError::BadInput(format!(
+                "annotator name `{name}`: use lower-case letters, digits and _, starting with a letter (63 at most)"
+            )));
+        }
+        let password = new_password();
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        self.client.execute(
+            "SELECT tweetlab_add_annotator($1::text::name, $2, $3)",
+            &[&name, &verifier, &reviewer],
+        )?;
+        Ok(password)
+    }
+
+    /// Up to `wanted` rows for this role to label: the claims it holds (renewed), then new ones.
+    pub fn claim(&mut self, wanted: usize) -> Result<Vec<Claimed>> {
+        let rows = self.client.query(
+            "SELECT c.claimed_row, r.source_id, r.text, extract(epoch FROM c.claim_expires)::float8
+             FROM tweetlab_claim($1) c JOIN rows r ON r.id = c.claimed_row
+             ORDER BY c.claimed_row",
+            &[&(wanted as i32)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| Claimed {
+                row: r.get(0),
+                source_id: r.get(1),
+                text: r.get(2),
+                expires: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Gives back every claim this role holds; returns how many.
+    pub fn release(&mut self) -> Result<i64> {
+        Ok(self
+            .client
+            .query_one("SELECT tweetlab_release()", &[])?
+            .get(0))
+    }
+
+    /// Stores this role's label for `row` (a new one, or a change of its own).
+    pub fn label(&mut self, row: i64, label: u8) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO labels (row_id, label) VALUES ($1, $2)
+             ON CONFLICT (row_id, annotator) DO UPDATE SET label = EXCLUDED.label",
+            &[&row, &(label as i16)],
+        )?;
+        Ok(())
+    }
+
+    /// A reviewer's final label for `row`.
+    pub fn settle(&mut self, row: i64, label: u8) -> Result<()> {
+        let classes = self.project()?.labels.len();
+        if label as usize >= classes {
+            return Err(TeamError::Refused(format!(
+                "label {label} is not a class of this project (0 to {})",
+                classes - 1
+            )));
+        }
+        self.client.execute(
+            "INSERT INTO final_labels (row_id, label, how, decided_by)
+             VALUES ($1, $2, 'reviewer', current_user)
+             ON CONFLICT (row_id) DO UPDATE
+                 SET label = EXCLUDED.label, how = 'reviewer', decided_by = current_user,
+                     decided_at = now()",
+            &[&row, &(label as i16)],
+        )?;
+        Ok(())
+    }
+
+    /// Every label this role may see.
+    pub fn labels(&mut self) -> Result<Vec<TeamLabel>> {
+        let rows = self.client.query(
+            "SELECT row_id, annotator::text, label FROM labels ORDER BY row_id, annotator",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| TeamLabel {
+                row: r.get(0),
+                annotator: r.get(1),
+                label: r.get::<_, i16>(2) as u8,
+            })
+            .collect())
+    }
+
+    /// Every row with the labels this role may see and its final label, in file order.
+    pub fn rows(&mut self) -> Result<Vec<TeamRow>> {
+        let mut out: Vec<TeamRow> = self
+            .client
+            .query(
+                "SELECT r.id, r.source_id, r.text, f.label, f.how
+                 FROM rows r LEFT JOIN final_labels f ON f.row_id = r.id ORDER BY r.id",
+                &[],
+            )?
+            .iter()
+            .map(|r| TeamRow {
+                row: r.get(0),
+                source_id: r.get(1),
+                text: r.get(2),
+                labels: Vec::new(),
+                fin: r
+                    .get::<_, Option<i16>>(3)
+                    .map(|l| (l as u8, Decided::parse(r.get(4)))),
+            })
+            .collect();
+        for l in self.labels()? {
+            if let Ok(i) = out.binary_search_by_key(&l.row, |r| r.row) {
+                out[i].labels.push((l.annotator, l.label));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn progress(&mut self) -> Result<Progress> {
+        let annotators = self
+            .client
+            .query(
+                "SELECT annotator::text, labelled, claimed FROM tweetlab_progress()",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let rows_by_labels = self
+            .client
+            .query(
+                "SELECT label_count, row_count, settled FROM tweetlab_rows_by_labels()",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        Ok(Progress {
+            annotators,
+            rows_by_labels,
+        })
+    }
+
+    /// Runs SQL as this role (for checks and tests).
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// The project's group roles for database `db` (role names are at most 63 bytes).
+fn group_roles(db: &str) -> (String, String) {
+    let mut stem: String = db
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    stem.truncate(40);
+    (
+        format!("tweetlab_{stem}_annotators"),
+        format!("tweetlab_{stem}_reviewers"),
+    )
+}
+
+fn new_password() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// A connection error's words: the server's message, or the client's.
+fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            let mut m = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                m = format!("{m}: {s}");
+                source = s.source();
+            }
+            m
+        }
+    }
+}
