@@ -17,27 +17,26 @@ fn sample() -> Dataset {
         .unwrap()
 }
 
-/// The first `n` sample rows.
-fn first_rows(n: usize) -> Dataset {
-    let mut d = sample();
-    d.rows.truncate(n);
-    d
-}
-
-fn settings(overlap: u8, blind: bool, ttl: Duration) -> ProjectSettings {
-    ProjectSettings {
+/// A project of the first `rows` sample rows in a new database `db` of `cluster`, as the owner.
+fn project(
+    cluster: &Cluster,
+    db: &str,
+    rows: usize,
+    overlap: u8,
+    blind: bool,
+    claim_ttl: Duration,
+) -> TeamDb {
+    let mut data = sample();
+    data.rows.truncate(rows);
+    let settings = ProjectSettings {
         name: "test".into(),
         overlap,
         blind,
-        claim_ttl: ttl,
-    }
-}
-
-/// A project in a new database of `cluster`, as the owner.
-fn project(cluster: &Cluster, db: &str, data: &Dataset, s: &ProjectSettings) -> TeamDb {
+        claim_ttl,
+    };
     let url = cluster.create_db(db);
     let mut owner = TeamDb::connect(&Target::parse(&url).unwrap()).unwrap();
-    owner.init(s, data, "sample").unwrap();
+    owner.init(&settings, &data, "sample").unwrap();
     owner
 }
 
@@ -78,11 +77,11 @@ fn init_from_the_command_line_imports_every_row_and_the_label_set() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut owner = TeamDb::connect(&Target::parse(&url).unwrap()).unwrap();
+    let data = sample();
     let p = owner.project().unwrap();
     assert_eq!((p.overlap, p.blind), (3, true));
-    assert_eq!(p.labels, sample().layout.labels);
+    assert_eq!(p.labels, data.layout.labels);
     let rows = owner.rows().unwrap();
-    let data = sample();
     assert_eq!(rows.len(), data.rows.len());
     assert!(rows
         .iter()
@@ -107,12 +106,7 @@ fn init_from_the_command_line_imports_every_row_and_the_label_set() {
 #[test]
 fn blind_annotators_can_neither_read_nor_write_each_others_labels() {
     let cluster = Cluster::start();
-    let mut owner = project(
-        &cluster,
-        "blind",
-        &first_rows(10),
-        &settings(2, true, Duration::from_secs(600)),
-    );
+    let mut owner = project(&cluster, "blind", 10, 2, true, Duration::from_secs(600));
     let mut a = member(&mut owner, "blind_a", false);
     let mut b = member(&mut owner, "blind_b", false);
     let mut r = member(&mut owner, "blind_rev", true);
@@ -159,6 +153,16 @@ fn blind_annotators_can_neither_read_nor_write_each_others_labels() {
     // The two disagree: no final label until the reviewer settles it, then A sees B's label.
     assert_eq!(owner.rows().unwrap()[row as usize].fin, None);
     assert_eq!(r.labels().unwrap().len(), 2, "a reviewer sees every label");
+    // The server refuses a final label that is no class, however it is written.
+    assert!(matches!(r.settle(row, 9), Err(TeamError::Refused(_))));
+    assert!(r
+        .client()
+        .execute(
+            "INSERT INTO final_labels (row_id, label, how, decided_by)
+             VALUES ($1, 9, 'reviewer', current_user)",
+            &[&row],
+        )
+        .is_err());
     r.settle(row, 1).unwrap();
     assert_eq!(
         owner.rows().unwrap()[row as usize].fin,
@@ -177,12 +181,7 @@ fn claims_keep_every_row_at_k_labels_under_twenty_concurrent_annotators() {
     let cluster = Cluster::start();
     let rows = 40;
     let k = 3;
-    let mut owner = project(
-        &cluster,
-        "race",
-        &first_rows(rows),
-        &settings(k, false, Duration::from_secs(600)),
-    );
+    let mut owner = project(&cluster, "race", rows, k, false, Duration::from_secs(600));
     let members: Vec<TeamDb> = (0..20)
         .map(|i| member(&mut owner, &format!("race_{i}"), false))
         .collect();
@@ -240,12 +239,7 @@ fn claims_keep_every_row_at_k_labels_under_twenty_concurrent_annotators() {
 #[test]
 fn an_expired_claim_goes_to_the_next_annotator() {
     let cluster = Cluster::start();
-    let mut owner = project(
-        &cluster,
-        "expiry",
-        &first_rows(5),
-        &settings(1, false, Duration::from_millis(1500)),
-    );
+    let mut owner = project(&cluster, "expiry", 5, 1, false, Duration::from_millis(1500));
     let mut a = member(&mut owner, "expiry_a", false);
     let mut b = member(&mut owner, "expiry_b", false);
     assert_eq!(a.claim(1).unwrap()[0].row, 0);
@@ -264,17 +258,15 @@ fn an_expired_claim_goes_to_the_next_annotator() {
     assert!(matches!(a.label(0, 1), Err(TeamError::Refused(_))));
     b.label(0, 1).unwrap();
     assert_eq!(owner.rows().unwrap()[0].fin, Some((1, Decided::Agreement)));
+    // Without a claim (one that expired offline, say) a label is still taken where there is room.
+    a.label(2, 0).unwrap();
+    assert_eq!(owner.rows().unwrap()[2].fin, Some((0, Decided::Agreement)));
 }
 
 #[test]
 fn majorities_settle_rows_and_export_writes_every_label() {
     let cluster = Cluster::start();
-    let mut owner = project(
-        &cluster,
-        "export",
-        &first_rows(3),
-        &settings(3, false, Duration::from_secs(600)),
-    );
+    let mut owner = project(&cluster, "export", 3, 3, false, Duration::from_secs(600));
     let mut m: Vec<TeamDb> = ["exp_a", "exp_b", "exp_c"]
         .iter()
         .map(|n| member(&mut owner, n, false))
@@ -339,4 +331,8 @@ fn majorities_settle_rows_and_export_writes_every_label() {
     let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(s["pairs"].as_array().unwrap().len(), 3);
     assert_eq!(s["fleiss_rows"], 2);
+    assert_eq!(
+        s["confusion_against_final"]["exp_c"],
+        serde_json::json!([[0, 1], [0, 1]])
+    );
 }

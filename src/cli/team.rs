@@ -135,10 +135,10 @@ pub fn team_cmd(a: TeamArgs) -> Result<ExitCode> {
 }
 
 fn init(db: &mut TeamDb, i: InitArgs) -> Result<ExitCode> {
-    let data = super::load_data(&i.data, &i.import)?;
     if !(i.claim_minutes > 0.0 && i.claim_minutes.is_finite()) {
         anyhow::bail!("--claim-minutes must be more than 0");
     }
+    let data = super::load_data(&i.data, &i.import)?;
     let name = i.name.unwrap_or_else(|| {
         i.data
             .file_stem()
@@ -181,14 +181,20 @@ fn status(db: &mut TeamDb, json: bool) -> Result<ExitCode> {
     let project = db.project()?;
     let progress = db.progress()?;
     let classes = project.labels.len();
-    let labels: Vec<(i64, String, u8)> = db
-        .labels()?
-        .into_iter()
-        .map(|l| (l.row, l.annotator, l.label))
+    let rows = db.rows()?;
+    let labels: Vec<(i64, String, u8)> = rows
+        .iter()
+        .flat_map(|r| r.labels.iter().map(|(a, l)| (r.row, a.clone(), *l)))
+        .collect();
+    let finals: BTreeMap<i64, u8> = rows
+        .iter()
+        .filter_map(|r| r.fin.map(|(l, _)| (r.row, l)))
         .collect();
     let pairs = agreement::pairs(&labels, classes);
     let k = project.overlap as usize;
     let (fleiss_rows, fleiss) = agreement::fleiss_over_rows(&labels, classes, k);
+    // [final][theirs] per annotator: where each one departs from the settled labels.
+    let confusion = agreement::confusion_against_final(&labels, &finals, classes);
     if json {
         let v = serde_json::json!({
             "project": project.name,
@@ -203,6 +209,7 @@ fn status(db: &mut TeamDb, json: bool) -> Result<ExitCode> {
                 "cohen_kappa": p.cohen_kappa})).collect::<Vec<_>>(),
             "fleiss_kappa": fleiss,
             "fleiss_rows": fleiss_rows,
+            "confusion_against_final": confusion,
         });
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -230,6 +237,11 @@ fn status(db: &mut TeamDb, json: bool) -> Result<ExitCode> {
             "{} ~ {}: {} rows in common, {:.1}% agree, Cohen's kappa {kappa}",
             p.a, p.b, p.rows, p.percent
         );
+    }
+    for (name, m) in &confusion {
+        let settled: u32 = m.iter().flatten().sum();
+        let same: u32 = (0..classes).map(|c| m[c][c]).sum();
+        println!("{name}: {same} of {settled} labels on settled rows equal the final label (confusion final x theirs {m:?})");
     }
     if k >= 3 {
         match fleiss {

@@ -168,6 +168,16 @@ mod tests {
         assert_eq!((p[0].rows, p[0].percent), (2, 50.0));
     }
 
+    #[test]
+    fn confusion_counts_each_annotator_against_settled_rows_only() {
+        let l = |r: i64, w: &str, c: u8| (r, w.to_string(), c);
+        let labels = vec![l(0, "a", 1), l(1, "a", 0), l(2, "a", 1), l(0, "b", 0)];
+        let finals = BTreeMap::from([(0, 1), (1, 1)]);
+        let m = confusion_against_final(&labels, &finals, 2);
+        assert_eq!(m["a"], vec![vec![0, 0], vec![1, 1]]);
+        assert_eq!(m["b"], vec![vec![0, 0], vec![1, 0]]);
+    }
+
     const COHEN_REFERENCE: f64 = 0.4893617021276596;
     const FLEISS_TABLE: [[u32; 3]; 6] = [
         [3, 0, 0],

@@ -245,14 +245,6 @@ impl TeamDb {
         &self.target
     }
 
-    /// The role this connection acts as.
-    pub fn user(&mut self) -> Result<String> {
-        Ok(self
-            .client
-            .query_one("SELECT session_user::text", &[])?
-            .get(0))
-    }
-
     /// Applies the migrations this database lacks, in one transaction under an advisory lock
     /// (two clients connecting at once migrate once).
     fn migrate(&mut self) -> Result<()> {
@@ -468,15 +460,8 @@ impl TeamDb {
         Ok(())
     }
 
-    /// A reviewer's final label for `row`.
+    /// A reviewer's final label for `row` (the server refuses a label that is no class).
     pub fn settle(&mut self, row: i64, label: u8) -> Result<()> {
-        let classes = self.project()?.labels.len();
-        if label as usize >= classes {
-            return Err(TeamError::Refused(format!(
-                "label {label} is not a class of this project (0 to {})",
-                classes - 1
-            )));
-        }
         self.client.execute(
             "INSERT INTO final_labels (row_id, label, how, decided_by)
              VALUES ($1, $2, 'reviewer', current_user)

@@ -144,7 +144,6 @@ BEGIN
         FOR UPDATE OF r SKIP LOCKED;
         EXIT WHEN candidate IS NULL;
         IF tweetlab_taken(candidate, NULL) < k THEN
-            DELETE FROM claims c WHERE c.row_id = candidate AND c.annotator = me;
             INSERT INTO claims (row_id, annotator, expires_at)
             VALUES (candidate, me, clock_timestamp() + ttl)
             RETURNING row_id, expires_at INTO claimed_row, claim_expires;
@@ -165,20 +164,28 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT count(*) FROM gone
 $$;
 
+-- Refuses a label that is no class of the project (annotators' labels and final labels alike).
+CREATE FUNCTION tweetlab_check_class(label smallint) RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    classes int := (SELECT class_count FROM project);
+BEGIN
+    IF label < 0 OR label >= classes THEN
+        RAISE EXCEPTION 'label % is not a class of this project (0 to %)', label, classes - 1
+            USING ERRCODE = 'check_violation';
+    END IF;
+END
+$$;
+
 -- Before a label is stored: a class of the project; a new label only on a row the annotator
 -- holds a live claim on, or, without one (a claim that expired while offline), on a row that
 -- still has room; never on a row already settled.
 CREATE FUNCTION tweetlab_before_label() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-    k int;
-    classes int;
+    k int := (SELECT overlap FROM project);
 BEGIN
-    SELECT overlap, class_count INTO k, classes FROM project;
-    IF NEW.label < 0 OR NEW.label >= classes THEN
-        RAISE EXCEPTION 'label % is not a class of this project (0 to %)', NEW.label, classes - 1
-            USING ERRCODE = 'check_violation';
-    END IF;
+    PERFORM tweetlab_check_class(NEW.label);
     IF TG_OP = 'UPDATE' THEN
         NEW.revision := OLD.revision + 1;
         NEW.labelled_at := now();
@@ -244,6 +251,16 @@ CREATE TRIGGER labels_before BEFORE INSERT OR UPDATE ON labels
 CREATE TRIGGER labels_after AFTER INSERT OR UPDATE ON labels
     FOR EACH ROW EXECUTE FUNCTION tweetlab_after_label();
 
+CREATE FUNCTION tweetlab_before_final() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM tweetlab_check_class(NEW.label);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER final_before BEFORE INSERT OR UPDATE ON final_labels
+    FOR EACH ROW EXECUTE FUNCTION tweetlab_before_final();
+
 CREATE FUNCTION tweetlab_after_final() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
@@ -276,22 +293,25 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     GROUP BY n ORDER BY n
 $$;
 
+-- Who may read a label (and its history): its annotator; anyone in open mode; reviewers; and
+-- anyone once the row is final.
+CREATE FUNCTION tweetlab_may_read(r bigint, by_annotator name) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT by_annotator = current_user
+        OR NOT tweetlab_blind()
+        OR tweetlab_is_reviewer()
+        OR EXISTS (SELECT 1 FROM final_labels f WHERE f.row_id = r)
+$$;
+
 ALTER TABLE labels ENABLE ROW LEVEL SECURITY;
-CREATE POLICY labels_read ON labels FOR SELECT USING (
-    annotator = current_user
-    OR NOT tweetlab_blind()
-    OR tweetlab_is_reviewer()
-    OR EXISTS (SELECT 1 FROM final_labels f WHERE f.row_id = labels.row_id));
+CREATE POLICY labels_read ON labels FOR SELECT USING (tweetlab_may_read(row_id, annotator));
 CREATE POLICY labels_insert ON labels FOR INSERT WITH CHECK (annotator = current_user);
 CREATE POLICY labels_update ON labels FOR UPDATE
     USING (annotator = current_user) WITH CHECK (annotator = current_user);
 
 ALTER TABLE label_history ENABLE ROW LEVEL SECURITY;
-CREATE POLICY history_read ON label_history FOR SELECT USING (
-    annotator = current_user
-    OR NOT tweetlab_blind()
-    OR tweetlab_is_reviewer()
-    OR EXISTS (SELECT 1 FROM final_labels f WHERE f.row_id = label_history.row_id));
+CREATE POLICY history_read ON label_history FOR SELECT
+    USING (tweetlab_may_read(row_id, annotator));
 
 ALTER TABLE claims ENABLE ROW LEVEL SECURITY;
 CREATE POLICY claims_read ON claims FOR SELECT USING (annotator = current_user);
