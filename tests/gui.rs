@@ -5,6 +5,7 @@
 #![cfg(feature = "gui")]
 
 mod common;
+mod pg;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -52,8 +53,10 @@ fn wait_until(
     while !done(h.state()) {
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}; error: {:?}",
-            h.state().error()
+            "timed out waiting for {what}; error: {:?}; status: {}; team: {:?}",
+            h.state().error(),
+            h.state().status(),
+            h.state().team_view()
         );
         h.step();
         std::thread::sleep(Duration::from_millis(10));
@@ -1194,4 +1197,132 @@ fn the_command_line_reads_a_file_as_the_import_dialog_set_it_up() {
         serde_json::Value::Object(expected),
         "the command line's classes and labels are the window's"
     );
+}
+
+/// Team mode on a real PostgreSQL server: an annotator connects through File > Connect, labels
+/// their queue with the keys (undo takes a label back on the server too), and a reviewer
+/// settles a disagreement from the team review window with one key.
+#[test]
+fn a_team_project_labelled_and_settled_from_the_window() {
+    use tweetlab::data::team::{ProjectSettings, Target, TeamDb};
+    data_dir();
+    let cluster = pg::Cluster::start();
+    let url = cluster.create_db("window_team");
+    let mut owner = TeamDb::connect(&Target::parse(&url).unwrap()).unwrap();
+    let mut data = load_csv(&common::sample_train_csv()).unwrap();
+    data.rows.truncate(30);
+    let settings = ProjectSettings {
+        name: "flood-watch".into(),
+        overlap: 2,
+        blind: false,
+        claim_ttl: Duration::from_secs(600),
+    };
+    owner.init(&settings, &data, "sample").unwrap();
+    let pw_a = owner.add_annotator("win_a", false).unwrap();
+    let pw_b = owner.add_annotator("win_b", false).unwrap();
+    let pw_rev = owner.add_annotator("win_rev", true).unwrap();
+    let label_on_server = |owner: &mut TeamDb, who: &str, row: i64| -> Option<u8> {
+        owner
+            .labels()
+            .unwrap()
+            .into_iter()
+            .find(|l| l.annotator == who && l.row == row)
+            .map(|l| l.label)
+    };
+
+    let mut h = harness();
+    h.state_mut().set_advance_after_labelling(false);
+    h.get_by_label("File").click();
+    h.settle();
+    h.get_by_label("Connect to team project…").click();
+    h.settle();
+    h.get_by_label("Connection:").focus();
+    h.settle();
+    h.get_by_label("Connection:")
+        .type_text(&owner.target().connection_line("win_a"));
+    h.settle();
+    h.get_by_label("Password:").focus();
+    h.settle();
+    h.get_by_label("Password:").type_text(&pw_a);
+    h.settle();
+    h.get_by_role_and_label(Role::Button, "Connect").click();
+    wait_until(&mut h, "the project to open", |app| {
+        app.team_view()
+            .is_some_and(|t| t.opened && t.queue == 10 && t.progress.is_some())
+            && app.workspace().is_some()
+            && !app.is_loading()
+    });
+    // The table shows the annotator's queue, the project's first rows.
+    assert_eq!(h.state().shown_rows(), 10);
+    assert_eq!(h.state().workspace().unwrap().rows().len(), 30);
+    let team = h.state().team_view().unwrap();
+    assert_eq!((team.me.as_str(), team.may_settle), ("win_a", false));
+    assert!(team.line.contains("0 of 60 labels"), "{}", team.line);
+    assert_eq!(h.state().selected_row(), Some(0));
+
+    h.key_press(Key::Num1);
+    h.settle();
+    assert_eq!(label_of(&h, 0), Some(1));
+    let start = Instant::now();
+    while label_on_server(&mut owner, "win_a", 0) != Some(1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the label never reached the server"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Undo takes the label back on the server as well.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, Key::Z);
+    h.settle();
+    assert_eq!(label_of(&h, 0), None);
+    let start = Instant::now();
+    while label_on_server(&mut owner, "win_a", 0).is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the undo never reached the server"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.key_press(Key::Num1);
+    h.settle();
+    wait_until(&mut h, "the live progress", |app| {
+        app.team_view().unwrap().progress.is_some_and(|p| p.0 == 1)
+    });
+    // Another annotator disagrees on row 0: the progress updates live.
+    let mut b = TeamDb::connect(&owner.target().as_role("win_b", &pw_b)).unwrap();
+    assert_eq!(b.claim(1).unwrap()[0].row, 0);
+    b.label(0, 0).unwrap();
+    wait_until(&mut h, "the other annotator's label", |app| {
+        app.team_view().unwrap().progress.is_some_and(|p| p.0 == 2)
+    });
+    assert_eq!(h.state().team_view().unwrap().disagreements, 1);
+
+    // The reviewer joins, opens the team review window and settles row 0 with a key.
+    h.get_by_label("File").click();
+    h.settle();
+    h.get_by_label("Leave team project").click();
+    h.settle();
+    assert!(h.state().team_view().is_none());
+    h.state_mut()
+        .join_team(&owner.target().connection_line("win_rev"), &pw_rev);
+    wait_until(&mut h, "the reviewer's project", |app| {
+        app.team_view()
+            .is_some_and(|t| t.me == "win_rev" && t.opened && t.disagreements == 1)
+            && !app.is_loading()
+    });
+    h.get_by_label("View").click();
+    h.settle();
+    h.get_by_label("Team review").click();
+    h.settle();
+    assert_eq!(h.state().team_view().unwrap().current_disagreement, Some(0));
+    assert!(h.query_by_label("win_a").is_some() && h.query_by_label("win_b").is_some());
+    h.key_press(Key::Num1);
+    h.settle();
+    wait_until(&mut h, "the settled row", |app| {
+        app.team_view().unwrap().disagreements == 0
+    });
+    let fin = owner.rows().unwrap()[0].fin;
+    assert_eq!(fin, Some((1, tweetlab::data::team::Decided::Reviewer)));
 }

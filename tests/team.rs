@@ -1,6 +1,7 @@
 //! Team projects on a real PostgreSQL server (started per test, see tests/pg): import, roles and
 //! row level security, K-bounded claims under concurrent clients, expiry, review, export.
 
+mod common;
 mod pg;
 
 use std::collections::BTreeMap;
@@ -9,7 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use pg::Cluster;
-use tweetlab::data::team::{Decided, ProjectSettings, Target, TeamDb, TeamError};
+use tweetlab::data::team::listen::{Listener, Notice};
+use tweetlab::data::team::session::TeamSession;
+use tweetlab::data::team::{Decided, ProjectSettings, Target, TeamDb, TeamError, Unsettled};
 use tweetlab::data::Dataset;
 
 fn sample() -> Dataset {
@@ -137,10 +140,16 @@ fn blind_annotators_can_neither_read_nor_write_each_others_labels() {
         &[&(row + 1)],
     );
     assert!(forged.is_err(), "A wrote a label in B's name");
-    let forged_default = a
+    let deleted = a
         .client()
-        .execute("DELETE FROM labels WHERE annotator = 'blind_b'", &[]);
-    assert!(forged_default.is_err(), "A may delete labels");
+        .execute("DELETE FROM labels WHERE annotator = 'blind_b'", &[])
+        .unwrap();
+    assert_eq!(deleted, 0, "A took back B's label");
+    let forged_op = a.client().execute(
+        "INSERT INTO label_ops (annotator, op_id, row_id, label) VALUES ('blind_b', 'abcdefgh12', $1, 1)",
+        &[&row],
+    );
+    assert!(forged_op.is_err(), "A wrote an op in B's name");
     // Only reviewers write final labels, and the queue's tables only change through it.
     assert!(matches!(a.settle(row, 1), Err(TeamError::Denied(_))));
     assert!(a
@@ -335,4 +344,256 @@ fn majorities_settle_rows_and_export_writes_every_label() {
         s["confusion_against_final"]["exp_c"],
         serde_json::json!([[0, 1], [0, 1]])
     );
+}
+
+/// Labels made while the server is down wait in the outbox and reach it once when it is back,
+/// including one whose reply was lost (applied, but not known to be).
+#[test]
+fn the_outbox_sends_each_label_once_after_the_server_restarts() {
+    let cluster = Cluster::start();
+    let mut owner = project(&cluster, "outbox", 6, 2, true, Duration::from_secs(600));
+    let password = owner.add_annotator("out_a", false).unwrap();
+    let target = owner.target().as_role("out_a", &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let outbox = tmp.path().join("outbox.sqlite");
+    let mut a = TeamSession::open(&target, &outbox).unwrap();
+    a.set_retry_pause(Duration::from_millis(50));
+    let rows: Vec<i64> = a
+        .call(|db| db.claim(4))
+        .unwrap()
+        .iter()
+        .map(|c| c.row)
+        .collect();
+    assert_eq!(rows, vec![0, 1, 2, 3]);
+    a.save(0, Some(1)).unwrap();
+    let f = a.flush().unwrap();
+    assert_eq!((f.sent, f.waiting, f.offline.is_none()), (1, 0, true));
+
+    // A reply lost: the server applied the op, the outbox still holds it.
+    let op = a.save(1, Some(0)).unwrap();
+    let mut direct = TeamDb::connect(&target).unwrap();
+    assert!(direct.apply(1, Some(0), &op).unwrap());
+
+    cluster.crash();
+    a.save(2, Some(1)).unwrap();
+    a.save(3, Some(0)).unwrap();
+    a.save(3, None).unwrap(); // taken back while offline
+    let f = a.flush().unwrap();
+    assert!(f.offline.is_some(), "the server is down: {f:?}");
+    assert_eq!((f.sent, f.waiting), (0, 4));
+    assert!(a.offline().is_some());
+    // Another session of the same annotator (the app started again) finds the labels kept.
+    drop(a);
+    cluster.up();
+    let mut a = TeamSession::open(&target, &outbox).unwrap();
+    assert_eq!(a.waiting().unwrap(), 4);
+    let f = a.flush().unwrap();
+    assert_eq!(
+        (f.sent, f.already_there, f.waiting, f.refused.len()),
+        (3, 1, 0, 0),
+        "{f:?}"
+    );
+    assert!(
+        a.flush().unwrap() == Default::default(),
+        "nothing sent twice"
+    );
+
+    let mut owner = TeamDb::connect(owner.target()).unwrap();
+    let mine: Vec<(i64, u8)> = owner
+        .labels()
+        .unwrap()
+        .iter()
+        .map(|l| (l.row, l.label))
+        .collect();
+    assert_eq!(mine, vec![(0, 1), (1, 0), (2, 1)]);
+    let c = owner.client();
+    let (ops, history, taken_back): (i64, i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM label_ops), (SELECT count(*) FROM label_history),
+                        (SELECT count(*) FROM label_history WHERE label IS NULL)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!((ops, history, taken_back), (5, 5, 1));
+}
+
+/// A second client hears each committed label as it happens, and hears again after the server
+/// restarts (so it knows to read the state anew).
+#[test]
+fn a_second_client_hears_labels_live_and_after_a_restart() {
+    let cluster = Cluster::start();
+    let mut owner = project(&cluster, "listen", 4, 2, false, Duration::from_secs(600));
+    let mut a = member(&mut owner, "live_a", false);
+    let password = owner.add_annotator("live_b", false).unwrap();
+    let b = owner.target().as_role("live_b", &password);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let _listener = Listener::spawn(&b, move |n| tx.send(n).is_ok());
+    let wait = |want: &dyn Fn(&Notice) -> bool| loop {
+        let n = rx.recv_timeout(Duration::from_secs(20)).expect("a notice");
+        if want(&n) {
+            return n;
+        }
+    };
+    wait(&|n| *n == Notice::Connected);
+    let row = a.claim(1).unwrap()[0].row;
+    a.label(row, 1).unwrap();
+    assert_eq!(
+        wait(&|n| matches!(n, Notice::Changed { .. })),
+        Notice::Changed {
+            row,
+            labels: Some(1),
+            final_label: None
+        }
+    );
+    cluster.crash();
+    wait(&|n| matches!(n, Notice::Lost(_)));
+    cluster.up();
+    wait(&|n| *n == Notice::Connected);
+    let mut a = TeamDb::connect(a.target()).unwrap();
+    a.label(row + 1, 0).unwrap();
+    assert_eq!(
+        wait(&|n| matches!(n, Notice::Changed { .. })),
+        Notice::Changed {
+            row: row + 1,
+            labels: Some(1),
+            final_label: None
+        }
+    );
+}
+
+/// `train --db` learns from the final labels only by default, says what it left out, and
+/// records the run in the project; `majority` and `imported` fill the unsettled rows.
+#[test]
+fn train_on_a_team_project_uses_final_labels() {
+    let cluster = Cluster::start();
+    let mut owner = project(&cluster, "train", 12, 2, false, Duration::from_secs(600));
+    let mut a = member(&mut owner, "tr_a", false);
+    let mut b = member(&mut owner, "tr_b", false);
+    for row in 0..8 {
+        a.label(row, (row % 2) as u8).unwrap();
+        // Rows 6 and 7: B disagrees, so they stay unsettled.
+        b.label(row, ((row % 2) as u8) ^ (row >= 6) as u8).unwrap();
+    }
+    let skip = owner.training_set(Unsettled::Skip).unwrap();
+    assert_eq!((skip.texts.len(), skip.settled, skip.left_out), (6, 6, 6));
+    assert_eq!(skip.labels, vec![0, 1, 0, 1, 0, 1]);
+    let majority = owner.training_set(Unsettled::Majority).unwrap();
+    assert_eq!(
+        (majority.texts.len(), majority.from_majority),
+        (6, 0),
+        "2 votes, 1 each: a tie"
+    );
+    let imported = owner.training_set(Unsettled::Imported).unwrap();
+    let file_labels = sample().rows[6..12]
+        .iter()
+        .filter(|t| t.label.is_some())
+        .count();
+    assert_eq!(imported.from_imported, file_labels);
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny");
+    common::write_tiny_model(&model, 7);
+    let out_dir = dir.path().join("run");
+    let url = owner.target().connection_line("postgres");
+    let out = tweetlab(&[
+        "train",
+        "--db",
+        &url,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-len",
+        "32",
+        "--val-split",
+        "0",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("6 rows from the team project"), "{stderr}");
+    assert!(stderr.contains("6 left out"), "{stderr}");
+    let (runs, unsettled): (i64, String) = {
+        let r = owner
+            .client()
+            .query_one(
+                "SELECT count(*), max(settings->>'unsettled') FROM runs",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((runs, unsettled.as_str()), (1, "skip"));
+    // A CSV and a project at once is refused.
+    let both = tweetlab(&[
+        "train",
+        "--db",
+        &url,
+        "--data",
+        "sample-data/train.csv",
+        "--out",
+        "x",
+    ]);
+    assert!(!both.status.success());
+}
+
+/// `sslmode` as libpq reads it, against a server that takes TCP only over TLS: `require` and
+/// the default `prefer` encrypt, `disable` is refused by the server, `verify-full` connects
+/// with the server's certificate as the root and refuses another.
+#[test]
+fn sslmode_is_honoured() {
+    let cluster = Cluster::start_tls();
+    cluster.create_db("tls");
+    let tcp = |host: &str, extra: &str| {
+        format!(
+            "host={host} port={} user=postgres dbname=tls {extra}",
+            cluster.tcp_port()
+        )
+    };
+    let encrypted = |line: &str| -> bool {
+        let mut db = TeamDb::connect(&Target::parse(line).unwrap()).unwrap();
+        db.client()
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert!(encrypted(&tcp("127.0.0.1", "sslmode=require")));
+    assert!(
+        encrypted(&tcp("127.0.0.1", "")),
+        "prefer uses TLS where offered"
+    );
+    let plain = TeamDb::connect(&Target::parse(&tcp("127.0.0.1", "sslmode=disable")).unwrap());
+    assert!(
+        matches!(plain, Err(TeamError::Connect { .. })),
+        "the server takes TCP only over TLS: {:?}",
+        plain.err()
+    );
+    let server = cluster.certificate("server");
+    let verified = format!("sslmode=verify-full sslrootcert={}", server.display());
+    assert!(encrypted(&tcp("localhost", &verified)));
+    let target = Target::parse(&tcp("localhost", &verified)).unwrap();
+    assert!(
+        target.to_string().contains("sslmode=verify-full"),
+        "{target}"
+    );
+    let other = cluster.certificate("other");
+    let wrong = format!("sslmode=verify-full sslrootcert={}", other.display());
+    let refused = TeamDb::connect(&Target::parse(&tcp("localhost", &wrong)).unwrap());
+    let message = refused
+        .err()
+        .expect("a certificate from another root")
+        .to_string();
+    assert!(message.contains("certificate"), "{message}");
 }

@@ -10,6 +10,7 @@ use egui::{Key, Modifiers};
 
 use super::keymap;
 use super::review::{ReviewKey, Tab};
+use super::team_panel;
 use super::top_bar::TopBarAction;
 use super::TweetlabApp;
 use crate::data::LabelSet;
@@ -26,11 +27,19 @@ pub enum InputAction {
     Open(PathBuf),
     /// A command of the keymap (ctrl+O, ctrl+S, enter, ...).
     Menu(TopBarAction),
+    /// A class key in the team review window: settle its current row.
+    TeamSettle(u8),
 }
 
 /// The actions this frame's input asks for, in the order they apply. `review_tab` is the open
-/// review window's tab, if it is open; `labels` says which class a digit key stands for.
-pub fn read(ctx: &egui::Context, review_tab: Option<Tab>, labels: &LabelSet) -> Vec<InputAction> {
+/// review window's tab, if it is open; `team_settle`: the team review window has a row to
+/// settle (its class keys come first); `labels` says which class a digit key stands for.
+pub fn read(
+    ctx: &egui::Context,
+    review_tab: Option<Tab>,
+    team_settle: bool,
+    labels: &LabelSet,
+) -> Vec<InputAction> {
     let mut actions = Vec::new();
     if let Some(path) = ctx.input(|i| {
         i.raw
@@ -49,6 +58,15 @@ pub fn read(ctx: &egui::Context, review_tab: Option<Tab>, labels: &LabelSet) -> 
     }
     if ctx.egui_wants_keyboard_input() {
         return actions;
+    }
+    if team_settle {
+        let class = ctx.input_mut(|i| {
+            DIGITS.into_iter().enumerate().find_map(|(d, key)| {
+                let class = labels.class_for_key(d as u8)?;
+                i.consume_key(Modifiers::NONE, key).then_some(class)
+            })
+        });
+        actions.extend(class.map(InputAction::TeamSettle));
     }
     if let Some(tab) = review_tab {
         if let Some(key) = ctx.input_mut(|i| review_key(i, tab, labels)) {
@@ -150,6 +168,16 @@ impl TweetlabApp {
             }
             InputAction::Open(path) => self.open(path),
             InputAction::Menu(action) => self.apply_top_bar(action),
+            InputAction::TeamSettle(label) => {
+                let row = self
+                    .team
+                    .as_ref()
+                    .and_then(|t| t.current_disagreement())
+                    .map(|d| d.row);
+                if let Some(row) = row {
+                    self.apply_team(team_panel::TeamAction::Settle { row, label });
+                }
+            }
         }
     }
 }

@@ -35,7 +35,50 @@ pub struct CurveView {
     pub random: usize,
 }
 
+/// Team mode as the status bar and the team review window show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamView {
+    pub project: String,
+    pub me: String,
+    pub may_settle: bool,
+    /// The project's rows are open in the table.
+    pub opened: bool,
+    pub queue: usize,
+    pub waiting: usize,
+    pub offline: bool,
+    /// (labels given, rows × K, rows settled), once read.
+    pub progress: Option<(i64, i64, i64)>,
+    /// Rows to settle, and the one the team review window shows.
+    pub disagreements: usize,
+    pub current_disagreement: Option<i64>,
+    pub review_open: bool,
+    /// The status bar's line.
+    pub line: String,
+}
+
 impl TweetlabApp {
+    /// Team mode's state, when a project is joined.
+    pub fn team_view(&self) -> Option<TeamView> {
+        let t = self.team.as_ref()?;
+        Some(TeamView {
+            project: t.joined.project.name.clone(),
+            me: t.joined.me.clone(),
+            may_settle: t.joined.may_settle,
+            opened: t.opened,
+            queue: t.queue.len(),
+            waiting: t.waiting,
+            offline: t.offline.is_some(),
+            progress: t
+                .status
+                .as_ref()
+                .map(|s| (s.labels_given, s.labels_wanted, s.settled)),
+            disagreements: t.status.as_ref().map_or(0, |s| s.disagreements.len()),
+            current_disagreement: t.current_disagreement().map(|d| d.row),
+            review_open: self.team_review_open,
+            line: t.summary(),
+        })
+    }
+
     pub fn workspace(&self) -> Option<&Workspace> {
         self.file.as_ref().map(|f| &f.workspace)
     }

@@ -153,7 +153,7 @@ mod tests {
         });
         let mut actions = Vec::new();
         let mut output = ctx.run_pass(raw, |ctx| {
-            actions = input::read(ctx, None, &LabelSet::default());
+            actions = input::read(ctx, None, false, &LabelSet::default());
         });
         output.textures_delta.clear();
         actions

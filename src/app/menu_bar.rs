@@ -20,6 +20,9 @@ pub struct MenuView<'a> {
     pub review_open: bool,
     pub theme: Theme,
     pub advance_after_labelling: bool,
+    /// Joined to a team project, and whether this role settles rows.
+    pub team: Option<bool>,
+    pub team_review_open: bool,
 }
 
 fn item(ui: &mut egui::Ui, text: &str, shortcut: Option<KeyboardShortcut>, enabled: bool) -> bool {
@@ -83,6 +86,23 @@ pub fn show(ui: &mut egui::Ui, view: &MenuView) -> Option<TopBarAction> {
                 &mut action,
             );
             ui.separator();
+            match view.team {
+                None => command(
+                    ui,
+                    "Connect to team project…",
+                    TopBarAction::ConnectTeam,
+                    true,
+                    &mut action,
+                ),
+                Some(_) => command(
+                    ui,
+                    "Leave team project",
+                    TopBarAction::LeaveTeam,
+                    true,
+                    &mut action,
+                ),
+            }
+            ui.separator();
             command(ui, "Quit", TopBarAction::Quit, true, &mut action);
         });
         ui.menu_button("Edit", |ui| {
@@ -111,6 +131,15 @@ pub fn show(ui: &mut egui::Ui, view: &MenuView) -> Option<TopBarAction> {
                 .clicked()
             {
                 action = Some(TopBarAction::ToggleReview);
+            }
+            if ui
+                .add_enabled(
+                    view.team.is_some(),
+                    egui::Button::selectable(view.team_review_open, "Team review"),
+                )
+                .clicked()
+            {
+                action = Some(TopBarAction::ToggleTeamReview);
             }
             if ui
                 .add(egui::Button::selectable(

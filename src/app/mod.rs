@@ -29,6 +29,8 @@ mod serve_panel;
 pub mod settings;
 mod status_bar;
 mod table;
+mod team;
+mod team_panel;
 mod top_bar;
 mod train_panel;
 mod update;
@@ -51,7 +53,7 @@ use table::{TableData, TableView};
 use train_panel::TrainPanel;
 use workers::Reporter;
 
-pub use inspect::{CurveView, NextToLabelView, ReviewView};
+pub use inspect::{CurveView, NextToLabelView, ReviewView, TeamView};
 pub use table::{DuplicateFilter, Filters, LabelFilter, PredictionFilter, SortColumn};
 pub use train_panel::TrainSettings;
 
@@ -87,6 +89,14 @@ pub struct TweetlabApp {
     quit: bool,
     /// The theme last handed to egui.
     applied_theme: Option<settings::Theme>,
+    team_connect: team_panel::ConnectDialog,
+    /// The team project joined, in team mode.
+    team: Option<team_panel::TeamLink>,
+    /// The worker joining a project, until it reports.
+    team_joining: Option<crossbeam_channel::Sender<crate::workbench::team::TeamCommand>>,
+    team_review_open: bool,
+    /// Numbers each join; events carry it.
+    team_join: u64,
     #[cfg(feature = "serve")]
     serve: serve_panel::ServePanel,
 }
@@ -122,6 +132,11 @@ impl TweetlabApp {
             failed_open: None,
             quit: false,
             applied_theme: None,
+            team_connect: team_panel::ConnectDialog::default(),
+            team: None,
+            team_joining: None,
+            team_review_open: false,
+            team_join: 0,
             #[cfg(feature = "serve")]
             serve: serve_panel::ServePanel::default(),
             review: ReviewPanel::default(),
@@ -168,9 +183,15 @@ impl TweetlabApp {
             .as_ref()
             .map(|f| f.workspace.layout().labels.clone())
             .unwrap_or_default();
-        for action in input::read(&ctx, review_tab, &labels) {
+        let team_settle = self.team_review_open
+            && self
+                .team
+                .as_ref()
+                .is_some_and(|t| t.joined.may_settle && t.current_disagreement().is_some());
+        for action in input::read(&ctx, review_tab, team_settle, &labels) {
             self.apply_input(action);
         }
+        self.mirror_team_labels();
         self.request_explanation();
 
         if self.applied_theme != Some(self.settings.theme) {
@@ -187,6 +208,8 @@ impl TweetlabApp {
                 review_open: self.review.open,
                 theme: self.settings.theme,
                 advance_after_labelling: self.settings.advance_after_labelling,
+                team: self.team.as_ref().map(|t| t.joined.may_settle),
+                team_review_open: self.team_review_open,
             };
             menu_bar::show(ui, &view)
         });
@@ -219,6 +242,10 @@ impl TweetlabApp {
                 busy,
                 status: &self.status,
                 error: self.error.as_deref(),
+                team: self
+                    .team
+                    .as_ref()
+                    .map(|t| (t.summary(), t.offline.is_some())),
             };
             status_bar::show(ui, &view);
         });
@@ -265,6 +292,11 @@ impl TweetlabApp {
                     predictions: &file.predictions,
                     duplicates: &file.duplicates,
                     conflicting: &file.conflicting,
+                    only: self
+                        .team
+                        .as_ref()
+                        .filter(|t| t.opened && file.workspace.source() == t.joined.csv)
+                        .map(|t| &t.shown),
                 };
                 Some(self.table.show(ui, &data))
             }
@@ -323,6 +355,15 @@ impl TweetlabApp {
     }
 
     fn dialogs(&mut self, ctx: &egui::Context) {
+        if let Some(action) = team_panel::show_connect(ctx, &mut self.team_connect) {
+            self.apply_team(action);
+        }
+        if let (true, Some(link)) = (self.team_review_open, &self.team) {
+            let labels = link.joined.project.labels.clone();
+            if let Some(action) = team_panel::show_review(ctx, link, &labels) {
+                self.apply_team(action);
+            }
+        }
         if let Some(action) = self.import.show(ctx) {
             self.apply_import(action);
         }

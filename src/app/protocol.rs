@@ -39,6 +39,8 @@ pub enum Event {
     Save(Scoped<JobEvent<Saved>>),
     /// The review window's three jobs.
     Review(Scoped<ReviewEvent>),
+    /// The team project's worker (team mode's), by the number of the join it serves.
+    Team(u64, crate::workbench::team::TeamEvent),
 }
 
 /// An event of a job started for the workspace file `workspace`.

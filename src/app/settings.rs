@@ -23,6 +23,8 @@ pub struct Settings {
     pub theme: Theme,
     /// A label key moves the cursor to the next tweet (as labelling tools do).
     pub advance_after_labelling: bool,
+    /// The last team project joined: its connection line, never a password.
+    pub team_connection: Option<String>,
 }
 
 /// Light or dark, or as the desktop says.
@@ -53,6 +55,7 @@ impl Default for Settings {
             show_detail: true,
             theme: Theme::System,
             advance_after_labelling: true,
+            team_connection: None,
         }
     }
 }

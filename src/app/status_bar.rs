@@ -11,6 +11,8 @@ pub struct StatusView<'a> {
     pub busy: Option<&'a str>,
     pub status: &'a str,
     pub error: Option<&'a str>,
+    /// The team project's line, in team mode; offline shows as a warning.
+    pub team: Option<(String, bool)>,
 }
 
 pub fn show(ui: &mut egui::Ui, view: &StatusView) {
@@ -24,6 +26,14 @@ pub fn show(ui: &mut egui::Ui, view: &StatusView) {
                 Some(at) => ui.weak(format!("saved to workspace {at}")),
                 None => ui.weak("edits are saved as you make them"),
             };
+            ui.separator();
+        }
+        if let Some((line, offline)) = &view.team {
+            if *offline {
+                ui.colored_label(ui.visuals().warn_fg_color, line);
+            } else {
+                ui.label(line);
+            }
             ui.separator();
         }
         ui.label(format!("engine: {}", view.busy.unwrap_or("idle")));

@@ -92,6 +92,8 @@ pub struct TableData<'a> {
     pub duplicates: &'a Duplicates,
     /// Per duplicate group: does it carry both labels now.
     pub conflicting: &'a [bool],
+    /// Only these rows (a team annotator's queue and labelled rows); None: every row.
+    pub only: Option<&'a std::collections::BTreeSet<usize>>,
 }
 
 impl TableData<'_> {
@@ -271,6 +273,7 @@ impl TableView {
         let f = &self.filters;
         let full_range = f.p_min <= 0.0 && f.p_max >= 1.0;
         self.shown = (0..data.rows.len())
+            .filter(|&i| data.only.is_none_or(|only| only.contains(&i)))
             .filter(|&i| {
                 let t = &data.rows[i];
                 let p = data.shown_p(i);
@@ -729,6 +732,7 @@ mod tests {
             predictions: &shown,
             duplicates: &duplicates,
             conflicting: &conflicting,
+            only: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("predictions.csv");

@@ -40,6 +40,10 @@ pub enum TopBarAction {
     ToggleAdvance,
     SetTheme(super::settings::Theme),
     ToggleFrameStats,
+    /// File > Connect to team project…
+    ConnectTeam,
+    LeaveTeam,
+    ToggleTeamReview,
 }
 
 /// Draws the bar; `path_field` is the path the user is typing.

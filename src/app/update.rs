@@ -82,6 +82,8 @@ impl TweetlabApp {
             Event::Review(e) => self
                 .for_open_file(e)
                 .and_then(|e| self.review.on_event(&mut self.jobs, e)),
+            Event::Team(join, e) if join == self.team_join => self.on_team(e),
+            Event::Team(..) => None,
         };
         if let Some(request) = request {
             self.apply(request);
@@ -168,7 +170,13 @@ impl TweetlabApp {
                         ),
                     }
                 );
-                self.settings.remember(&opened.csv);
+                let team_snapshot = self.team.as_mut().filter(|t| t.joined.csv == opened.csv);
+                let is_team = team_snapshot.is_some();
+                match team_snapshot {
+                    // tweetlab's own file: not one of the analyst's recent files.
+                    Some(link) => link.opened = true,
+                    None => self.settings.remember(&opened.csv),
+                }
                 self.table.reset();
                 self.train.set_past_runs(&opened.past_runs);
                 self.review.reset();
@@ -178,7 +186,12 @@ impl TweetlabApp {
                 if let Some(dir) = &file.model_dir {
                     status.push_str(&format!("; predictions from {}", dir.display()));
                 }
-                let notice = arrival_notice(&arrival);
+                // A team snapshot changes whenever the team labels: no news to the analyst.
+                let notice = if is_team {
+                    None
+                } else {
+                    arrival_notice(&arrival)
+                };
                 self.file = Some(file);
                 self.table_drawn = false;
                 self.loading = None;
@@ -343,6 +356,15 @@ impl TweetlabApp {
     pub(super) fn apply_top_bar(&mut self, action: TopBarAction) {
         match action {
             TopBarAction::PickFile => self.pick_file(),
+            TopBarAction::ConnectTeam => {
+                if self.team_connect.url.is_empty() {
+                    self.team_connect.url =
+                        self.settings.team_connection.clone().unwrap_or_default();
+                }
+                self.team_connect.open = true;
+            }
+            TopBarAction::LeaveTeam => self.apply_team(super::team_panel::TeamAction::Leave),
+            TopBarAction::ToggleTeamReview => self.team_review_open = !self.team_review_open,
             TopBarAction::Open(path) => self.open(path),
             TopBarAction::Save => self.save.open = true,
             TopBarAction::Export(kind) => self.open_export(kind),

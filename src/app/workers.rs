@@ -40,8 +40,14 @@ impl Reporter {
     }
 
     pub fn send(&self, event: Event) {
-        let _ = self.tx.send(event);
+        self.deliver(event);
+    }
+
+    /// Sends `event` and wakes the window; false once the window is gone.
+    pub fn deliver(&self, event: Event) -> bool {
+        let sent = self.tx.send(event).is_ok();
         self.ctx.request_repaint();
+        sent
     }
 }
 

@@ -10,6 +10,7 @@ mod quality;
 mod serve;
 mod stats;
 mod team;
+mod team_bench;
 mod train;
 
 use std::path::{Path, PathBuf};

@@ -56,6 +56,9 @@ enum TeamCommand {
     Settle { row: i64, class: String },
     /// Give back every row you hold.
     Release,
+    /// Simulated annotators labelling a new project in an empty database as fast as they can:
+    /// labels/s, label write and next-row latencies, and the invariants checked in SQL.
+    Bench(Box<super::team_bench::BenchArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -127,6 +130,7 @@ pub fn team_cmd(a: TeamArgs) -> Result<ExitCode> {
             db.settle(row, class)?;
             Ok(ExitCode::SUCCESS)
         }
+        TeamCommand::Bench(b) => super::team_bench::bench(&mut db, *b),
         TeamCommand::Release => {
             eprintln!("{} rows given back", db.release()?);
             Ok(ExitCode::SUCCESS)
@@ -182,19 +186,13 @@ fn status(db: &mut TeamDb, json: bool) -> Result<ExitCode> {
     let progress = db.progress()?;
     let classes = project.labels.len();
     let rows = db.rows()?;
-    let labels: Vec<(i64, String, u8)> = rows
-        .iter()
-        .flat_map(|r| r.labels.iter().map(|(a, l)| (r.row, a.clone(), *l)))
-        .collect();
-    let finals: BTreeMap<i64, u8> = rows
-        .iter()
-        .filter_map(|r| r.fin.map(|(l, _)| (r.row, l)))
-        .collect();
-    let pairs = agreement::pairs(&labels, classes);
     let k = project.overlap as usize;
-    let (fleiss_rows, fleiss) = agreement::fleiss_over_rows(&labels, classes, k);
-    // [final][theirs] per annotator: where each one departs from the settled labels.
-    let confusion = agreement::confusion_against_final(&labels, &finals, classes);
+    let agreement::Summary {
+        pairs,
+        fleiss_rows,
+        fleiss,
+        confusion,
+    } = agreement::Summary::of(&rows, classes, k);
     if json {
         let v = serde_json::json!({
             "project": project.name,

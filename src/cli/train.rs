@@ -9,6 +9,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use super::{bar, fmt_metrics, load_data, say, ImportArgs};
+use crate::data::team::{Target, TeamDb, Unsettled};
 use crate::engine::device::DeviceChoice;
 use crate::engine::model::classifier::Pooling;
 use crate::engine::model::source;
@@ -17,8 +18,16 @@ use crate::engine::train::{self, EpochRecord, StepRecord, TrainConfig, TrainEven
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Labelled CSV (columns text and target/label).
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+    pub data: Option<PathBuf>,
+    /// Train on a team project's final labels instead (a `postgresql://` URL or libpq
+    /// `key=value` pairs; the password best as PGPASSWORD). The run is recorded in the project.
+    #[arg(long, env = "TWEETLAB_TEAM_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// With --db, rows without a final label: `skip` (left out), `majority` (the label most
+    /// annotators gave, where one leads) or `imported` (the file's own label).
+    #[arg(long, default_value = "skip", requires = "db")]
+    pub unsettled: Unsettled,
     /// Directory for the fine-tuned model (Hugging Face layout).
     #[arg(long)]
     pub out: PathBuf,
@@ -56,23 +65,72 @@ pub struct TrainArgs {
     pub import: ImportArgs,
 }
 
-pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
-    let data = load_data(&a.data, &a.import)?;
+/// The labelled texts to train on, and the team project they came from (to record the run).
+struct TrainingRows {
+    texts: Vec<String>,
+    labels: Vec<u8>,
+    classes: Vec<String>,
+    team: Option<TeamDb>,
+}
+
+/// Where the labelled texts come from: a CSV, or a team project.
+fn training_rows(a: &TrainArgs) -> Result<TrainingRows> {
+    if let Some(url) = &a.db {
+        let mut db = TeamDb::connect(&Target::parse(url)?)?;
+        let set = db.training_set(a.unsettled)?;
+        eprintln!(
+            "{} rows from the team project at {}: {} settled, {} by majority, {} imported labels, {} left out (--unsettled {:?})",
+            set.texts.len(),
+            db.target(),
+            set.settled,
+            set.from_majority,
+            set.from_imported,
+            set.left_out,
+            a.unsettled
+        );
+        if set.texts.is_empty() {
+            bail!("the team project has no rows with a final label yet: settle some, or train with --unsettled majority");
+        }
+        return Ok(TrainingRows {
+            texts: set.texts,
+            labels: set.labels,
+            classes: set.classes,
+            team: Some(db),
+        });
+    }
+    let path = a.data.as_ref().expect("clap requires --data or --db");
+    let data = load_data(path, &a.import)?;
     let (texts, labels): (Vec<String>, Vec<u8>) =
         data.labelled().map(|(t, l)| (t.text.clone(), l)).unzip();
     if texts.is_empty() {
         bail!(
             "{}: no labelled rows (column {:?})",
-            a.data.display(),
+            path.display(),
             data.label_column().unwrap_or("none found")
         );
     }
-    eprintln!("{} labelled rows from {}", texts.len(), a.data.display());
+    eprintln!("{} labelled rows from {}", texts.len(), path.display());
+    Ok(TrainingRows {
+        texts,
+        labels,
+        classes: data.layout.labels.names(),
+        team: None,
+    })
+}
+
+pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
+    let TrainingRows {
+        texts,
+        labels,
+        classes,
+        mut team,
+    } = training_rows(&a)?;
+    let model = a.model.clone();
     let job = TrainJob {
         model: Some(a.model),
         texts,
         labels,
-        classes: data.layout.labels.names(),
+        classes,
         out_dir: a.out.clone(),
         config: TrainConfig {
             epochs: a.epochs,
@@ -167,6 +225,19 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     }
     handle.join();
     let (saved_epoch, val, dir, seconds) = outcome?;
+    if let Some(db) = team.as_mut() {
+        let settings = serde_json::json!({
+            "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size, "max_len": a.max_len,
+            "val_split": a.val_split, "seed": a.seed, "unsettled": a.unsettled,
+            "model_dir": dir,
+        });
+        let metrics =
+            serde_json::json!({"saved_epoch": saved_epoch, "val": val, "seconds": seconds});
+        match db.record_run(&model, &settings, &metrics) {
+            Ok(run) => eprintln!("recorded as run {run} of the team project"),
+            Err(e) => eprintln!("warning: the run was not recorded in the team project: {e}"),
+        }
+    }
     if a.json {
         let summary = serde_json::json!({
             "model_dir": dir, "saved_epoch": saved_epoch, "seconds": seconds,

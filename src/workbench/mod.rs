@@ -5,6 +5,7 @@
 pub mod jobs;
 pub mod open;
 pub mod review;
+pub mod team;
 
 pub use jobs::{JobEvent, Progress};
 pub use open::{import_choice, ChoiceSource, ImportChoice, OpenOutcome, Opened, Opening};

@@ -11,6 +11,8 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_postgres: bool,
+    /// TLS on a TCP port of 127.0.0.1 besides the socket (`start_tls`).
+    tcp_port: Option<u16>,
 }
 
 const PORT: u16 = 5432;
@@ -46,16 +48,32 @@ fn is_root() -> bool {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Self::start_with(false)
+    }
+
+    /// A cluster that also listens on a free port of 127.0.0.1 with TLS only (a self-signed
+    /// certificate for localhost and 127.0.0.1, made with the openssl command that Debian's
+    /// postgresql package brings), and no plain TCP.
+    pub fn start_tls() -> Cluster {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Cluster {
         let bin = find_bin();
         let as_postgres = is_root();
         let dir = tempfile::Builder::new()
             .prefix("tweetlab-pg-")
             .tempdir()
             .unwrap();
+        let tcp_port = tls.then(|| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        });
         let cluster = Cluster {
             dir,
             bin,
             as_postgres,
+            tcp_port,
         };
         if as_postgres {
             let ok = Command::new("chown")
@@ -85,27 +103,69 @@ impl Cluster {
         // The superuser needs no password over the private socket; every other role does.
         std::fs::write(
             cluster.data().join("pg_hba.conf"),
-            "local all postgres trust\nlocal all all scram-sha-256\n",
+            "local all postgres trust\nlocal all all scram-sha-256\n\
+             hostssl all postgres 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
         )
         .unwrap();
+        if tls {
+            cluster.make_certificate("server");
+            cluster.make_certificate("other");
+        }
+        cluster.up();
+        cluster
+    }
+
+    /// Starts the server (again, after [`Cluster::crash`]), waiting until it takes connections.
+    pub fn up(&self) {
+        let network = match self.tcp_port {
+            Some(port) => format!(
+                "-c listen_addresses=127.0.0.1 -p {port} -c ssl=on \
+                 -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+            ),
+            None => format!("-c listen_addresses='' -p {PORT}"),
+        };
         let options = format!(
-            "-k {} -c listen_addresses='' -p {PORT} -c fsync=off -c max_connections=60",
-            cluster.socket().display()
+            "-k {} {network} -c fsync=off -c max_connections=60",
+            self.socket().display()
         );
-        cluster.run(
+        self.run(
             "pg_ctl",
             &[
                 "-D",
-                cluster.data().to_str().unwrap(),
+                self.data().to_str().unwrap(),
                 "-o",
                 &options,
                 "-l",
-                cluster.dir.path().join("log").to_str().unwrap(),
+                self.dir.path().join("log").to_str().unwrap(),
                 "-w",
                 "start",
             ],
         );
-        cluster
+    }
+
+    /// Kills the server as a crash would: SIGKILL to the postmaster and every backend.
+    pub fn crash(&self) {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid")).unwrap();
+        let pid = pid_file.lines().next().unwrap().trim().to_string();
+        let _ = Command::new("pkill").args(["-9", "-P", &pid]).status();
+        assert!(Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success());
+        // The next start refuses while the old processes still hold the shared memory.
+        for _ in 0..100 {
+            let alive = Command::new("kill")
+                .args(["-0", &pid])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !alive {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
     }
 
     fn data(&self) -> PathBuf {
@@ -118,14 +178,7 @@ impl Cluster {
 
     /// One of PostgreSQL's programs, as the `postgres` user under root.
     fn command(&self, program: &str) -> Command {
-        let exe = self.bin.join(program);
-        if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(exe);
-            c
-        } else {
-            Command::new(exe)
-        }
+        self.as_server_user(self.bin.join(program))
     }
 
     fn run(&self, program: &str, args: &[&str]) {
@@ -139,12 +192,63 @@ impl Cluster {
         );
     }
 
-    /// A libpq connection line to `dbname` as `user` (no password).
+    /// A libpq connection line to `dbname` as `user` (no password), over the socket.
     pub fn url(&self, user: &str, dbname: &str) -> String {
         format!(
-            "host={} port={PORT} user={user} dbname={dbname}",
-            self.socket().display()
+            "host={} port={} user={user} dbname={dbname}",
+            self.socket().display(),
+            self.tcp_port.unwrap_or(PORT)
         )
+    }
+
+    /// The TCP port (TLS only), for a cluster from `start_tls`.
+    pub fn tcp_port(&self) -> u16 {
+        self.tcp_port.expect("a cluster started with start_tls")
+    }
+
+    /// `NAME.crt` (a copy readable by the tests) of a certificate made by `make_certificate`.
+    pub fn certificate(&self, name: &str) -> PathBuf {
+        let copy = self.dir.path().join(format!("{name}-copy.crt"));
+        std::fs::copy(self.data().join(format!("{name}.crt")), &copy).unwrap();
+        copy
+    }
+
+    /// A self-signed certificate for localhost and 127.0.0.1 in the data folder.
+    fn make_certificate(&self, name: &str) {
+        let data = self.data();
+        let key = data.join(format!("{name}.key"));
+        let crt = data.join(format!("{name}.crt"));
+        let out = self
+            .as_server_user("openssl")
+            .args([
+                "req", "-new", "-x509", "-days", "2", "-nodes", "-newkey", "rsa:2048",
+            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&crt)
+            .output()
+            .expect("the openssl command (Debian's openssl package, which postgresql brings)");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Any program, as the user the server runs as.
+    fn as_server_user(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
     }
 
     /// A new empty database, owned by the superuser.

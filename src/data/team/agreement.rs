@@ -122,6 +122,37 @@ pub fn confusion_against_final(
     out
 }
 
+/// Every agreement figure of a project, from the rows (and labels) the caller may see.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Summary {
+    pub pairs: Vec<PairAgreement>,
+    /// Rows with exactly K labels, over which Fleiss' kappa is taken.
+    pub fleiss_rows: usize,
+    pub fleiss: Option<f64>,
+    /// Per annotator, `[final][theirs]` on the settled rows.
+    pub confusion: BTreeMap<String, Vec<Vec<u32>>>,
+}
+
+impl Summary {
+    pub fn of(rows: &[super::TeamRow], classes: usize, k: usize) -> Self {
+        let labels: Vec<(i64, String, u8)> = rows
+            .iter()
+            .flat_map(|r| r.labels.iter().map(|(a, l)| (r.row, a.clone(), *l)))
+            .collect();
+        let finals: BTreeMap<i64, u8> = rows
+            .iter()
+            .filter_map(|r| r.fin.map(|(l, _)| (r.row, l)))
+            .collect();
+        let (fleiss_rows, fleiss) = fleiss_over_rows(&labels, classes, k);
+        Self {
+            pairs: pairs(&labels, classes),
+            fleiss_rows,
+            fleiss,
+            confusion: confusion_against_final(&labels, &finals, classes),
+        }
+    }
+}
+
 fn by_annotator(labels: Labelled) -> BTreeMap<String, BTreeMap<i64, u8>> {
     let mut out: BTreeMap<String, BTreeMap<i64, u8>> = BTreeMap::new();
     for (row, who, class) in labels {

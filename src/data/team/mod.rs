@@ -6,6 +6,10 @@
 //! SQLite stays the one-analyst workspace (`store`); nothing here is needed in solo mode.
 
 pub mod agreement;
+pub mod listen;
+pub mod outbox;
+pub mod session;
+pub mod tls;
 
 use std::fmt;
 use std::time::Duration;
@@ -16,7 +20,7 @@ use postgres::{Client, Config, NoTls};
 use crate::data::{Dataset, LabelSet};
 
 /// Schema migrations, applied in order on connect; the list only grows.
-const MIGRATIONS: &[&str] = &[include_str!("v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("v1.sql"), include_str!("v2.sql")];
 
 /// Why a team operation failed, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +39,19 @@ pub enum TeamError {
     NoProject,
     #[error("{0}")]
     Database(String),
+    /// The connection is gone (server down, network cut): try again later.
+    #[error("the team server is unreachable: {0}")]
+    Offline(String),
+    /// The local outbox (SQLite) failed.
+    #[error("the local outbox: {0}")]
+    Outbox(String),
+}
+
+impl TeamError {
+    /// Whether trying again once the server is back may succeed.
+    pub fn is_offline(&self) -> bool {
+        matches!(self, TeamError::Offline(_) | TeamError::Connect { .. })
+    }
 }
 
 impl From<postgres::Error> for TeamError {
@@ -43,7 +60,17 @@ impl From<postgres::Error> for TeamError {
             Some(db) => db.message().to_string(),
             None => e.to_string(),
         };
+        if lost_connection(&e) {
+            return TeamError::Offline(postgres_message(&e));
+        }
         match e.code() {
+            Some(c)
+                if *c == SqlState::ADMIN_SHUTDOWN
+                    || *c == SqlState::CRASH_SHUTDOWN
+                    || *c == SqlState::CANNOT_CONNECT_NOW =>
+            {
+                TeamError::Offline(message)
+            }
             Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => TeamError::Denied(message),
             Some(c) if *c == SqlState::CHECK_VIOLATION => TeamError::Refused(message),
             Some(c) if *c == SqlState::UNDEFINED_TABLE => TeamError::NoProject,
@@ -59,11 +86,13 @@ pub type Result<T> = std::result::Result<T, TeamError>;
 #[derive(Clone)]
 pub struct Target {
     config: Config,
+    tls: tls::TlsOptions,
 }
 
 impl Target {
     pub fn parse(url: &str) -> Result<Self> {
-        let mut config: Config = url
+        let (line, tls) = tls::split_options(url);
+        let mut config: Config = line
             .parse()
             .map_err(|e| TeamError::BadInput(format!("not a PostgreSQL connection string: {e}")))?;
         if config.get_password().is_none() {
@@ -78,14 +107,46 @@ impl Target {
         }
         config.connect_timeout(Duration::from_secs(10));
         config.application_name("tweetlab");
-        Ok(Self { config })
+        Ok(Self { config, tls })
+    }
+
+    /// A new connection, encrypted as `sslmode` says.
+    fn client(&self) -> Result<Client> {
+        let connected = if self.config.get_ssl_mode() == postgres::config::SslMode::Disable {
+            self.config.connect(NoTls)
+        } else {
+            self.config.connect(tls::connector(&self.tls)?)
+        };
+        connected.map_err(|e| {
+            if e.as_db_error().is_some() {
+                TeamError::Connect {
+                    target: self.to_string(),
+                    message: postgres_message(&e),
+                }
+            } else {
+                TeamError::Offline(format!("{self}: {}", postgres_message(&e)))
+            }
+        })
     }
 
     /// The same server and database as another role, with its password.
     pub fn as_role(&self, user: &str, password: &str) -> Self {
         let mut config = self.config.clone();
         config.user(user).password(password);
-        Self { config }
+        Self {
+            config,
+            tls: self.tls.clone(),
+        }
+    }
+
+    /// The same target with `password`.
+    pub fn with_password(&self, password: &str) -> Self {
+        let mut config = self.config.clone();
+        config.password(password);
+        Self {
+            config,
+            tls: self.tls.clone(),
+        }
     }
 
     /// A connection line for `user` (libpq's `key=value` form, which every client takes),
@@ -108,10 +169,14 @@ impl Target {
         parts.push(format!("user={user}"));
         let ssl = match self.config.get_ssl_mode() {
             postgres::config::SslMode::Disable => "disable",
+            postgres::config::SslMode::Require if self.tls.verify => "verify-full",
             postgres::config::SslMode::Require => "require",
             _ => "prefer",
         };
         parts.push(format!("sslmode={ssl}"));
+        if let Some(root) = &self.tls.root_cert {
+            parts.push(format!("sslrootcert={}", root.display()));
+        }
         parts.join(" ")
     }
 }
@@ -202,18 +267,56 @@ pub struct TeamLabel {
 pub struct TeamRow {
     pub row: i64,
     pub source_id: String,
+    pub keyword: String,
+    pub location: String,
     pub text: String,
     pub labels: Vec<(String, u8)>,
     pub fin: Option<(u8, Decided)>,
 }
 
 /// The team's progress.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Progress {
     /// (annotator, labels given, live claims).
     pub annotators: Vec<(String, i64, i64)>,
     /// (labels on a row, rows with that many, of those settled).
     pub rows_by_labels: Vec<(i64, i64, i64)>,
+}
+
+/// What a training run on a team project does with a row that has no final label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unsettled {
+    /// Leave it out: only settled rows are ground truth (the default).
+    Skip,
+    /// The label most annotators gave it, where one label leads (ties are left out).
+    Majority,
+    /// The label the imported file gave it, where it had one.
+    Imported,
+}
+
+impl std::str::FromStr for Unsettled {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "skip" => Ok(Self::Skip),
+            "majority" => Ok(Self::Majority),
+            "imported" => Ok(Self::Imported),
+            _ => Err(format!("`{s}`: choose skip, majority or imported")),
+        }
+    }
+}
+
+/// The labelled texts a team project offers for training, and where their labels came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingSet {
+    pub texts: Vec<String>,
+    pub labels: Vec<u8>,
+    pub classes: Vec<String>,
+    pub settled: usize,
+    pub from_majority: usize,
+    pub from_imported: usize,
+    pub left_out: usize,
 }
 
 /// A connection to a team project as one role.
@@ -226,13 +329,7 @@ impl TeamDb {
     /// Connects and, where the schema is older than this tweetlab's (and the role may change
     /// it), migrates it.
     pub fn connect(target: &Target) -> Result<Self> {
-        let client = target
-            .config
-            .connect(NoTls)
-            .map_err(|e| TeamError::Connect {
-                target: target.to_string(),
-                message: postgres_message(&e),
-            })?;
+        let client = target.client()?;
         let mut db = Self {
             client,
             target: target.clone(),
@@ -452,12 +549,19 @@ impl TeamDb {
 
     /// Stores this role's label for `row` (a new one, or a change of its own).
     pub fn label(&mut self, row: i64, label: u8) -> Result<()> {
-        self.client.execute(
-            "INSERT INTO labels (row_id, label) VALUES ($1, $2)
-             ON CONFLICT (row_id, annotator) DO UPDATE SET label = EXCLUDED.label",
-            &[&row, &(label as i16)],
-        )?;
-        Ok(())
+        self.apply(row, Some(label), &new_op_id()).map(|_| ())
+    }
+
+    /// Stores (None: takes back) this role's label for `row` as the op `op`, which the server
+    /// applies once: false when it had applied it before (a resend after a lost reply).
+    pub fn apply(&mut self, row: i64, label: Option<u8>, op: &str) -> Result<bool> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT tweetlab_label($1, $2, $3)",
+                &[&row, &label.map(|l| l as i16), &op],
+            )?
+            .get(0))
     }
 
     /// A reviewer's final label for `row` (the server refuses a label that is no class).
@@ -494,7 +598,7 @@ impl TeamDb {
         let mut out: Vec<TeamRow> = self
             .client
             .query(
-                "SELECT r.id, r.source_id, r.text, f.label, f.how
+                "SELECT r.id, r.source_id, r.keyword, r.location, r.text, f.label, f.how
                  FROM rows r LEFT JOIN final_labels f ON f.row_id = r.id ORDER BY r.id",
                 &[],
             )?
@@ -502,11 +606,13 @@ impl TeamDb {
             .map(|r| TeamRow {
                 row: r.get(0),
                 source_id: r.get(1),
-                text: r.get(2),
+                keyword: r.get(2),
+                location: r.get(3),
+                text: r.get(4),
                 labels: Vec::new(),
                 fin: r
-                    .get::<_, Option<i16>>(3)
-                    .map(|l| (l as u8, Decided::parse(r.get(4)))),
+                    .get::<_, Option<i16>>(5)
+                    .map(|l| (l as u8, Decided::parse(r.get(6)))),
             })
             .collect();
         for l in self.labels()? {
@@ -515,6 +621,70 @@ impl TeamDb {
             }
         }
         Ok(out)
+    }
+
+    /// The rows to train on: each final label, and for rows without one what `unsettled` says.
+    pub fn training_set(&mut self, unsettled: Unsettled) -> Result<TrainingSet> {
+        let classes = self.project()?.labels.names();
+        let imported: Vec<Option<i16>> = self
+            .client
+            .query("SELECT imported_label FROM rows ORDER BY id", &[])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut set = TrainingSet {
+            texts: Vec::new(),
+            labels: Vec::new(),
+            classes,
+            settled: 0,
+            from_majority: 0,
+            from_imported: 0,
+            left_out: 0,
+        };
+        for (r, imported) in self.rows()?.into_iter().zip(imported) {
+            let label = match (r.fin, unsettled) {
+                (Some((l, _)), _) => {
+                    set.settled += 1;
+                    Some(l)
+                }
+                (None, Unsettled::Majority) => {
+                    let leader = plurality(r.labels.iter().map(|(_, l)| *l));
+                    set.from_majority += leader.is_some() as usize;
+                    leader
+                }
+                (None, Unsettled::Imported) => {
+                    let l = imported.map(|l| l as u8);
+                    set.from_imported += l.is_some() as usize;
+                    l
+                }
+                (None, Unsettled::Skip) => None,
+            };
+            match label {
+                Some(l) => {
+                    set.texts.push(r.text);
+                    set.labels.push(l);
+                }
+                None => set.left_out += 1,
+            }
+        }
+        Ok(set)
+    }
+
+    /// Records a training run on the project (the owner's right; others get `Denied`).
+    pub fn record_run(
+        &mut self,
+        model: &str,
+        settings: &serde_json::Value,
+        metrics: &serde_json::Value,
+    ) -> Result<i64> {
+        Ok(self
+            .client
+            .query_one(
+                "INSERT INTO runs (model, settings, metrics)
+                 VALUES ($1, $2::text::jsonb, $3::text::jsonb) RETURNING id",
+                &[&model, &settings.to_string(), &metrics.to_string()],
+            )?
+            .get(0))
     }
 
     pub fn progress(&mut self) -> Result<Progress> {
@@ -542,9 +712,43 @@ impl TeamDb {
         })
     }
 
+    /// The role this connection labels as.
+    pub fn me(&mut self) -> Result<String> {
+        Ok(self
+            .client
+            .query_one("SELECT session_user::text", &[])?
+            .get(0))
+    }
+
+    /// Whether this role may settle rows (a reviewer, or the owner).
+    pub fn may_settle(&mut self) -> Result<bool> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT pg_has_role(session_user, reviewer_role, 'MEMBER')
+                     OR pg_has_role(session_user, owner, 'MEMBER') FROM project",
+                &[],
+            )?
+            .get(0))
+    }
+
     /// Runs SQL as this role (for checks and tests).
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
+    }
+}
+
+/// The label given most, when one is given more often than every other.
+fn plurality(labels: impl Iterator<Item = u8>) -> Option<u8> {
+    let mut counts = [0usize; 256];
+    for l in labels {
+        counts[l as usize] += 1;
+    }
+    let top = *counts.iter().max()?;
+    let mut leaders = (0..256).filter(|&i| counts[i] == top);
+    match (top, leaders.next(), leaders.next()) {
+        (0, _, _) | (_, _, Some(_)) => None,
+        (_, l, None) => l.map(|l| l as u8),
     }
 }
 
@@ -574,6 +778,27 @@ fn new_password() -> String {
     (0..24)
         .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
         .collect()
+}
+
+/// Whether the connection itself failed (closed, or an I/O error), not the statement.
+fn lost_connection(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A new id for one label sent to the server (128 random bits, hex).
+pub fn new_op_id() -> String {
+    let bits: u128 = rand::random();
+    format!("{bits:032x}")
 }
 
 /// A connection error's words: the server's message, or the client's.
