@@ -115,12 +115,14 @@ fn blind_annotators_can_neither_read_nor_write_each_others_labels() {
     let mut r = member(&mut owner, "blind_rev", true);
 
     let row = a.claim(1).unwrap()[0].row;
+    assert_eq!(b.claim(1).unwrap()[0].row, row + 1, "A holds the first row");
+    a.label(row, 1).unwrap();
+    b.release().unwrap();
     assert_eq!(
         b.claim(1).unwrap()[0].row,
         row,
-        "K = 2: both get the first row"
+        "K = 2: labelled once and held by nobody, the first row is B's next"
     );
-    a.label(row, 1).unwrap();
     b.label(row, 0).unwrap();
 
     // A sees only A's label; B's cannot be changed or written in B's name.
@@ -442,11 +444,7 @@ fn a_second_client_hears_labels_live_and_after_a_restart() {
     a.label(row, 1).unwrap();
     assert_eq!(
         wait(&|n| matches!(n, Notice::Changed { .. })),
-        Notice::Changed {
-            row,
-            labels: Some(1),
-            final_label: None
-        }
+        Notice::Changed { rows: vec![row] }
     );
     cluster.crash();
     wait(&|n| matches!(n, Notice::Lost(_)));
@@ -457,9 +455,7 @@ fn a_second_client_hears_labels_live_and_after_a_restart() {
     assert_eq!(
         wait(&|n| matches!(n, Notice::Changed { .. })),
         Notice::Changed {
-            row: row + 1,
-            labels: Some(1),
-            final_label: None
+            rows: vec![row + 1]
         }
     );
 }

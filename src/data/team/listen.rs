@@ -1,5 +1,5 @@
 //! Live updates: a thread with its own connection LISTENs on the project's channel and reports
-//! each change (a row's label count, a final label) as it is committed. Notifications sent while
+//! the rows each committed change touched (tweetlab's clients say so after each commit). Notifications sent while
 //! the connection is down are lost, so every (re)connection is reported too: the receiver reads
 //! the whole state again then.
 
@@ -16,12 +16,8 @@ use super::{postgres_message, Target};
 pub enum Notice {
     /// Listening (first time or after a reconnection): read the state again.
     Connected,
-    /// A row's labels changed (`labels`: how many it has now) or it got a final label.
-    Changed {
-        row: i64,
-        labels: Option<i64>,
-        final_label: Option<u8>,
-    },
+    /// These rows' labels or final labels changed (the first 100 of a batch).
+    Changed { rows: Vec<i64> },
     /// The connection dropped; the listener tries again.
     Lost(String),
 }
@@ -115,12 +111,13 @@ fn sleep_unless(stop: &AtomicBool, total: Duration) {
     }
 }
 
-/// The triggers' payload: `{"row": N, "labels": n}` or `{"row": N, "final": l}`.
+/// `tweetlab_changed`'s payload: `{"rows": [N, ...]}`.
 fn parse(payload: &str) -> Notice {
     let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
     Notice::Changed {
-        row: v["row"].as_i64().unwrap_or(-1),
-        labels: v["labels"].as_i64(),
-        final_label: v["final"].as_u64().map(|l| l as u8),
+        rows: v["rows"]
+            .as_array()
+            .map(|rows| rows.iter().filter_map(|r| r.as_i64()).collect())
+            .unwrap_or_default(),
     }
 }

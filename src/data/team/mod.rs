@@ -323,6 +323,10 @@ pub struct TrainingSet {
 pub struct TeamDb {
     client: Client,
     target: Target,
+    /// The queue's two statements, prepared once per connection: a query by text is parsed
+    /// and described anew each time, one more round trip each.
+    claim_statement: Option<postgres::Statement>,
+    apply_statement: Option<postgres::Statement>,
 }
 
 impl TeamDb {
@@ -333,6 +337,8 @@ impl TeamDb {
         let mut db = Self {
             client,
             target: target.clone(),
+            claim_statement: None,
+            apply_statement: None,
         };
         db.migrate()?;
         Ok(db)
@@ -522,12 +528,19 @@ impl TeamDb {
 
     /// Up to `wanted` rows for this role to label: the claims it holds (renewed), then new ones.
     pub fn claim(&mut self, wanted: usize) -> Result<Vec<Claimed>> {
-        let rows = self.client.query(
-            "SELECT c.claimed_row, r.source_id, r.text, extract(epoch FROM c.claim_expires)::float8
-             FROM tweetlab_claim($1) c JOIN rows r ON r.id = c.claimed_row
-             ORDER BY c.claimed_row",
-            &[&(wanted as i32)],
-        )?;
+        let statement = match &self.claim_statement {
+            Some(s) => s.clone(),
+            None => self
+                .claim_statement
+                .insert(self.client.prepare(
+                    "SELECT c.claimed_row, r.source_id, r.text,
+                        extract(epoch FROM c.claim_expires)::float8
+                 FROM tweetlab_claim($1) c JOIN rows r ON r.id = c.claimed_row
+                 ORDER BY c.claimed_row",
+                )?)
+                .clone(),
+        };
+        let rows = self.client.query(&statement, &[&(wanted as i32)])?;
         Ok(rows
             .iter()
             .map(|r| Claimed {
@@ -549,18 +562,30 @@ impl TeamDb {
 
     /// Stores this role's label for `row` (a new one, or a change of its own).
     pub fn label(&mut self, row: i64, label: u8) -> Result<()> {
-        self.apply(row, Some(label), &new_op_id()).map(|_| ())
+        self.apply(row, Some(label), &new_op_id())?;
+        self.changed(&[row])
+    }
+
+    /// Tells live views that `rows` changed (after the change committed; see v2.sql).
+    pub fn changed(&mut self, rows: &[i64]) -> Result<()> {
+        self.client
+            .execute("SELECT tweetlab_changed($1)", &[&rows])?;
+        Ok(())
     }
 
     /// Stores (None: takes back) this role's label for `row` as the op `op`, which the server
     /// applies once: false when it had applied it before (a resend after a lost reply).
     pub fn apply(&mut self, row: i64, label: Option<u8>, op: &str) -> Result<bool> {
+        let statement = match &self.apply_statement {
+            Some(s) => s.clone(),
+            None => self
+                .apply_statement
+                .insert(self.client.prepare("SELECT tweetlab_label($1, $2, $3)")?)
+                .clone(),
+        };
         Ok(self
             .client
-            .query_one(
-                "SELECT tweetlab_label($1, $2, $3)",
-                &[&row, &label.map(|l| l as i16), &op],
-            )?
+            .query_one(&statement, &[&row, &label.map(|l| l as i16), &op])?
             .get(0))
     }
 
@@ -574,7 +599,7 @@ impl TeamDb {
                      decided_at = now()",
             &[&row, &(label as i16)],
         )?;
-        Ok(())
+        self.changed(&[row])
     }
 
     /// Every label this role may see.

@@ -130,6 +130,7 @@ impl TeamSession {
     /// Sends what waits in the outbox, oldest first, until it is empty or the server is gone.
     pub fn flush(&mut self) -> Result<Flushed> {
         let mut done = Flushed::default();
+        let mut changed = Vec::new();
         'send: loop {
             let batch = self.outbox.pending(64)?;
             if batch.is_empty() {
@@ -137,7 +138,10 @@ impl TeamSession {
             }
             for p in &batch {
                 match self.send(p) {
-                    Ok(true) => done.sent += 1,
+                    Ok(true) => {
+                        done.sent += 1;
+                        changed.push(p.row);
+                    }
                     Ok(false) => done.already_there += 1,
                     Err(e) if e.is_offline() => {
                         done.offline = Some(e.to_string());
@@ -160,6 +164,10 @@ impl TeamSession {
                 }
                 self.outbox.sent(p)?;
             }
+        }
+        if !changed.is_empty() {
+            // Only live views wait on this: a failure here costs no label.
+            let _ = self.call(|db| db.changed(&changed));
         }
         done.waiting = self.outbox.waiting()?;
         Ok(done)
