@@ -1200,8 +1200,9 @@ fn the_command_line_reads_a_file_as_the_import_dialog_set_it_up() {
 }
 
 /// Team mode on a real PostgreSQL server: an annotator connects through File > Connect, labels
-/// their queue with the keys (undo takes a label back on the server too), and a reviewer
-/// settles a disagreement from the team review window with one key.
+/// their queue with the keys (undo takes a label back on the server too), keeps labelling while
+/// the server is down (the status says offline and how many labels wait; they are sent when it
+/// is back), and a reviewer settles a disagreement from the team review window with one key.
 #[test]
 fn a_team_project_labelled_and_settled_from_the_window() {
     use tweetlab::data::team::{ProjectSettings, Target, TeamDb};
@@ -1290,12 +1291,39 @@ fn a_team_project_labelled_and_settled_from_the_window() {
     wait_until(&mut h, "the live progress", |app| {
         app.team_view().unwrap().progress.is_some_and(|p| p.0 == 1)
     });
+    // The server goes down: a label still saves, the window says it is offline and waiting,
+    // and it reaches the server once the server is back.
+    cluster.crash();
+    h.key_press(Key::J);
+    h.key_press(Key::Num0);
+    h.settle();
+    assert_eq!(label_of(&h, 1), Some(0));
+    wait_until(&mut h, "the window to say it is offline", |app| {
+        let t = app.team_view().unwrap();
+        t.offline && t.waiting == 1
+    });
+    assert!(
+        h.state()
+            .team_view()
+            .unwrap()
+            .line
+            .contains("OFFLINE, 1 label(s) waiting"),
+        "{}",
+        h.state().team_view().unwrap().line
+    );
+    cluster.up();
+    wait_until(&mut h, "the waiting label to be sent", |app| {
+        let t = app.team_view().unwrap();
+        !t.offline && t.waiting == 0
+    });
+    let mut owner = TeamDb::connect(owner.target()).unwrap();
+    assert_eq!(label_on_server(&mut owner, "win_a", 1), Some(0));
     // Another annotator disagrees on row 0: the progress updates live.
     let mut b = TeamDb::connect(&owner.target().as_role("win_b", &pw_b)).unwrap();
     assert_eq!(b.claim(1).unwrap()[0].row, 0);
     b.label(0, 0).unwrap();
     wait_until(&mut h, "the other annotator's label", |app| {
-        app.team_view().unwrap().progress.is_some_and(|p| p.0 == 2)
+        app.team_view().unwrap().progress.is_some_and(|p| p.0 == 3)
     });
     assert_eq!(h.state().team_view().unwrap().disagreements, 1);
 

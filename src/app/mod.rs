@@ -191,7 +191,6 @@ impl TweetlabApp {
         for action in input::read(&ctx, review_tab, team_settle, &labels) {
             self.apply_input(action);
         }
-        self.mirror_team_labels();
         self.request_explanation();
 
         if self.applied_theme != Some(self.settings.theme) {
@@ -324,6 +323,9 @@ impl TweetlabApp {
             let rows = file.workspace.rows().len();
             self.frame_stats.mark(&format!("table-drawn rows={rows}"));
         }
+        // Labels made this frame (keys, the table, the detail panel, undo) go to the team's
+        // outbox before the frame ends.
+        self.mirror_team_labels();
         if std::mem::take(&mut self.quit) {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
