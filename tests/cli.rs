@@ -662,6 +662,7 @@ fn other_families_train_predict_and_explain_from_the_command_line() {
     for (fixture, class) in [
         ("tiny-distilbert", "DistilBertForSequenceClassification"),
         ("tiny-roberta", "RobertaForSequenceClassification"),
+        ("tiny-mpnet", "MPNetForSequenceClassification"),
     ] {
         let out = dir.path().join(fixture);
         let model = format!("tests/fixtures/{fixture}");

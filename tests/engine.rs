@@ -82,6 +82,8 @@ fn one_step_changes_every_parameter() {
         ("tiny-roberta", 2 * 16 + 5 + 4),
         ("tiny-xlm-roberta", 2 * 16 + 5 + 4),
         ("tiny-distilbert", 2 * 16 + 4 + 4),
+        // MPNet: no token types, one relative position bias table for every layer.
+        ("tiny-mpnet", 2 * 16 + 4 + 1 + 4),
     ] {
         one_step_changes_every_parameter_of(&fixtures.join(name), tensors);
     }

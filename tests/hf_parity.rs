@@ -149,13 +149,15 @@ fn family_fixture(name: &str) -> PathBuf {
 }
 
 /// Checkpoints made by transformers itself (tests/make_family_fixtures.py): RoBERTa with a
-/// byte-level BPE, XLM-RoBERTa with a Unigram tokenizer and three classes, DistilBERT.
+/// byte-level BPE, XLM-RoBERTa with a Unigram tokenizer and three classes, DistilBERT, MPNet
+/// (relative position bias, WordPiece with `<s>`).
 #[test]
-fn roberta_xlm_roberta_and_distilbert_checkpoints_match_transformers() {
+fn roberta_xlm_roberta_distilbert_and_mpnet_checkpoints_match_transformers() {
     for (name, family, labels) in [
         ("tiny-roberta", Family::Roberta, 2),
         ("tiny-xlm-roberta", Family::Roberta, 3),
         ("tiny-distilbert", Family::DistilBert, 2),
+        ("tiny-mpnet", Family::Mpnet, 2),
     ] {
         let model = matches_transformers_in(&family_fixture(name));
         assert_eq!(model.net.encoder.config.family, family, "{name}");
@@ -212,7 +214,12 @@ fn a_roberta_without_tokenizer_json_reads_vocab_and_merges() {
 /// `*ForSequenceClassification` loads, and reads back to the same probabilities.
 #[test]
 fn each_family_saves_in_its_own_transformers_layout() {
-    for name in ["tiny-roberta", "tiny-xlm-roberta", "tiny-distilbert"] {
+    for name in [
+        "tiny-roberta",
+        "tiny-xlm-roberta",
+        "tiny-distilbert",
+        "tiny-mpnet",
+    ] {
         let src = family_fixture(name);
         let model =
             LoadedModel::load(&inspect_dir(&src, name).unwrap(), &Device::Cpu, None, 0).unwrap();
@@ -253,4 +260,31 @@ fn two_class_checkpoint_matches_transformers() {
 #[test]
 fn four_class_checkpoint_matches_transformers() {
     matches_transformers(4);
+}
+
+/// MPNet's relative position buckets equal transformers' for every key - query distance of
+/// inputs of 1 to 512 tokens (the fixture holds them for -511..=511).
+#[test]
+fn mpnet_relative_buckets_match_transformers() {
+    let probs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(family_fixture("tiny-mpnet").join("transformers_probs.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let from = probs["relative_buckets"]["from"].as_i64().unwrap();
+    let expected: Vec<usize> = probs["relative_buckets"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(expected.len(), 1023);
+    for (i, want) in expected.iter().enumerate() {
+        let relative = from + i as i64;
+        assert_eq!(
+            tweetlab::engine::model::encoder::relative_position_bucket(relative, 32),
+            *want,
+            "key - query = {relative}"
+        );
+    }
 }

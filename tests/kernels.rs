@@ -407,6 +407,7 @@ fn the_first_token_alone_equals_the_full_pass() {
         fixtures.join("tiny-roberta"),
         fixtures.join("tiny-distilbert"),
         fixtures.join("tiny-xlm-roberta"),
+        fixtures.join("tiny-mpnet"),
     ];
     let (texts, _) = sample_rows();
     for dir in &dirs {

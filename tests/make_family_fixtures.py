@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Tiny random checkpoints of the RoBERTa, XLM-RoBERTa and DistilBERT families, made by
+"""Tiny random checkpoints of the RoBERTa, XLM-RoBERTa, DistilBERT and MPNet families, made by
 Hugging Face transformers itself, with the probabilities transformers gives for them.
 
-Usage: python make_family_fixtures.py   (writes tests/fixtures/tiny-{roberta,xlm-roberta,distilbert})
+Usage: python make_family_fixtures.py [NAME ...]   (writes tests/fixtures/tiny-NAME for each of
+roberta, xlm-roberta, distilbert, mpnet; all four without arguments)
 Each directory is what `save_pretrained` writes (config.json, model.safetensors, tokenizer.json,
 tokenizer_config.json) plus transformers_probs.json: the texts of hf_parity.py, every class's
 probability, the class names and the token ids transformers' tokenizer gave. tests/hf_parity.rs
@@ -11,13 +12,15 @@ trained on sample-data/train.csv: byte-level BPE (RoBERTa), Unigram (XLM-R), Wor
 (DistilBERT); the tokenizers' trainers are not fully deterministic, so running it again makes
 new fixtures (the test then checks those). Needs torch, transformers and tokenizers (not part
 of CI)."""
-import csv, json, os
+import csv, json, os, sys
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, decoders, trainers
-from transformers import (DistilBertConfig, DistilBertForSequenceClassification,
-                          PreTrainedTokenizerFast, RobertaConfig, RobertaForSequenceClassification,
-                          XLMRobertaConfig, XLMRobertaForSequenceClassification)
+from transformers import (DistilBertConfig, DistilBertForSequenceClassification, MPNetConfig,
+                          MPNetForSequenceClassification, PreTrainedTokenizerFast, RobertaConfig,
+                          RobertaForSequenceClassification, XLMRobertaConfig,
+                          XLMRobertaForSequenceClassification)
+from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -73,7 +76,26 @@ def wordpiece_tokenizer():
                      sep_token="[SEP]")
 
 
-def make(name, build, tok, special, labels, tokenizer_class, seed=0):
+def mpnet_tokenizer():
+    """all-mpnet-base-v2's kind: lower-cased WordPiece with RoBERTa's <s> ... </s>."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    special = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"]
+    tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=600, special_tokens=special))
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True,
+                                                      add_prefix_space=False)
+    return tok, dict(bos_token="<s>", eos_token="</s>", unk_token="[UNK]", pad_token="<pad>",
+                     mask_token="<mask>", cls_token="<s>", sep_token="</s>")
+
+
+WANTED = sys.argv[1:] or ["roberta", "xlm-roberta", "distilbert", "mpnet"]
+
+
+def make(name, build, tok, special, labels, tokenizer_class, seed=0, extra=None):
+    if name.removeprefix("tiny-") not in WANTED:
+        return
     torch.manual_seed(seed)
     model = build()
     with torch.no_grad():
@@ -101,7 +123,7 @@ def make(name, build, tok, special, labels, tokenizer_class, seed=0):
            zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())]
     with open(os.path.join(out, "transformers_probs.json"), "w") as f:
         json.dump({"texts": TEXTS, "max_len": MAX_LEN, "labels": labels, "input_ids": ids,
-                   "probabilities": probs}, f, indent=1, ensure_ascii=False)
+                   "probabilities": probs, **(extra or {})}, f, indent=1, ensure_ascii=False)
     print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, "
           f"probabilities of class 0 {min(p[0] for p in probs):.3f}..{max(p[0] for p in probs):.3f}")
 
@@ -130,3 +152,15 @@ make("tiny-distilbert", lambda: DistilBertForSequenceClassification(DistilBertCo
     n_heads=2, hidden_dim=64, activation="gelu", dropout=0.1, attention_dropout=0.1,
     seq_classif_dropout=0.2, initializer_range=0.3, pad_token_id=0, **id2label(binary))),
     tok, special, binary, "DistilBertTokenizer")
+
+# MPNet's relative position buckets for every key - query distance of lengths 1 to 512, as
+# transformers computes them (32 buckets, max distance 128).
+rel = torch.arange(-511, 512)
+buckets = MPNetEncoder.relative_position_bucket(rel, num_buckets=32, max_distance=128).tolist()
+tok, special = mpnet_tokenizer()
+make("tiny-mpnet", lambda: MPNetForSequenceClassification(MPNetConfig(
+    vocab_size=tok.get_vocab_size(), max_position_embeddings=MAX_LEN + 2, pad_token_id=1,
+    bos_token_id=0, eos_token_id=2, relative_attention_num_buckets=32, **SMALL,
+    **id2label(binary))),
+    tok, special, binary, "MPNetTokenizer", seed=2,
+    extra={"relative_buckets": {"from": -511, "buckets": buckets}})

@@ -17,7 +17,7 @@ fn minilm() -> LoadedModel {
 }
 
 /// What transformers' BertModel computed on this model for these texts, each run alone
-/// (tests/make_minilm_reference.py wrote it).
+/// (`tests/make_encoder_reference.py MODEL_DIR minilm` wrote it).
 const REFERENCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/minilm-reference"

@@ -256,7 +256,10 @@ pub fn attention(
     dropout: f64,
     mode: &mut Mode,
 ) -> candle_core::Result<Tensor> {
-    if fused_for(q) {
+    // The fused kernel takes a padding mask `[B, 1, 1, L]`, a constant; a bias per head and
+    // position (MPNet's, `[B, heads, L, L]`) trains, so it goes through the composed ops.
+    let padding_only = matches!(mask.dims(), [_, 1, 1, _]);
+    if fused_for(q) && padding_only {
         let dropout = match mode {
             Mode::Train { rng } if dropout > 0.0 => Some((dropout, rng.random::<u64>())),
             _ => None,
@@ -286,7 +289,13 @@ pub fn single_query_attention(
     let split = |t: &Tensor| t.reshape((b, l, heads, d))?.transpose(1, 2)?.contiguous();
     let q = q.reshape((b, heads, 1, d))?;
     let (k, v) = (split(k)?, split(v)?);
-    let probs = plain::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?;
+    // A bias per query position (MPNet's): the first query's row.
+    let mask = if mask.dim(2)? > 1 {
+        mask.narrow(2, 0, 1)?
+    } else {
+        mask.clone()
+    };
+    let probs = plain::masked_softmax(&q.matmul(&k.t()?)?, &mask, scale)?;
     let probs = mode.dropout(&probs, dropout)?;
     probs.matmul(&v)?.reshape((b, h))
 }

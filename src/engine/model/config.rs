@@ -16,16 +16,21 @@ pub enum Family {
     /// Six-layer distilled BERT: its own weight names, no token types, no pooler, a
     /// `pre_classifier` + ReLU head.
     DistilBert,
+    /// MPNet: BERT's layers under its own names, positions counted from `pad_token_id + 1`, no
+    /// token types, a relative position bias (T5's buckets, one table for every layer) added
+    /// to the attention scores, RoBERTa's head on `<s>`.
+    Mpnet,
 }
 
 /// The `model_type`s tweetlab reads, their family and the `transformers` class an export of
 /// each loads as.
-const MODEL_TYPES: [(&str, Family, &str); 5] = [
+const MODEL_TYPES: [(&str, Family, &str); 6] = [
     ("bert", Family::Bert, "Bert"),
     ("roberta", Family::Roberta, "Roberta"),
     ("xlm-roberta", Family::Roberta, "XLMRoberta"),
     ("camembert", Family::Roberta, "Camembert"),
     ("distilbert", Family::DistilBert, "DistilBert"),
+    ("mpnet", Family::Mpnet, "MPNet"),
 ];
 
 /// The model types tweetlab fine-tunes, for messages and `tweetlab model list`.
@@ -40,6 +45,7 @@ impl Family {
             Family::Bert => "bert",
             Family::Roberta => "roberta",
             Family::DistilBert => "distilbert",
+            Family::Mpnet => "mpnet",
         }
     }
 
@@ -47,7 +53,9 @@ impl Family {
     /// without the prefix).
     pub fn bare_roots(self) -> &'static [&'static str] {
         match self {
-            Family::Bert | Family::Roberta => &["embeddings.", "encoder.", "pooler."],
+            Family::Bert | Family::Roberta | Family::Mpnet => {
+                &["embeddings.", "encoder.", "pooler."]
+            }
             Family::DistilBert => &["embeddings.", "transformer."],
         }
     }
@@ -56,7 +64,7 @@ impl Family {
     pub fn head_output(self) -> &'static str {
         match self {
             Family::Bert | Family::DistilBert => "classifier",
-            Family::Roberta => "classifier.out_proj",
+            Family::Roberta | Family::Mpnet => "classifier.out_proj",
         }
     }
 
@@ -64,7 +72,7 @@ impl Family {
     pub fn may_be_initialised(self, name: &str) -> bool {
         match self {
             Family::Bert => name.starts_with("bert.pooler.") || name.starts_with("classifier."),
-            Family::Roberta => name.starts_with("classifier."),
+            Family::Roberta | Family::Mpnet => name.starts_with("classifier."),
             Family::DistilBert => {
                 name.starts_with("pre_classifier.") || name.starts_with("classifier.")
             }
@@ -84,6 +92,16 @@ impl Family {
                 value: n("attention.self.value"),
                 attention_out: n("attention.output.dense"),
                 attention_norm: n("attention.output.LayerNorm"),
+                intermediate: n("intermediate.dense"),
+                output: n("output.dense"),
+                output_norm: n("output.LayerNorm"),
+            },
+            Family::Mpnet => LayerNames {
+                query: n("attention.attn.q"),
+                key: n("attention.attn.k"),
+                value: n("attention.attn.v"),
+                attention_out: n("attention.attn.o"),
+                attention_norm: n("attention.LayerNorm"),
                 intermediate: n("intermediate.dense"),
                 output: n("output.dense"),
                 output_norm: n("output.LayerNorm"),
@@ -152,6 +170,9 @@ pub struct EncoderConfig {
     pub initializer_range: f64,
     /// Index of the first real position (RoBERTa: `pad_token_id + 1`; else 0).
     pub position_offset: usize,
+    /// Buckets of the relative position bias (MPNet's `relative_attention_num_buckets`; 0:
+    /// none).
+    pub relative_buckets: usize,
 }
 
 type Json = serde_json::Value;
@@ -283,6 +304,31 @@ impl EncoderConfig {
                         Family::Roberta => pad.unwrap_or(1) as usize + 1,
                         _ => 0,
                     },
+                    relative_buckets: 0,
+                }
+            }
+            Family::Mpnet => {
+                let hidden_dropout = f.probability("hidden_dropout_prob", 0.1)?;
+                let pad = json.get("pad_token_id").and_then(Json::as_u64);
+                Self {
+                    family,
+                    model_type,
+                    vocab_size: f.size("vocab_size", None, 2_000_000)?,
+                    hidden_size: f.size("hidden_size", None, 16_384)?,
+                    num_hidden_layers: f.size("num_hidden_layers", None, 256)?,
+                    num_attention_heads: f.size("num_attention_heads", None, 256)?,
+                    intermediate_size: f.size("intermediate_size", None, 65_536)?,
+                    activation: f.activation("hidden_act")?,
+                    hidden_dropout,
+                    attention_dropout: f
+                        .probability("attention_probs_dropout_prob", hidden_dropout)?,
+                    classifier_dropout: f.probability("classifier_dropout", hidden_dropout)?,
+                    max_position_embeddings: f.size("max_position_embeddings", None, 65_536)?,
+                    type_vocab_size: 0,
+                    layer_norm_eps: f.number("layer_norm_eps", 1e-12)?,
+                    initializer_range: f.number("initializer_range", 0.02)?,
+                    position_offset: pad.unwrap_or(1) as usize + 1,
+                    relative_buckets: f.size("relative_attention_num_buckets", Some(32), 1_024)?,
                 }
             }
             Family::DistilBert => {
@@ -310,6 +356,7 @@ impl EncoderConfig {
                     layer_norm_eps: 1e-12,
                     initializer_range: f.number("initializer_range", 0.02)?,
                     position_offset: 0,
+                    relative_buckets: 0,
                 }
             }
         };

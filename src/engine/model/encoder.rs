@@ -350,10 +350,62 @@ impl Layer {
     }
 }
 
+/// MPNet's relative position bias: one `[buckets, heads]` table shared by every layer, read at
+/// each (query, key) pair's bucket of `key - query` and added to the attention scores.
+struct RelativeBias {
+    table: Tensor,
+    buckets: usize,
+}
+
+/// The largest distance with buckets of its own; farther ones share log-spaced buckets (fixed in
+/// transformers' MPNet).
+const RELATIVE_MAX_DISTANCE: i64 = 128;
+
+/// T5's bidirectional bucket of `relative = key - query`, as transformers' MPNet computes it:
+/// half the buckets for each direction, exact for small distances, log-spaced up to
+/// [`RELATIVE_MAX_DISTANCE`], the last bucket beyond.
+pub fn relative_position_bucket(relative: i64, buckets: usize) -> usize {
+    let half = (buckets / 2) as i64;
+    let n = -relative;
+    let mut bucket = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let max_exact = half / 2;
+    if n < max_exact {
+        bucket += n;
+    } else {
+        // float32 as in torch: log(n / max_exact) / log(max_distance / max_exact) * (half -
+        // max_exact), truncated.
+        let ratio = (n as f32 / max_exact as f32).ln()
+            / (RELATIVE_MAX_DISTANCE as f32 / max_exact as f32).ln();
+        let large = max_exact + (ratio * (half - max_exact) as f32) as i64;
+        bucket += large.min(half - 1);
+    }
+    bucket as usize
+}
+
+impl RelativeBias {
+    /// The bias for a grid of `len` positions, `[1, heads, len, len]`.
+    fn for_length(&self, len: usize) -> candle_core::Result<Tensor> {
+        let ids: Vec<u32> = (0..len as i64)
+            .flat_map(|q| {
+                (0..len as i64).map(move |k| relative_position_bucket(k - q, self.buckets) as u32)
+            })
+            .collect();
+        let ids = Tensor::from_vec(ids, len * len, self.table.device())?;
+        let heads = self.table.dim(1)?;
+        self.table
+            .embedding(&ids)?
+            .reshape((len, len, heads))?
+            .permute((2, 0, 1))?
+            .unsqueeze(0)
+    }
+}
+
 /// The encoder: embeddings and transformer layers (no pooler; see `classifier`).
 pub struct Encoder {
     embeddings: Embeddings,
     layers: Vec<Layer>,
+    relative_bias: Option<RelativeBias>,
     pub config: EncoderConfig,
 }
 
@@ -412,9 +464,21 @@ impl Encoder {
                 dropout: c.hidden_dropout,
             });
         }
+        let relative_bias = match c.relative_buckets {
+            0 => None,
+            buckets => Some(RelativeBias {
+                table: p.get(
+                    &format!("{}.encoder.relative_attention_bias.weight", family.prefix()),
+                    &[buckets, c.num_attention_heads],
+                    Init::Normal(std),
+                )?,
+                buckets,
+            }),
+        };
         Ok(Self {
             embeddings,
             layers,
+            relative_bias,
             config: c.clone(),
         })
     }
@@ -484,6 +548,11 @@ impl Encoder {
             }
         }
         let mask = additive_attention_mask(attention_mask)?;
+        // MPNet: the position bias joins the padding mask, `[B, heads, L, L]`, once per batch.
+        let mask = match &self.relative_bias {
+            Some(bias) => mask.broadcast_add(&bias.for_length(attention_mask.dim(1)?)?)?,
+            None => mask,
+        };
         let packing = if unpadded_in_use(input_ids.device()) {
             Packing::new(attention_mask, self.config.position_offset)?
         } else {
