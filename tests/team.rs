@@ -420,6 +420,15 @@ fn the_outbox_sends_each_label_once_after_the_server_restarts() {
         (r.get(0), r.get(1), r.get(2))
     };
     assert_eq!((ops, history, taken_back), (5, 5, 1));
+
+    // A label for a row settled meanwhile is refused on arrival: kept with why, not resent.
+    owner.settle(4, 0).unwrap();
+    a.save(4, Some(1)).unwrap();
+    let f = a.flush().unwrap();
+    assert_eq!((f.sent, f.refused.len(), f.waiting), (0, 1, 0), "{f:?}");
+    let kept = a.refused().unwrap();
+    assert_eq!((kept.len(), kept[0].row, kept[0].label), (1, 4, Some(1)));
+    assert!(kept[0].reason.contains("final label"), "{}", kept[0].reason);
 }
 
 /// A second client hears each committed label as it happens, and hears again after the server
@@ -592,4 +601,59 @@ fn sslmode_is_honoured() {
         .expect("a certificate from another root")
         .to_string();
     assert!(message.contains("certificate"), "{message}");
+}
+
+/// A project made under schema version 1 (the one that landed first) upgrades when its owner
+/// connects: rows with their K labels are closed for the queue, and the annotators' group gets
+/// what version 2 added (sending labels by op id), so an annotator added before labels as before.
+#[test]
+fn a_version_1_project_upgrades_on_connect() {
+    let cluster = Cluster::start();
+    let url = cluster.create_db("upgrade");
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE tweetlab_schema (
+             version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .unwrap();
+    c.batch_execute(include_str!("../src/data/team/v1.sql"))
+        .unwrap();
+    c.batch_execute("INSERT INTO tweetlab_schema (version) VALUES (1)")
+        .unwrap();
+    let labels = serde_json::to_string(&sample().layout.labels).unwrap();
+    c.execute(
+        "INSERT INTO project (name, label_set, class_count, overlap, blind, claim_ttl, source,
+                              annotator_role, reviewer_role)
+         VALUES ('old', $1::text::jsonb, 2, 1, false, interval '10 minutes', 'sample',
+                 'tweetlab_upgrade_annotators', 'tweetlab_upgrade_reviewers')",
+        &[&labels],
+    )
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO rows (id, source_id, keyword, location, text, line)
+         SELECT i, i::text, '', '', 'tweet ' || i, i + 2 FROM generate_series(0, 3) i;
+         SELECT tweetlab_grant('tweetlab_upgrade_annotators', 'tweetlab_upgrade_reviewers');
+         INSERT INTO labels (row_id, label) VALUES (0, 1);",
+    )
+    .unwrap();
+    let verifier = postgres_protocol::password::scram_sha_256(b"old-password");
+    c.execute(
+        "SELECT tweetlab_add_annotator('up_a', $1, false)",
+        &[&verifier],
+    )
+    .unwrap();
+
+    let mut owner = TeamDb::connect(&Target::parse(&url).unwrap()).unwrap();
+    let closed: Vec<bool> = owner
+        .client()
+        .query("SELECT closed FROM rows ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(closed, vec![true, false, false, false]);
+    let mut a = TeamDb::connect(&owner.target().as_role("up_a", "old-password")).unwrap();
+    assert_eq!(a.claim(1).unwrap()[0].row, 1);
+    a.label(1, 0).unwrap();
+    assert_eq!(owner.rows().unwrap()[1].fin, Some((0, Decided::Agreement)));
 }

@@ -360,11 +360,9 @@ impl TweetlabApp {
         if let Some(action) = team_panel::show_connect(ctx, &mut self.team_connect) {
             self.apply_team(action);
         }
-        if let (true, Some(link)) = (self.team_review_open, &self.team) {
-            let labels = link.joined.project.labels.clone();
-            if let Some(action) = team_panel::show_review(ctx, link, &labels) {
-                self.apply_team(action);
-            }
+        let review = self.team.as_ref().filter(|_| self.team_review_open);
+        if let Some(action) = review.and_then(|link| team_panel::show_review(ctx, link)) {
+            self.apply_team(action);
         }
         if let Some(action) = self.import.show(ctx) {
             self.apply_import(action);

@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use crossbeam_channel::Sender;
 
 use crate::data::team::outbox::{Outbox, Refused};
-use crate::data::LabelSet;
 use crate::workbench::team::{Joined, TeamCommand, TeamEvent, TeamStatus};
 
 /// What the analyst asked of team mode.
@@ -79,25 +78,25 @@ impl TeamLink {
     /// Puts every label of `labels` (the workspace's, by row) that differs from what was sent
     /// into the outbox, then asks the worker to send; true when the shown rows changed.
     pub fn mirror(&mut self, labels: impl Iterator<Item = Option<u8>>) -> Result<bool, String> {
-        let mut pushed = false;
+        let changed: Vec<(i64, Option<u8>)> = labels
+            .zip(&self.mirror)
+            .enumerate()
+            .filter(|(_, (label, sent))| label != *sent)
+            .map(|(row, (label, _))| (row as i64, label))
+            .collect();
+        if changed.is_empty() {
+            return Ok(false);
+        }
+        self.outbox
+            .push_all(&changed)
+            .map_err(|e| format!("{} label(s) were not kept for the team: {e}", changed.len()))?;
         let mut shown_changed = false;
-        for (row, label) in labels.enumerate() {
-            let Some(sent) = self.mirror.get_mut(row) else {
-                break;
-            };
-            if *sent != label {
-                self.outbox.push(row as i64, label).map_err(|e| {
-                    format!("the label of row {row} was not kept for the team: {e}")
-                })?;
-                *sent = label;
-                pushed = true;
-                shown_changed |= self.shown.insert(row);
-            }
+        for &(row, label) in &changed {
+            self.mirror[row as usize] = label;
+            shown_changed |= self.shown.insert(row as usize);
         }
-        if pushed {
-            self.waiting = self.outbox.waiting().unwrap_or(self.waiting);
-            let _ = self.commands.send(TeamCommand::Flush);
-        }
+        self.waiting = self.outbox.waiting().unwrap_or(self.waiting);
+        let _ = self.commands.send(TeamCommand::Flush);
         Ok(shown_changed)
     }
 
@@ -229,7 +228,8 @@ pub fn show_connect(ctx: &egui::Context, dialog: &mut ConnectDialog) -> Option<T
 
 /// The team review window: agreement figures, and for reviewers the rows annotators disagree
 /// on with each one's label side by side; a class key (or button) settles the current one.
-pub fn show_review(ctx: &egui::Context, link: &TeamLink, labels: &LabelSet) -> Option<TeamAction> {
+pub fn show_review(ctx: &egui::Context, link: &TeamLink) -> Option<TeamAction> {
+    let labels = &link.joined.project.labels;
     let mut action = None;
     let mut open = true;
     egui::Window::new("Team review")

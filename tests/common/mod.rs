@@ -102,3 +102,62 @@ impl<State> Settle for egui_kittest::Harness<'_, State> {
         }
     }
 }
+
+/// Checks `model`'s encoder against what transformers computed (`tests/make_encoder_reference.py`
+/// wrote `dir`, each text run alone): the same token ids, and last hidden states within 1e-4 for
+/// every real token with the texts padded into one batch (padding must change no text's states).
+pub fn assert_matches_encoder_reference(model: &tweetlab::engine::model::LoadedModel, dir: &Path) {
+    use tweetlab::engine::kernels::Mode;
+    use tweetlab::engine::model::tokenize::{Batch, Encoded};
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let texts: Vec<&str> = reference["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let want_ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
+    let states =
+        candle_core::safetensors::load(dir.join("hidden_states.safetensors"), &Device::Cpu)
+            .unwrap();
+
+    let enc = model.tokenizer.encode_all(&texts, 64).unwrap();
+    for (i, e) in enc.iter().enumerate() {
+        assert_eq!(e.ids, want_ids[i], "token ids of text {i}");
+    }
+    let items: Vec<&Encoded> = enc.iter().collect();
+    let batch = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &Device::Cpu).unwrap();
+    assert!(
+        batch.input_ids.dim(1).unwrap() > enc[3].len(),
+        "the batch must pad the short texts for this test to check padding"
+    );
+    let ours = model
+        .net
+        .encoder
+        .forward(
+            &batch.input_ids,
+            &batch.type_ids,
+            &batch.attention_mask,
+            &mut Mode::Eval,
+        )
+        .unwrap();
+    for (i, e) in enc.iter().enumerate() {
+        let theirs = &states[&format!("text.{i}")];
+        let mine = ours.get(i).unwrap().narrow(0, 0, e.len()).unwrap();
+        assert_eq!(mine.dims(), theirs.dims(), "text {i}");
+        let max = (mine - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            max < 1e-4,
+            "text {i}: max difference {max} from transformers"
+        );
+    }
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
 
 use super::{new_op_id, Result, Target, TeamError};
@@ -30,7 +30,6 @@ pub struct Refused {
 
 pub struct Outbox {
     conn: Connection,
-    path: PathBuf,
 }
 
 impl From<rusqlite::Error> for TeamError {
@@ -72,24 +71,32 @@ impl Outbox {
                  reason TEXT NOT NULL,
                  at TEXT NOT NULL);",
         )?;
-        Ok(Self {
-            conn,
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { conn })
     }
 
     /// Commits a label (None: taken back) and returns its op id.
     pub fn push(&mut self, row: i64, label: Option<u8>) -> Result<String> {
-        let op = new_op_id();
-        self.conn.execute(
-            "INSERT INTO outbox (op_id, row_id, label, made_at) VALUES (?1, ?2, ?3, ?4)",
-            params![op, row, label, crate::data::store::now_rfc3339()],
-        )?;
-        Ok(op)
+        Ok(self.push_all(&[(row, label)])?.remove(0))
+    }
+
+    /// Commits several labels in one transaction (a bulk relabel is one commit, not one per
+    /// row) and returns their op ids, in order.
+    pub fn push_all(&mut self, labels: &[(i64, Option<u8>)]) -> Result<Vec<String>> {
+        let made_at = crate::data::store::now_rfc3339();
+        let tx = self.conn.transaction()?;
+        let mut ops = Vec::with_capacity(labels.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO outbox (op_id, row_id, label, made_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (row, label) in labels {
+                let op = new_op_id();
+                insert.execute(params![op, row, label, made_at])?;
+                ops.push(op);
+            }
+        }
+        tx.commit()?;
+        Ok(ops)
     }
 
     /// The oldest `limit` waiting labels, in the order they were made.
@@ -140,18 +147,6 @@ impl Outbox {
             .conn
             .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
         Ok(n as usize)
-    }
-
-    /// The newest waiting label of `row`, if any (what the annotator last chose there).
-    pub fn latest(&self, row: i64) -> Result<Option<Option<u8>>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT label FROM outbox WHERE row_id = ?1 ORDER BY seq DESC LIMIT 1",
-                [row],
-                |r| r.get(0),
-            )
-            .optional()?)
     }
 
     pub fn refused(&self) -> Result<Vec<Refused>> {

@@ -58,10 +58,6 @@ impl TeamSession {
         self.retry_pause = pause;
     }
 
-    pub fn target(&self) -> &Target {
-        &self.target
-    }
-
     /// Why the server is unreachable, while it is.
     pub fn offline(&self) -> Option<&str> {
         self.offline.as_deref()
@@ -123,6 +119,7 @@ impl TeamSession {
         self.outbox.waiting()
     }
 
+    /// Labels the server refused, kept with why.
     pub fn refused(&self) -> Result<Vec<Refused>> {
         self.outbox.refused()
     }

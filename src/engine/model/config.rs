@@ -275,7 +275,7 @@ impl EncoderConfig {
         let (family, model_type) = family_of(json, origin)?;
         let f = Fields { json, origin };
         let config = match family {
-            Family::Bert | Family::Roberta => {
+            Family::Bert | Family::Roberta | Family::Mpnet => {
                 if let Some(kind) = json.get("position_embedding_type").and_then(Json::as_str) {
                     if kind != "absolute" {
                         return Err(f.bad("position_embedding_type", "\"absolute\""));
@@ -283,6 +283,7 @@ impl EncoderConfig {
                 }
                 let hidden_dropout = f.probability("hidden_dropout_prob", 0.1)?;
                 let pad = json.get("pad_token_id").and_then(Json::as_u64);
+                let mpnet = family == Family::Mpnet;
                 Self {
                     family,
                     model_type,
@@ -297,38 +298,23 @@ impl EncoderConfig {
                         .probability("attention_probs_dropout_prob", hidden_dropout)?,
                     classifier_dropout: f.probability("classifier_dropout", hidden_dropout)?,
                     max_position_embeddings: f.size("max_position_embeddings", None, 65_536)?,
-                    type_vocab_size: f.size("type_vocab_size", Some(2), 1_024)?,
+                    // MPNet has no token types.
+                    type_vocab_size: if mpnet {
+                        0
+                    } else {
+                        f.size("type_vocab_size", Some(2), 1_024)?
+                    },
                     layer_norm_eps: f.number("layer_norm_eps", 1e-12)?,
                     initializer_range: f.number("initializer_range", 0.02)?,
                     position_offset: match family {
-                        Family::Roberta => pad.unwrap_or(1) as usize + 1,
+                        Family::Roberta | Family::Mpnet => pad.unwrap_or(1) as usize + 1,
                         _ => 0,
                     },
-                    relative_buckets: 0,
-                }
-            }
-            Family::Mpnet => {
-                let hidden_dropout = f.probability("hidden_dropout_prob", 0.1)?;
-                let pad = json.get("pad_token_id").and_then(Json::as_u64);
-                Self {
-                    family,
-                    model_type,
-                    vocab_size: f.size("vocab_size", None, 2_000_000)?,
-                    hidden_size: f.size("hidden_size", None, 16_384)?,
-                    num_hidden_layers: f.size("num_hidden_layers", None, 256)?,
-                    num_attention_heads: f.size("num_attention_heads", None, 256)?,
-                    intermediate_size: f.size("intermediate_size", None, 65_536)?,
-                    activation: f.activation("hidden_act")?,
-                    hidden_dropout,
-                    attention_dropout: f
-                        .probability("attention_probs_dropout_prob", hidden_dropout)?,
-                    classifier_dropout: f.probability("classifier_dropout", hidden_dropout)?,
-                    max_position_embeddings: f.size("max_position_embeddings", None, 65_536)?,
-                    type_vocab_size: 0,
-                    layer_norm_eps: f.number("layer_norm_eps", 1e-12)?,
-                    initializer_range: f.number("initializer_range", 0.02)?,
-                    position_offset: pad.unwrap_or(1) as usize + 1,
-                    relative_buckets: f.size("relative_attention_num_buckets", Some(32), 1_024)?,
+                    relative_buckets: if mpnet {
+                        f.size("relative_attention_num_buckets", Some(32), 1_024)?
+                    } else {
+                        0
+                    },
                 }
             }
             Family::DistilBert => {
