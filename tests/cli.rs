@@ -781,3 +781,65 @@ fn other_families_train_predict_and_explain_from_the_command_line() {
         "{err}"
     );
 }
+
+/// `distill` trains a student on a teacher run's probabilities over the labelled rows and the
+/// unlabelled files, and says so in the run record.
+#[test]
+fn distill_learns_from_a_teacher_run_on_labelled_and_unlabelled_rows() {
+    use tweetlab::engine::train::RunRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let student = dir.path().join("tiny");
+    common::write_tiny_model(&student, 7);
+    let out = dir.path().join("distilled");
+    let args = |teacher: &str| {
+        vec![
+            "distill".to_string(),
+            "--teacher".into(),
+            teacher.into(),
+            "--student".into(),
+            student.to_str().unwrap().into(),
+            "--data".into(),
+            "sample-data/train.csv".into(),
+            "--unlabelled".into(),
+            "sample-data/test.csv".into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--epochs".into(),
+            "1".into(),
+            "--batch-size".into(),
+            "16".into(),
+            "--device".into(),
+            "cpu".into(),
+            "--json".into(),
+        ]
+    };
+    let run = |teacher: &str| {
+        let a = args(teacher);
+        tweetlab(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let o = run(MODEL);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("the teacher scored"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["saved_epoch"], 1);
+    let record = RunRecord::read(&out).unwrap().unwrap();
+    let distilled = record.distilled.unwrap();
+    let rows = |f: &str| tweetlab::data::load_csv(Path::new(f)).unwrap().rows.len();
+    let test_rows = rows("sample-data/test.csv");
+    assert_eq!(distilled.unlabelled_rows, test_rows);
+    assert_eq!(distilled.temperature, 2.0);
+    assert_eq!(
+        record.train_rows + record.val_rows,
+        common::sample_rows().0.len() + test_rows
+    );
+
+    // A directory that is not a fine-tuned run: one line that names it.
+    let o = run(student.to_str().unwrap());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("no trained classifier head") && stderr.contains("tiny"),
+        "{stderr}"
+    );
+}

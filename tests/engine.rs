@@ -14,8 +14,8 @@ use tweetlab::engine::model::source::{inspect_dir, resolve};
 use tweetlab::engine::model::tokenize::{Batch, Encoded};
 use tweetlab::engine::model::LoadedModel;
 use tweetlab::engine::train::{
-    self, train_step, EpochRecord, Optimisers, RunRecord, StepRecord, TrainConfig, TrainEvent,
-    TrainJob,
+    self, train_step, Distillation, EpochRecord, Optimisers, RunRecord, StepRecord, Targets,
+    TrainConfig, TrainEvent, TrainJob,
 };
 use tweetlab::engine::EngineError;
 
@@ -56,6 +56,7 @@ fn train_tiny_into(dir: &std::path::Path, out: &std::path::Path, epochs: usize) 
             val_split: 0.0,
             ..tiny_train_config()
         },
+        distil: None,
     });
     assert!(
         matches!(events.last(), Some(TrainEvent::Finished { .. })),
@@ -112,7 +113,7 @@ fn one_step_changes_every_parameter_of(dir: &std::path::Path, tensors: usize) {
         &model,
         &mut opt,
         &b,
-        &y,
+        &Targets::Labels(y.clone()),
         &mut StdRng::seed_from_u64(0),
         1.0,
         1,
@@ -152,6 +153,7 @@ fn training_lowers_the_loss_and_events_arrive_in_order() {
         classes: binary_classes(),
         out_dir: out.clone(),
         config: config.clone(),
+        distil: None,
     });
     let first_non_status = events
         .iter()
@@ -234,6 +236,7 @@ fn same_seed_gives_the_same_run() {
                 epochs: 1,
                 ..tiny_train_config()
             },
+            distil: None,
         })
         .into_iter()
         .filter_map(|e| match e {
@@ -302,6 +305,7 @@ fn cancel_stops_the_run_within_a_step() {
             epochs: 1000,
             ..tiny_train_config()
         },
+        distil: None,
     });
     let mut steps_after_cancel = 0;
     // Events already queued when we cancel were produced before the cancel.
@@ -344,7 +348,7 @@ fn a_diverged_loss_stops_with_a_clear_error() {
         &model,
         &mut opt,
         &b,
-        &y,
+        &Targets::Labels(y.clone()),
         &mut StdRng::seed_from_u64(0),
         1.0,
         5,
@@ -457,6 +461,7 @@ fn a_run_record_reads_back_equal_through_the_workspace_and_the_run_file() {
         classes: binary_classes(),
         out_dir: out.clone(),
         config: config.clone(),
+        distil: None,
     });
     let data = tweetlab::data::load_csv(&sample_train_csv()).unwrap();
     let db = tmp.path().join("ws.sqlite");
@@ -525,6 +530,7 @@ fn crafted_configs_are_refused_and_runs_on_them_fail_cleanly() {
             classes: binary_classes(),
             out_dir: tmp.path().join("out"),
             config: tiny_train_config(),
+            distil: None,
         });
         match events.last() {
             Some(TrainEvent::Failed { message }) => assert!(message.contains(field), "{message}"),
@@ -549,6 +555,7 @@ fn runs_that_cannot_learn_are_refused_with_a_reason() {
             max_len,
             ..tiny_train_config()
         },
+        distil: None,
     };
     let failure = |events: Vec<TrainEvent>| match events.last() {
         Some(TrainEvent::Failed { message }) => message.clone(),
@@ -579,4 +586,115 @@ fn a_cancelled_prediction_says_so_by_type() {
     let cancel = std::sync::atomic::AtomicBool::new(true);
     let got = infer::logits(&model, &refs, 48, 4, &mut |_, _| {}, Some(&cancel));
     assert!(matches!(got, Err(EngineError::Cancelled)), "{got:?}");
+}
+
+/// Predicted classes of `model` for `texts`.
+fn predicted(model: &LoadedModel, texts: &[String]) -> Vec<u8> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    infer::probabilities(model, &refs, 48, 32, &mut |_, _| {})
+        .unwrap()
+        .iter()
+        .map(|p| infer::top_class(p))
+        .collect()
+}
+
+#[test]
+fn a_student_follows_the_teacher_as_far_as_it_is_told_to() {
+    let (tmp, dir) = tiny_model();
+    let teacher_dir = tmp.path().join("teacher");
+    let teacher = train_tiny_into(&dir, &teacher_dir, 15);
+    let (texts, labels) = sample_rows();
+    let teacher_says = predicted(&teacher, &texts);
+    // Half the rows with their labels flipped, the other half without labels.
+    let half = texts.len() / 2;
+    let flipped: Vec<u8> = labels[..half].iter().map(|l| 1 - l).collect();
+    let student = |teacher_weight: f64, out: &str| {
+        let out = tmp.path().join(out);
+        let events = run_job(TrainJob {
+            model: Some(dir.to_string_lossy().to_string()),
+            texts: texts[..half].to_vec(),
+            labels: flipped.clone(),
+            classes: binary_classes(),
+            out_dir: out.clone(),
+            config: train::TrainConfig {
+                epochs: 15,
+                val_split: 0.0,
+                ..tiny_train_config()
+            },
+            distil: Some(Distillation {
+                teacher_weight,
+                unlabelled: texts[half..].to_vec(),
+                ..Distillation::new(teacher_dir.clone())
+            }),
+        });
+        let started = events.iter().find_map(|e| match e {
+            TrainEvent::Started { train_rows, .. } => Some(*train_rows),
+            _ => None,
+        });
+        assert_eq!(
+            started,
+            Some(texts.len()),
+            "labelled and unlabelled rows train"
+        );
+        let estimates = events
+            .iter()
+            .filter(|e| matches!(e, TrainEvent::Estimate { seconds_per_epoch, .. } if *seconds_per_epoch > 0.0))
+            .count();
+        assert_eq!(estimates, 1, "one epoch estimate, from the first steps");
+        assert!(
+            matches!(events.last(), Some(TrainEvent::Finished { .. })),
+            "{:?}",
+            events.last()
+        );
+        let record = RunRecord::read(&out).unwrap().unwrap();
+        let distilled = record.distilled.expect("the record says it was distilled");
+        assert_eq!(distilled.unlabelled_rows, texts.len() - half);
+        assert_eq!(distilled.teacher_weight, teacher_weight);
+        let says = predicted(&load(&out), &texts[..half]);
+        says.iter()
+            .zip(&teacher_says[..half])
+            .filter(|(a, b)| a == b)
+            .count() as f64
+            / half as f64
+    };
+    let teacher_accuracy = teacher_says[..half]
+        .iter()
+        .zip(&labels[..half])
+        .filter(|(p, l)| p == l)
+        .count() as f64
+        / half as f64;
+    assert!(
+        teacher_accuracy > 0.8,
+        "the teacher learnt: {teacher_accuracy}"
+    );
+    let listening = student(1.0, "listens");
+    let not_listening = student(0.0, "labels-only");
+    assert!(
+        listening > 0.8 && not_listening < 0.5,
+        "on the flipped rows the student agrees with the teacher {listening:.2} of the time when the teacher is all it hears, {not_listening:.2} when only labels count"
+    );
+}
+
+#[test]
+fn a_teacher_of_other_classes_is_refused_by_name() {
+    let (tmp, dir) = tiny_model();
+    let teacher_dir = tmp.path().join("teacher");
+    train_tiny_into(&dir, &teacher_dir, 1);
+    let (texts, labels) = sample_rows();
+    let events = run_job(TrainJob {
+        model: Some(dir.to_string_lossy().to_string()),
+        texts,
+        labels,
+        classes: vec!["calm".into(), "alarm".into()],
+        out_dir: tmp.path().join("student"),
+        config: tiny_train_config(),
+        distil: Some(Distillation::new(teacher_dir)),
+    });
+    match events.last() {
+        Some(TrainEvent::Failed { message }) => assert!(
+            message.contains("calm, alarm") && message.contains("not_disaster, disaster"),
+            "{message}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }

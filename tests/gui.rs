@@ -1074,7 +1074,7 @@ fn a_load_error_offers_the_import_dialog() {
 /// The Known models menu fills the Model field; a RoBERTa-family checkpoint (an XLM-R made by
 /// transformers, with another head) trains from the Start button like a BERT.
 #[test]
-fn known_models_menu_and_a_roberta_family_model_trained_from_the_window() {
+fn known_models_menu_a_roberta_family_model_trained_from_the_window_and_distilled() {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = harness();
     let _csv = open_sample(&mut h, tmp.path());
@@ -1109,6 +1109,43 @@ fn known_models_menu_and_a_roberta_family_model_trained_from_the_window() {
         .iter()
         .flatten()
         .all(|p| p.len() == 2));
+
+    // Its first steps measured its speed on this machine, kept for the Known models menu.
+    let measured = h.state_mut().train_settings().measured_speed.clone();
+    assert!(
+        measured
+            .get(&fixture.display().to_string())
+            .is_some_and(|s| *s > 0.0),
+        "{measured:?}"
+    );
+
+    // A run of another model than the fast one is offered as a teacher.
+    let teacher = h.state().predicted_by().unwrap().to_path_buf();
+    h.state_mut().train_settings().fast_model = fixture.display().to_string();
+    h.settle();
+    assert!(
+        h.query_by_label("Distil into the fast model").is_none(),
+        "a run of the fast model itself teaches nothing"
+    );
+    let fast = tmp.path().join("fast");
+    common::write_tiny_model(&fast, 7);
+    h.state_mut().train_settings().fast_model = fast.display().to_string();
+    h.settle();
+    h.get_by_label("Distil into the fast model").click();
+    h.step();
+    wait_until(&mut h, "the distilled run's predictions", |app| {
+        app.predicted_by().is_some_and(|d| d != teacher) || app.error().is_some()
+    });
+    assert_eq!(h.state().error(), None);
+    let student = h.state().predicted_by().unwrap();
+    let record = tweetlab::engine::train::RunRecord::read(student)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.base_model, fast.display().to_string());
+    assert_eq!(
+        record.distilled.unwrap().teacher,
+        teacher.display().to_string()
+    );
 }
 
 /// A file set up in the import dialog (columns no name gives away, values mapped to classes)

@@ -368,3 +368,50 @@ fn the_port_comes_from_sagemakers_variable_then_port() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("$PORT is `eighty`"));
 }
+
+/// An MPNet run (relative position bias, no token types, RoBERTa's head) serves what `predict`
+/// computes, as the other families do.
+#[test]
+fn an_mpnet_run_serves_what_predict_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mpnet-run");
+    let trained = Command::new(env!("CARGO_BIN_EXE_tweetlab"))
+        .args(["train", "--data", "sample-data/train.csv", "--out"])
+        .arg(&out)
+        .args([
+            "--model",
+            "tests/fixtures/tiny-mpnet",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e-3",
+        ])
+        .args(["--batch-size", "16", "--max-len", "40", "--device", "cpu"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let model = out.to_str().unwrap();
+    let server = start(model, &[]);
+    let texts = texts();
+    let (labels, want) = expected(model, &texts[..8]);
+    let (status, many) = post(
+        &server.url,
+        "/invocations",
+        &serde_json::json!({"inputs": &texts[..8]}).to_string(),
+    );
+    assert_eq!(status, 200, "{many}");
+    let answers = many.as_array().unwrap();
+    assert_eq!(answers.len(), 8);
+    for (answer, w) in answers.iter().zip(&want) {
+        let got = scores(answer, &labels);
+        assert!(
+            got.iter().zip(w).all(|(g, w)| (g - w).abs() < 1e-5),
+            "{got:?} {w:?}"
+        );
+    }
+}

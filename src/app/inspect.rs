@@ -94,6 +94,11 @@ impl TweetlabApp {
             .map_or(&[][..], |f| f.predictions.as_slice())
     }
 
+    /// The model directory the predictions came from.
+    pub fn predicted_by(&self) -> Option<&std::path::Path> {
+        self.file.as_ref().and_then(|f| f.model_dir.as_deref())
+    }
+
     /// Row index of the tweet under the cursor, if any.
     pub fn selected_row(&self) -> Option<usize> {
         self.table.selected_row()

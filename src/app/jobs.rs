@@ -17,7 +17,7 @@ use crate::data::save::SaveJob;
 use crate::data::Tweet;
 use crate::engine::device::DeviceChoice;
 use crate::engine::train::record::RunSettings;
-use crate::engine::train::{self, TrainJob};
+use crate::engine::train::{self, Distillation, TrainConfig, TrainJob};
 use crate::label_quality;
 use crate::workbench::jobs;
 use crate::workbench::review::{self, SuspectsFound};
@@ -129,6 +129,26 @@ impl TweetlabApp {
     /// Fine-tunes the Train panel's model on the labelled rows, recording the run in the
     /// workspace; the run's events reach the panel through a forwarding thread.
     pub(super) fn start_training(&mut self) {
+        let model = self.train.settings.model.clone();
+        let config = self.train.settings.config.clone();
+        self.start_run(model, config, None);
+    }
+
+    /// Trains the fast model on `teacher`'s probabilities mixed with the labels, on the
+    /// labelled rows and the file's unlabelled ones.
+    pub(super) fn start_distillation(&mut self, teacher: PathBuf) {
+        let student = self.train.settings.fast_model.clone();
+        // The student's own recipe; the split, lengths, seed and device as the panel has them.
+        let recipe = TrainConfig::for_model(&student);
+        let config = TrainConfig {
+            lr: recipe.lr,
+            epochs: recipe.epochs,
+            ..self.train.settings.config.clone()
+        };
+        self.start_run(student, config, Some(Distillation::new(teacher)));
+    }
+
+    fn start_run(&mut self, model: String, config: TrainConfig, mut distil: Option<Distillation>) {
         let Some(file) = &self.file else { return };
         if self.train.is_running() {
             self.error = Some("a training run is already in progress".into());
@@ -144,30 +164,38 @@ impl TweetlabApp {
             self.error = Some("label at least two tweets before training".into());
             return;
         }
+        if let Some(d) = distil.as_mut() {
+            d.unlabelled = file
+                .workspace
+                .rows()
+                .iter()
+                .filter(|t| t.label.is_none())
+                .map(|t| t.text.clone())
+                .collect();
+        }
         let workspace = file.workspace.path().to_path_buf();
-        let out_dir = workers::runs_dir(&workspace).join(format!(
-            "run-{}",
-            crate::data::store::now_rfc3339().replace(':', "-")
-        ));
+        let out_dir = workers::new_run_dir(&workspace);
         let settings = RunSettings {
-            model: self.train.settings.model.clone(),
+            model: model.clone(),
             out_dir: out_dir.clone(),
-            config: self.train.settings.config.clone(),
+            config,
             labelled_rows: texts.len(),
         };
         let handle = train::spawn(TrainJob {
-            model: Some(settings.model.clone()),
+            model: Some(model.clone()),
             texts,
             labels,
             classes: file.workspace.layout().labels.names(),
             out_dir,
             config: settings.config.clone(),
+            distil,
         });
         let events = handle.events.clone();
         self.train.started(
             handle,
             workspace.clone(),
             file.workspace.layout().labels.names(),
+            model,
         );
         let reporter = self.reporter.clone();
         std::thread::Builder::new()

@@ -114,6 +114,8 @@ impl TweetlabApp {
         let train = TrainPanel::new(TrainSettings {
             model: settings.model.clone(),
             config: settings.train.clone(),
+            measured_speed: settings.measured_speed.clone(),
+            ..TrainSettings::default()
         });
         let mut app = Self {
             explanations: Explanations::spawn(&reporter),
@@ -446,6 +448,7 @@ impl TweetlabApp {
         Settings {
             model: self.train.settings.model.clone(),
             train: self.train.settings.config.clone(),
+            measured_speed: self.train.settings.measured_speed.clone(),
             ..self.settings.clone()
         }
     }

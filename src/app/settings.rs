@@ -1,6 +1,7 @@
 //! What the window remembers between sessions (eframe persistence): training settings, recent
 //! files, which panels are open. The workspace itself lives in SQLite, not here.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,9 @@ pub struct Settings {
     pub advance_after_labelling: bool,
     /// The last team project joined: its connection line, never a password.
     pub team_connection: Option<String>,
+    /// Seconds of training steps per 1,000 training rows, per model, measured on this machine
+    /// by the first steps of its last run here.
+    pub measured_speed: BTreeMap<String, f64>,
 }
 
 /// Light or dark, or as the desktop says.
@@ -56,6 +60,7 @@ impl Default for Settings {
             theme: Theme::System,
             advance_after_labelling: true,
             team_connection: None,
+            measured_speed: BTreeMap::new(),
         }
     }
 }

@@ -2,25 +2,30 @@
 //! same axes, the confusion matrix of the latest epoch, and the fast baseline. It owns the
 //! training run and the baseline's result and handles their events; `jobs` starts both.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use egui_plot::{HLine, Legend, Line, Plot, PlotPoint, PlotPoints, Points};
 
 use super::job_registry::{JobKind, Jobs};
 use super::protocol::{JobEvent, Request, TrainJobEvent};
+use crate::data::store::RunStatus;
 use crate::engine::device::{self, DeviceChoice};
 use crate::engine::metrics::Metrics;
-use crate::engine::model::source::DEFAULT_MODEL;
+use crate::engine::model::source::{canonical, DEFAULT_MODEL};
 use crate::engine::train::record::{EpochRecord, RecordedRun, StepRecord};
-use crate::engine::train::{TrainConfig, TrainEvent, TrainHandle};
+use crate::engine::train::{fmt_duration, TrainConfig, TrainEvent, TrainHandle};
 
 /// What the panel's buttons ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrainAction {
     Start,
     Cancel,
     Baseline,
+    /// Train the fast model on this run's probabilities and the labels.
+    Distil {
+        teacher: PathBuf,
+    },
 }
 
 /// The model and settings the next run uses.
@@ -28,6 +33,11 @@ pub enum TrainAction {
 pub struct TrainSettings {
     pub model: String,
     pub config: TrainConfig,
+    /// The student of "Distil into the fast model".
+    pub fast_model: String,
+    /// Seconds of training steps per 1,000 training rows, per model (by its canonical name),
+    /// measured on this machine: what the Known models menu shows before a run starts.
+    pub measured_speed: BTreeMap<String, f64>,
 }
 
 impl Default for TrainSettings {
@@ -35,26 +45,44 @@ impl Default for TrainSettings {
         Self {
             model: DEFAULT_MODEL.to_string(),
             config: TrainConfig::default(),
+            fast_model: DEFAULT_MODEL.to_string(),
+            measured_speed: BTreeMap::new(),
         }
     }
 }
 
-/// A menu of the encoders known to work, with size and estimated epoch time; picking one
-/// puts its id in the Model field.
-fn known_models_menu(ui: &mut egui::Ui, model: &mut String) -> egui::Response {
+/// A menu of the encoders known to work, with size and epoch time (measured on this machine
+/// where a run of it started here, else scaled from the default model's); picking one puts its
+/// id in the Model field.
+fn known_models_menu(
+    ui: &mut egui::Ui,
+    model: &mut String,
+    measured: &BTreeMap<String, f64>,
+    val_split: f64,
+) -> egui::Response {
     use crate::engine::model::catalog::{
         epoch_seconds, KNOWN_MODELS, MEASURED_DEFAULT_SECONDS_PER_1000,
     };
+    const KAGGLE_ROWS: usize = 6091;
     egui::ComboBox::from_id_salt("known_models")
         .selected_text("choose…")
         .width(120.0)
         .show_ui(ui, |ui| {
             for m in KNOWN_MODELS.iter().filter(|m| m.readable()) {
-                let minutes = epoch_seconds(m, 6091, MEASURED_DEFAULT_SECONDS_PER_1000) / 60.0;
-                let text = format!(
-                    "{}  ({:.0}M, {}, ~{minutes:.0} min per epoch of 6,091 tweets)",
-                    m.id, m.params_m, m.languages
-                );
+                let time = match measured.get(canonical(m.id)) {
+                    Some(per_1000) => {
+                        let train_rows = KAGGLE_ROWS as f64 * (1.0 - val_split);
+                        format!(
+                            "{} of training steps per epoch of 6,091 tweets, measured here",
+                            fmt_duration(per_1000 * train_rows / 1000.0)
+                        )
+                    }
+                    None => format!(
+                        "~{:.0} min per epoch of 6,091 tweets, estimated",
+                        epoch_seconds(m, KAGGLE_ROWS, MEASURED_DEFAULT_SECONDS_PER_1000) / 60.0
+                    ),
+                };
+                let text = format!("{}  ({:.0}M, {}, {time})", m.id, m.params_m, m.languages);
                 ui.selectable_value(model, m.id.to_string(), text)
                     .on_hover_text(m.note);
             }
@@ -109,6 +137,9 @@ pub struct PlottedRun {
     pub label: String,
     pub loss: LossCurve,
     pub val: EpochCurves,
+    /// The model it was fine-tuned from, and where its own model is, once it finished.
+    pub base_model: Option<String>,
+    pub model_dir: Option<PathBuf>,
 }
 
 impl PlottedRun {
@@ -123,6 +154,10 @@ impl PlottedRun {
             label: format!("run {} ({}, {})", run.id, run.started, run.status),
             loss,
             val,
+            base_model: run.settings.as_ref().map(|s| s.model.clone()),
+            model_dir: (run.status == RunStatus::Finished)
+                .then(|| run.model_dir().map(PathBuf::from))
+                .flatten(),
         }
     }
 }
@@ -132,6 +167,9 @@ struct CurrentRun {
     handle: TrainHandle,
     workspace: PathBuf,
     id: Option<i64>,
+    base_model: String,
+    /// Rows trained on per epoch, once the run has started.
+    train_rows: Option<usize>,
 }
 
 #[derive(Default)]
@@ -143,6 +181,8 @@ pub struct TrainPanel {
     pub val: EpochCurves,
     /// (step, total steps, samples/s) of the run in progress.
     progress: Option<(usize, usize, f64)>,
+    /// Seconds an epoch's training steps take, measured on the run's first steps.
+    pub epoch_estimate: Option<f64>,
     /// Validation metrics of the latest epoch (confusion matrix).
     pub last_val: Option<Metrics>,
     /// The class names of the current or last run, for the confusion matrix.
@@ -162,18 +202,43 @@ impl TrainPanel {
         }
     }
 
-    /// A run started by `jobs` on the labelled rows of the workspace file `workspace`.
-    pub fn started(&mut self, handle: TrainHandle, workspace: PathBuf, classes: Vec<String>) {
+    /// A run of `base_model` started by `jobs` on the labelled rows of the workspace file
+    /// `workspace`.
+    pub fn started(
+        &mut self,
+        handle: TrainHandle,
+        workspace: PathBuf,
+        classes: Vec<String>,
+        base_model: String,
+    ) {
         self.classes = classes;
         self.loss = LossCurve::default();
         self.val = EpochCurves::default();
         self.progress = None;
+        self.epoch_estimate = None;
         self.last_val = None;
         self.run = Some(CurrentRun {
             handle,
             workspace,
             id: None,
+            base_model,
+            train_rows: None,
         });
+    }
+
+    /// The newest finished run of a model other than the fast one whose model is still on
+    /// disk: what "Distil into the fast model" learns from.
+    pub fn teacher(&self) -> Option<&PlottedRun> {
+        let fast = canonical(&self.settings.fast_model);
+        self.past
+            .iter()
+            .filter(|r| r.model_dir.is_some())
+            .filter(|r| {
+                r.base_model
+                    .as_deref()
+                    .is_some_and(|m| canonical(m) != fast)
+            })
+            .max_by_key(|r| r.id)
     }
 
     /// Takes an event of the training run; the run's end asks the app to predict with it.
@@ -202,8 +267,32 @@ impl TrainPanel {
                 ..
             } => {
                 self.progress = Some((0, total_steps, 0.0));
+                if let Some(run) = self.run.as_mut() {
+                    run.train_rows = Some(train_rows);
+                }
                 Some(Request::Status(format!(
                     "training on {device}: {train_rows} rows, {val_rows} for validation"
+                )))
+            }
+            TrainEvent::Estimate {
+                seconds_per_epoch,
+                measured_steps,
+            } => {
+                self.epoch_estimate = Some(seconds_per_epoch);
+                if let Some(CurrentRun {
+                    base_model,
+                    train_rows: Some(rows),
+                    ..
+                }) = &self.run
+                {
+                    self.settings.measured_speed.insert(
+                        canonical(base_model).to_string(),
+                        seconds_per_epoch / (*rows).max(1) as f64 * 1000.0,
+                    );
+                }
+                Some(Request::Status(format!(
+                    "an epoch's training steps will take about {} on this machine (measured on {measured_steps} steps)",
+                    fmt_duration(seconds_per_epoch)
                 )))
             }
             TrainEvent::Step(step) => {
@@ -228,7 +317,7 @@ impl TrainPanel {
                 Some(Request::Status(format!("saved epoch {epoch}")))
             }
             TrainEvent::Finished { dir, .. } => {
-                let (workspace, run) = self.finish()?;
+                let (workspace, run) = self.finish(Some(dir.clone()))?;
                 Some(Request::Predict {
                     workspace,
                     model_dir: dir,
@@ -236,13 +325,13 @@ impl TrainPanel {
                 })
             }
             TrainEvent::Cancelled { steps_done } => {
-                self.finish();
+                self.finish(None);
                 Some(Request::Status(format!(
                     "training cancelled after {steps_done} steps"
                 )))
             }
             TrainEvent::Failed { message } => {
-                self.finish();
+                self.finish(None);
                 Some(Request::Error(format!("Training failed: {message}")))
             }
         }
@@ -262,9 +351,9 @@ impl TrainPanel {
         }
     }
 
-    /// The run ended: its thread is joined and it joins the past runs, so the next run can be
-    /// compared with it.
-    fn finish(&mut self) -> Option<(PathBuf, Option<i64>)> {
+    /// The run ended (with its model in `model_dir` when it finished): its thread is joined
+    /// and it joins the past runs, so the next run can be compared with it.
+    fn finish(&mut self, model_dir: Option<PathBuf>) -> Option<(PathBuf, Option<i64>)> {
         let run = self.run.take()?;
         self.progress = None;
         if let Some(id) = run.id {
@@ -275,6 +364,8 @@ impl TrainPanel {
                 label: format!("run {id} (this session)"),
                 loss: self.loss.clone(),
                 val: self.val.clone(),
+                base_model: Some(run.base_model.clone()),
+                model_dir,
             });
         }
         run.handle.join();
@@ -318,7 +409,20 @@ impl TrainPanel {
                 // On a row of its own: the panel keeps its width (a wider first row made it grow
                 // after the first frame, and the table beside it laid out twice).
                 let l = ui.label("Known models");
-                known_models_menu(ui, &mut self.settings.model).labelled_by(l.id);
+                let before = self.settings.model.clone();
+                known_models_menu(
+                    ui,
+                    &mut self.settings.model,
+                    &self.settings.measured_speed,
+                    self.settings.config.val_split,
+                )
+                .labelled_by(l.id);
+                if self.settings.model != before {
+                    // A model with a measured recipe brings its learning rate and epochs.
+                    let recipe = TrainConfig::for_model(&self.settings.model);
+                    self.settings.config.lr = recipe.lr;
+                    self.settings.config.epochs = recipe.epochs;
+                }
                 ui.end_row();
                 let l = ui.label("Epochs");
                 ui.add(egui::DragValue::new(&mut self.settings.config.epochs).range(1..=50))
@@ -391,6 +495,19 @@ impl TrainPanel {
                 {
                     action = Some(TrainAction::Baseline);
                 }
+                if let Some(teacher) = self.teacher().filter(|_| labelled >= 2) {
+                    let model = teacher.base_model.as_deref().unwrap_or("?");
+                    if ui
+                        .button("Distil into the fast model")
+                        .on_hover_text(format!(
+                            "Train {} on {}'s probabilities ({model}) mixed with the labels, on the labelled rows and the unlabelled ones: most of the accuracy, several times faster to predict",
+                            self.settings.fast_model, teacher.name
+                        ))
+                        .clicked()
+                    {
+                        action = teacher.model_dir.clone().map(|teacher| TrainAction::Distil { teacher });
+                    }
+                }
             }
             true => {
                 if ui.button("Cancel").clicked() {
@@ -398,6 +515,12 @@ impl TrainPanel {
                 }
             }
         });
+        if let (Some(seconds), true) = (self.epoch_estimate, running) {
+            ui.label(format!(
+                "An epoch's training steps take about {} on this machine (measured on the first steps).",
+                fmt_duration(seconds)
+            ));
+        }
         if let Some((step, total, sps)) = self.progress {
             let left = if sps > 0.0 {
                 (total - step) as f64 * self.settings.config.batch_size as f64 / sps

@@ -405,6 +405,7 @@ impl TweetlabApp {
             TrainAction::Start => self.start_training(),
             TrainAction::Cancel => self.cancel_training(),
             TrainAction::Baseline => self.start_baseline(),
+            TrainAction::Distil { teacher } => self.start_distillation(teacher),
         }
     }
 

@@ -274,3 +274,27 @@ pub fn save(workspace: &Path, job: SaveJob) -> JobEvent<Saved> {
 pub fn runs_dir(workspace: &Path) -> PathBuf {
     workspace.with_extension("runs")
 }
+
+/// A directory for a new run of `workspace`, named by the time, that no run has taken: two
+/// runs started within one second (a distillation right after a quick run) must not share one,
+/// or the second would overwrite the first, its teacher.
+pub fn new_run_dir(workspace: &Path) -> PathBuf {
+    let runs = runs_dir(workspace);
+    let stem = format!(
+        "run-{}",
+        crate::data::store::now_rfc3339().replace(':', "-")
+    );
+    (1..)
+        .map(|n| match n {
+            1 => runs.join(&stem),
+            n => runs.join(format!("{stem}-{n}")),
+        })
+        // Created here, so the name is taken from now on; any other failure than the name
+        // being taken shows when the run writes there.
+        .find(|d| {
+            let _ = std::fs::create_dir_all(&runs);
+            std::fs::create_dir(d)
+                .map_or_else(|e| e.kind() != std::io::ErrorKind::AlreadyExists, |()| true)
+        })
+        .expect("a free name")
+}

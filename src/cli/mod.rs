@@ -4,6 +4,7 @@
 //! helpers they share.
 
 mod bench;
+mod distil;
 mod predict;
 mod quality;
 #[cfg(feature = "serve")]
@@ -56,6 +57,10 @@ pub struct Cli {
 enum Command {
     /// Fine-tune a BERT model on a labelled CSV and save the best epoch.
     Train(train::TrainArgs),
+    /// Train a fast student (MiniLM by default) on a teacher run's probabilities, mixed with
+    /// the labels, on the labelled rows and any unlabelled tweets.
+    #[command(alias = "distil")]
+    Distill(distil::DistilArgs),
     /// Predict every row of a CSV and write a predictions CSV.
     Predict(predict::PredictArgs),
     /// Score a fine-tuned model on a labelled CSV.
@@ -125,6 +130,15 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
 }
 
 impl ImportArgs {
+    /// Only the flags that say where the text is: for files read for their texts alone.
+    pub fn text_only(&self) -> Self {
+        Self {
+            text_column: self.text_column.clone(),
+            delimiter: self.delimiter,
+            ..Self::default()
+        }
+    }
+
     /// The import choice these flags make; None when no import flag is given, so that the
     /// file is read as the window reads it (`workbench::open::import_choice`).
     pub fn given(&self) -> anyhow::Result<Option<ImportOptions>> {
@@ -278,6 +292,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Train(a)) => train::train_cmd(a),
+        Some(Command::Distill(a)) => distil::distil_cmd(a),
         Some(Command::Predict(a)) => predict::predict_cmd(a),
         Some(Command::Eval(a)) => predict::eval_cmd(a),
         Some(Command::Explain(a)) => predict::explain_cmd(a),

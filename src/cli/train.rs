@@ -11,9 +11,12 @@ use indicatif::ProgressBar;
 use super::{bar, fmt_metrics, load_data, say, ImportArgs};
 use crate::data::team::{Target, TeamDb, Unsettled};
 use crate::engine::device::DeviceChoice;
+use crate::engine::metrics::Metrics;
 use crate::engine::model::classifier::Pooling;
 use crate::engine::model::source;
-use crate::engine::train::{self, EpochRecord, StepRecord, TrainConfig, TrainEvent, TrainJob};
+use crate::engine::train::{
+    self, fmt_duration, EpochRecord, StepRecord, TrainConfig, TrainEvent, TrainHandle, TrainJob,
+};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -34,11 +37,21 @@ pub struct TrainArgs {
     /// Pretrained model: a local directory or a Hugging Face Hub id.
     #[arg(long, default_value = source::DEFAULT_MODEL)]
     pub model: String,
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
-    pub epochs: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = TrainConfig::default().lr)]
-    pub lr: f64,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+/// The settings of a run, shared by `train` and `distill`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Passes over the training rows [default: 2; all-mpnet-base-v2: its measured recipe].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Peak learning rate [default: 5e-5; all-mpnet-base-v2: its measured recipe].
+    #[arg(long)]
+    pub lr: Option<f64>,
     #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     pub batch_size: usize,
     /// Longest input in tokens; longer texts are truncated.
@@ -61,8 +74,25 @@ pub struct TrainArgs {
     /// Print the run summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub import: ImportArgs,
+}
+
+impl RunArgs {
+    /// The run's settings for `model`: its recipe's learning rate and epochs unless given.
+    pub fn config(&self, model: &str) -> TrainConfig {
+        let recipe = TrainConfig::for_model(model);
+        TrainConfig {
+            epochs: self.epochs.unwrap_or(recipe.epochs),
+            lr: self.lr.unwrap_or(recipe.lr),
+            batch_size: self.batch_size,
+            max_len: self.max_len,
+            val_split: self.val_split,
+            seed: self.seed,
+            device: self.device,
+            pooling: self.pooling,
+            layer_lr_decay: self.layer_lr_decay,
+            ..TrainConfig::default()
+        }
+    }
 }
 
 /// The labelled texts to train on, and the team project they came from (to record the run).
@@ -125,33 +155,76 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         classes,
         mut team,
     } = training_rows(&a)?;
-    let model = a.model.clone();
     let job = TrainJob {
-        model: Some(a.model),
+        model: Some(a.model.clone()),
         texts,
         labels,
         classes,
         out_dir: a.out.clone(),
-        config: TrainConfig {
-            epochs: a.epochs,
-            lr: a.lr,
-            batch_size: a.batch_size,
-            max_len: a.max_len,
-            val_split: a.val_split,
-            seed: a.seed,
-            device: a.device,
-            pooling: a.pooling,
-            layer_lr_decay: a.layer_lr_decay,
-            ..TrainConfig::default()
-        },
+        config: a.run.config(&a.model),
+        distil: None,
     };
-    let handle = train::spawn(job);
+    let outcome = follow(train::spawn(job))?;
+    if let Some(db) = team.as_mut() {
+        let r = a.run.config(&a.model);
+        let settings = serde_json::json!({
+            "epochs": r.epochs, "lr": r.lr, "batch_size": r.batch_size, "max_len": r.max_len,
+            "val_split": r.val_split, "seed": r.seed, "unsettled": a.unsettled,
+            "model_dir": outcome.dir,
+        });
+        let metrics = serde_json::json!({
+            "saved_epoch": outcome.saved_epoch, "val": outcome.val, "seconds": outcome.seconds,
+        });
+        match db.record_run(&a.model, &settings, &metrics) {
+            Ok(run) => eprintln!("recorded as run {run} of the team project"),
+            Err(e) => eprintln!("warning: the run was not recorded in the team project: {e}"),
+        }
+    }
+    outcome.print(a.run.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How a run ended well.
+pub struct Outcome {
+    pub saved_epoch: usize,
+    pub val: Option<Metrics>,
+    pub dir: PathBuf,
+    pub seconds: f64,
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl Outcome {
+    /// The summary on stdout: JSON with `--json`, else two lines.
+    pub fn print(&self, json: bool) {
+        if json {
+            let summary = serde_json::json!({
+                "model_dir": self.dir, "saved_epoch": self.saved_epoch, "seconds": self.seconds,
+                "val": self.val, "epochs": self.epochs,
+            });
+            println!("{summary}");
+        } else {
+            println!(
+                "model saved to {} (epoch {}, {:.0} s)",
+                self.dir.display(),
+                self.saved_epoch,
+                self.seconds
+            );
+            if let Some(m) = &self.val {
+                println!("validation: {}", fmt_metrics(m));
+            }
+        }
+    }
+}
+
+/// Shows a run's events on stderr (a progress bar on a terminal, a line now and then in a log)
+/// until it ends.
+pub fn follow(handle: TrainHandle) -> Result<Outcome> {
     let mut progress: Option<ProgressBar> = None;
     let mut epochs: Vec<EpochRecord> = Vec::new();
     let mut outcome = Err(anyhow::anyhow!("training stopped without a result"));
     for event in handle.events.iter() {
         match event {
-            TrainEvent::Status { message } => eprintln!("{message}"),
+            TrainEvent::Status { message } => say(&progress, &message),
             TrainEvent::Started {
                 device,
                 train_rows,
@@ -165,6 +238,16 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
                     "{elapsed_precise} [{bar:30}] step {pos}/{len} ETA {eta_precise}  {msg}",
                 ));
             }
+            TrainEvent::Estimate {
+                seconds_per_epoch,
+                measured_steps,
+            } => say(
+                &progress,
+                &format!(
+                    "an epoch's training steps will take about {} (measured on {measured_steps} steps)",
+                    fmt_duration(seconds_per_epoch)
+                ),
+            ),
             TrainEvent::Step(StepRecord {
                 epoch,
                 step,
@@ -225,33 +308,11 @@ pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     }
     handle.join();
     let (saved_epoch, val, dir, seconds) = outcome?;
-    if let Some(db) = team.as_mut() {
-        let settings = serde_json::json!({
-            "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size, "max_len": a.max_len,
-            "val_split": a.val_split, "seed": a.seed, "unsettled": a.unsettled,
-            "model_dir": dir,
-        });
-        let metrics =
-            serde_json::json!({"saved_epoch": saved_epoch, "val": val, "seconds": seconds});
-        match db.record_run(&model, &settings, &metrics) {
-            Ok(run) => eprintln!("recorded as run {run} of the team project"),
-            Err(e) => eprintln!("warning: the run was not recorded in the team project: {e}"),
-        }
-    }
-    if a.json {
-        let summary = serde_json::json!({
-            "model_dir": dir, "saved_epoch": saved_epoch, "seconds": seconds,
-            "val": val, "epochs": epochs,
-        });
-        println!("{summary}");
-    } else {
-        println!(
-            "model saved to {} (epoch {saved_epoch}, {seconds:.0} s)",
-            dir.display()
-        );
-        if let Some(m) = val {
-            println!("validation: {}", fmt_metrics(&m));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome {
+        saved_epoch,
+        val,
+        dir,
+        seconds,
+        epochs,
+    })
 }

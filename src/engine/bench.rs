@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::engine::kernels::Mode;
 use crate::engine::model::tokenize::{Batch, Encoded};
 use crate::engine::model::LoadedModel;
-use crate::engine::train::{train_step_timed, Optimisers, StepTimes};
+use crate::engine::train::{train_step_timed, Optimisers, StepTimes, Targets};
 use crate::engine::EngineError;
 
 #[derive(Debug, Clone)]
@@ -117,7 +117,7 @@ pub fn run(
     };
     let train_batch = fixed_batch(model, cfg.train_bs, cfg.seq)?;
     let labels: Vec<u32> = (0..cfg.train_bs as u32).map(|i| i % 2).collect();
-    let labels = Tensor::new(labels.as_slice(), &model.device)?;
+    let labels = Targets::Labels(Tensor::new(labels.as_slice(), &model.device)?);
     let mut opt = Optimisers::new(&model.net.vars, 5e-5, 0.01)?;
     let mut rng = StdRng::seed_from_u64(0);
     progress("training steps");

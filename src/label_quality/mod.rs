@@ -107,6 +107,7 @@ pub fn suspects_fine_tuned(
                 val_split: 0.0,
                 ..config.clone()
             },
+            distil: None,
         };
         // Events are not needed here; the run's outcome is its result.
         let (events, _) = crossbeam_channel::unbounded();

@@ -15,7 +15,10 @@ text (`bush fires: <text>`, the keyword's %20 decoded; rows without one unchange
 feeding the keyword before building it into every path that reads text. `@ensemble=K` trains K
 models (seeds 100*seed+1..K, each with its own validation part) and scores the mean of their
 probabilities on the held-out part, which measures averaging before `train --ensemble` exists
-(0/1 files only: it reads `p_disaster` and scores label 1).
+(0/1 files only: it reads `p_disaster` and scores label 1). `@distil=NAME` runs `tweetlab distill`
+with the model recipe NAME trained for the same seed as its teacher (NAME must come earlier in the
+list, or be kept from an earlier run in --work with --reuse), on the seed's training part and the
+--unlabelled files.
 Prints one line per run and a table: held-out F1 per seed, mean, spread (max - min), minutes
 per run. Needs a release build (TWEETLAB_BIN, default target/release/tweetlab)."""
 import argparse, csv, json, os, random, shlex, statistics, subprocess, sys, tempfile, time, urllib.parse
@@ -31,6 +34,11 @@ ap.add_argument("--held-out", type=float, default=0.2)
 ap.add_argument("--bin", default=os.environ.get(
     "TWEETLAB_BIN", os.path.join(HERE, "../../target/release/tweetlab")))
 ap.add_argument("--json-out")
+ap.add_argument("--unlabelled", nargs="*", default=[],
+                help="CSVs of unlabelled tweets for @distil recipes")
+ap.add_argument("--work", help="working folder (default: a new temporary one)")
+ap.add_argument("--reuse", action="store_true",
+                help="score a model already trained in --work instead of training it again")
 a = ap.parse_args()
 recipes = [(r.split("=", 1)[0], shlex.split(r.split("=", 1)[1])) for r in a.recipe]
 KEYWORD = "@keyword"
@@ -89,12 +97,14 @@ def ensemble_f1(train_csv, test_csv, out, seed, members, extra):
 
 
 results = {name: {} for name, _ in recipes}
-work = tempfile.mkdtemp(prefix="recipe-")
+work = a.work or tempfile.mkdtemp(prefix="recipe-")
+os.makedirs(work, exist_ok=True)
 for seed in a.seeds:
     train, test = split(seed)
     for name, extra in recipes:
         keyword = KEYWORD in extra
         members = next((int(x.split("=")[1]) for x in extra if x.startswith("@ensemble=")), 0)
+        teacher = next((x.split("=", 1)[1] for x in extra if x.startswith("@distil=")), None)
         extra = [x for x in extra if not x.startswith("@")]
         tag = "-keyword" if keyword else ""
         train_csv = os.path.join(work, f"train-{seed}{tag}.csv")
@@ -104,18 +114,28 @@ for seed in a.seeds:
             write(test_csv, test, keyword)
         out = os.path.join(work, f"{name.replace(' ', '_')}-{seed}")
         start = time.time()
+        reused = a.reuse and os.path.exists(os.path.join(out, "tweetlab_run.json"))
         if members:
             f1 = ensemble_f1(train_csv, test_csv, out, seed, members, extra)
         else:
-            subprocess.run([a.bin, "train", "--data", train_csv, "--out", out, "--seed", str(seed),
-                            "--json", *extra], check=True, stdout=subprocess.DEVNULL)
+            if teacher:
+                teacher_dir = os.path.join(work, f"{teacher.replace(' ', '_')}-{seed}")
+                unlabelled = [x for f in a.unlabelled for x in ("--unlabelled", f)]
+                command = ["distill", "--teacher", teacher_dir, *unlabelled]
+            else:
+                command = ["train"]
+            if not reused:
+                subprocess.run([a.bin, *command, "--data", train_csv, "--out", out,
+                                "--seed", str(seed), "--json", *extra],
+                               check=True, stdout=subprocess.DEVNULL)
             ev = subprocess.run([a.bin, "eval", "--model", out, "--data", test_csv, "--json"],
                                 check=True, capture_output=True, text=True)
             f1 = json.loads(ev.stdout)["f1"]
         seconds = time.time() - start
         results[name][seed] = (f1, seconds)
         print(f"seed {seed} {name}: held-out F1 {f1:.4f} ({len(train)} trained, {len(test)} held out), "
-              f"{seconds / 60:.1f} min", flush=True)
+              f"{seconds / 60:.1f} min{' (model reused, minutes of scoring only)' if reused else ''}",
+              flush=True)
 
 print(f"\n| recipe | {' | '.join(f'seed {s}' for s in a.seeds)} | mean | spread | minutes per run |")
 print(f"|---|{'---|' * len(a.seeds)}---|---|---|")

@@ -73,7 +73,7 @@ const PYPI_COPIES: [PypiCopy; 2] = [
 ];
 
 /// The model a short name stands for (`all-mpnet-base-v2` is sentence-transformers').
-fn canonical(spec: &str) -> &str {
+pub fn canonical(spec: &str) -> &str {
     match spec {
         "all-mpnet-base-v2" => MPNET_MODEL,
         "all-MiniLM-L6-v2" => DEFAULT_MODEL,

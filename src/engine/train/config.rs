@@ -51,3 +51,45 @@ impl Default for TrainConfig {
         }
     }
 }
+
+impl TrainConfig {
+    /// The defaults, with the learning rate and epochs measured best for `model` where a recipe
+    /// was measured for it (tests/bench/recipe.py, README "Recipes").
+    pub fn for_model(model: &str) -> Self {
+        use crate::engine::model::source::{canonical, MPNET_MODEL};
+        let base = Self::default();
+        match canonical(model) {
+            m if m == MPNET_MODEL => Self {
+                lr: MPNET_LR,
+                epochs: MPNET_EPOCHS,
+                ..base
+            },
+            _ => base,
+        }
+    }
+}
+
+/// all-mpnet-base-v2's recipe (held-out F1 of three seeds in README "Recipes").
+pub const MPNET_LR: f64 = 3e-5;
+pub const MPNET_EPOCHS: usize = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mpnet_gets_its_measured_recipe_and_other_models_the_defaults() {
+        for name in [
+            "all-mpnet-base-v2",
+            "sentence-transformers/all-mpnet-base-v2",
+        ] {
+            let c = TrainConfig::for_model(name);
+            assert_eq!((c.lr, c.epochs), (MPNET_LR, MPNET_EPOCHS));
+            assert_eq!(c.batch_size, TrainConfig::default().batch_size);
+        }
+        assert_eq!(
+            TrainConfig::for_model("bert-base-uncased"),
+            TrainConfig::default()
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! a stratified validation split, best-epoch checkpoints, and typed progress events.
 
 mod config;
+pub mod distil;
 mod evaluate;
 pub mod record;
 mod step;
@@ -19,11 +20,12 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 pub use config::TrainConfig;
+pub use distil::{DistilRecord, Distillation};
 pub use evaluate::evaluate;
 pub use record::{EpochRecord, RunRecord, StepRecord};
 pub use step::{
     clip_gradients, layer_lr_scale, learning_rate, train_step, train_step_timed, Optimisers,
-    StepTimes,
+    StepTimes, Targets,
 };
 
 use crate::engine::batching::bucketed_batches;
@@ -32,6 +34,7 @@ use crate::engine::metrics::Metrics;
 use crate::engine::model::tokenize::{Batch, Encoded};
 use crate::engine::model::{checkpoint, source, LoadedModel};
 use crate::engine::EngineError;
+use distil::{RowTarget, SoftTargets};
 
 /// What the training thread reports, in this order: Status*, Started, (Step+, Epoch,
 /// CheckpointSaved?)*, then exactly one of Finished, Cancelled or Failed.
@@ -48,6 +51,12 @@ pub enum TrainEvent {
         epochs: usize,
         steps_per_epoch: usize,
         total_steps: usize,
+    },
+    /// How long an epoch's training steps will take, measured on the run's first steps: sent
+    /// once, early in the first epoch, so a run too slow for the machine can be cancelled.
+    Estimate {
+        seconds_per_epoch: f64,
+        measured_steps: usize,
     },
     Step(StepRecord),
     Epoch(EpochRecord),
@@ -83,6 +92,8 @@ pub struct TrainJob {
     /// Where the best checkpoint is written.
     pub out_dir: PathBuf,
     pub config: TrainConfig,
+    /// Learn from a teacher run too (and from its unlabelled texts).
+    pub distil: Option<Distillation>,
 }
 
 /// A run in progress on its own thread.
@@ -245,13 +256,37 @@ pub fn run(
     )?;
     let max_len = cfg.max_len.min(model.net.encoder.config.max_tokens());
 
+    // Unlabelled texts (distillation only) come after the labelled ones: indices from
+    // `labelled` on have no label and are always trained on.
+    let labelled = job.texts.len();
+    let unlabelled: &[String] = job.distil.as_ref().map_or(&[], |d| &d.unlabelled);
+    let texts: Vec<&str> = job
+        .texts
+        .iter()
+        .chain(unlabelled)
+        .map(String::as_str)
+        .collect();
     send(TrainEvent::Status {
-        message: format!("tokenising {} texts", job.texts.len()),
+        message: format!("tokenising {} texts", texts.len()),
     });
-    let texts: Vec<&str> = job.texts.iter().map(String::as_str).collect();
     let encoded = model.tokenizer.encode_all(&texts, max_len)?;
     let lengths: Vec<usize> = encoded.iter().map(Encoded::len).collect();
-    let (train_idx, val_idx) = stratified_split(&job.labels, cfg.val_split, cfg.seed);
+    let (mut train_idx, val_idx) = stratified_split(&job.labels, cfg.val_split, cfg.seed);
+    train_idx.extend(labelled..texts.len());
+
+    let teacher = match &job.distil {
+        Some(d) => {
+            match teacher_logits(d, job, &texts, &train_idx, max_len, &device, &send, cancel) {
+                Ok(t) => Some(t),
+                Err(EngineError::Cancelled) => {
+                    send(TrainEvent::Cancelled { steps_done: 0 });
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        None => None,
+    };
 
     let steps_per_epoch = train_idx.len().div_ceil(cfg.batch_size);
     let total_steps = steps_per_epoch * cfg.epochs;
@@ -285,7 +320,10 @@ pub fn run(
         device: device::describe(&device),
         epochs: Vec::new(),
         saved_epoch: 0,
+        distilled: teacher.as_ref().map(|t| t.record.clone()),
     };
+    let epoch_tokens: usize = train_idx.iter().map(|&i| lengths[i]).sum();
+    let mut estimate = EpochEstimate::default();
     let mut best: Option<Metrics> = None;
     let mut step = 0usize;
     for epoch in 1..=cfg.epochs {
@@ -302,18 +340,48 @@ pub fn run(
             opt.set_learning_rate(lr);
             let items: Vec<&Encoded> = batch.iter().map(|&i| &encoded[i]).collect();
             let b = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &device)?;
-            let y: Vec<u32> = batch.iter().map(|&i| job.labels[i] as u32).collect();
-            let y = Tensor::new(y.as_slice(), &device)?;
+            let targets = match &teacher {
+                None => {
+                    let y: Vec<u32> = batch.iter().map(|&i| job.labels[i] as u32).collect();
+                    Targets::Labels(Tensor::new(y.as_slice(), &device)?)
+                }
+                Some(t) => {
+                    let rows: Vec<RowTarget> = batch
+                        .iter()
+                        .map(|&i| RowTarget {
+                            label: job.labels.get(i).copied(),
+                            teacher_logits: t.logits[i].as_deref(),
+                        })
+                        .collect();
+                    Targets::Distil(SoftTargets::new(
+                        &rows,
+                        k,
+                        t.record.temperature,
+                        t.record.teacher_weight,
+                        &device,
+                        candle_core::DType::F32,
+                    )?)
+                }
+            };
             step += 1;
             let loss = train_step(
                 &model,
                 &mut opt,
                 &b,
-                &y,
+                &targets,
                 &mut dropout_rng,
                 cfg.max_grad_norm,
                 step,
             )?;
+            let batch_tokens: usize = batch.iter().map(|&i| lengths[i]).sum();
+            if let Some(seconds_per_epoch) =
+                estimate.add(step, t.elapsed().as_secs_f64(), batch_tokens, epoch_tokens)
+            {
+                send(TrainEvent::Estimate {
+                    seconds_per_epoch,
+                    measured_steps: EpochEstimate::MEASURED,
+                });
+            }
             loss_sum += loss as f64 * batch.len() as f64;
             seen += batch.len();
             send(TrainEvent::Step(StepRecord {
@@ -378,6 +446,123 @@ pub fn run(
     Ok(())
 }
 
+/// The teacher's logits for the rows the student trains on (None elsewhere), and how it was set.
+struct Teacher {
+    logits: Vec<Option<Vec<f32>>>,
+    record: DistilRecord,
+}
+
+/// Loads the teacher run, checks it answers in the job's classes, and scores the training texts
+/// with it; the teacher is dropped before the student trains.
+#[allow(clippy::too_many_arguments)]
+fn teacher_logits(
+    d: &Distillation,
+    job: &TrainJob,
+    texts: &[&str],
+    train_idx: &[usize],
+    max_len: usize,
+    device: &candle_core::Device,
+    send: &dyn Fn(TrainEvent),
+    cancel: &AtomicBool,
+) -> Result<Teacher, EngineError> {
+    let temperature_ok = d.temperature.is_finite() && d.temperature > 0.0;
+    if !temperature_ok || !(0.0..=1.0).contains(&d.teacher_weight) {
+        return Err(EngineError::Data(format!(
+            "bad distillation settings: temperature {} must be positive, teacher weight {} in [0, 1]",
+            d.temperature, d.teacher_weight
+        )));
+    }
+    let origin = d.teacher.display().to_string();
+    let files = source::inspect_dir(&d.teacher, &origin)?;
+    send(TrainEvent::Status {
+        message: format!("loading the teacher {origin}"),
+    });
+    let teacher = LoadedModel::load(&files, device, None, 0)?;
+    if !teacher.head_is_trained() {
+        return Err(EngineError::BadModel(format!(
+            "the teacher {origin} has no trained classifier head: give a fine-tuned run's directory"
+        )));
+    }
+    if teacher.labels != job.classes {
+        return Err(EngineError::Data(format!(
+            "the teacher {origin} answers in the classes ({}), the data has ({}): distil from a run trained on these classes",
+            teacher.labels.join(", "),
+            job.classes.join(", ")
+        )));
+    }
+    let items: Vec<&str> = train_idx.iter().map(|&i| texts[i]).collect();
+    let encoded = teacher
+        .tokenizer
+        .encode_all(&items, max_len.min(teacher.net.encoder.config.max_tokens()))?;
+    let mut tenth = 0;
+    let scored = crate::engine::infer::encoded_logits(
+        &teacher,
+        &encoded,
+        TrainConfig::default().eval_batch_size,
+        &mut |done, total| {
+            if done * 10 / total > tenth || done == total {
+                tenth = done * 10 / total;
+                send(TrainEvent::Status {
+                    message: format!("the teacher scored {done} of {total} texts"),
+                });
+            }
+        },
+        Some(cancel),
+    )?;
+    let mut logits = vec![None; texts.len()];
+    for (&i, z) in train_idx.iter().zip(scored) {
+        logits[i] = Some(z);
+    }
+    let teacher_model = RunRecord::read(&d.teacher)
+        .ok()
+        .flatten()
+        .map_or(origin, |r| r.base_model);
+    Ok(Teacher {
+        logits,
+        record: d.record(&teacher_model),
+    })
+}
+
+/// Seconds per epoch from the first steps' time per token (the first step, which allocates and
+/// warms caches, left out): batches differ in length, so time follows tokens, not rows.
+#[derive(Default)]
+struct EpochEstimate {
+    seconds: f64,
+    tokens: usize,
+}
+
+impl EpochEstimate {
+    /// Steps timed after the first.
+    const MEASURED: usize = 3;
+
+    /// Adds step `step`'s time; returns the estimate once, at the last measured step.
+    fn add(
+        &mut self,
+        step: usize,
+        seconds: f64,
+        tokens: usize,
+        epoch_tokens: usize,
+    ) -> Option<f64> {
+        if !(2..=Self::MEASURED + 1).contains(&step) {
+            return None;
+        }
+        self.seconds += seconds;
+        self.tokens += tokens;
+        (step == Self::MEASURED + 1 && self.tokens > 0)
+            .then(|| self.seconds / self.tokens as f64 * epoch_tokens as f64)
+    }
+}
+
+/// "7 min 30 s", "45 s".
+pub fn fmt_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,5 +576,20 @@ mod tests {
         let val_pos = val.iter().filter(|&&i| labels[i] == 1).count();
         assert_eq!(val_pos, 5);
         assert_eq!(val.len(), 20);
+    }
+
+    #[test]
+    fn epoch_estimate_scales_the_timed_steps_by_tokens() {
+        let mut e = EpochEstimate::default();
+        assert_eq!(
+            e.add(1, 100.0, 10, 1000),
+            None,
+            "the first step is not timed"
+        );
+        assert_eq!(e.add(2, 1.0, 100, 1000), None);
+        assert_eq!(e.add(3, 2.0, 200, 1000), None);
+        let est = e.add(4, 3.0, 300, 1000).unwrap();
+        assert!((est - 10.0).abs() < 1e-9, "{est}");
+        assert_eq!(e.add(5, 1.0, 100, 1000), None, "sent once");
     }
 }

@@ -12,7 +12,7 @@ use crate::data::store::{MetricKind, RunLog, RunStatus, StoreError};
 use crate::engine::metrics::Metrics;
 use crate::engine::model::checkpoint::RUN_FILE;
 use crate::engine::model::classifier::Pooling;
-use crate::engine::train::{TrainConfig, TrainEvent};
+use crate::engine::train::{DistilRecord, TrainConfig, TrainEvent};
 use crate::engine::EngineError;
 
 /// One optimisation step.
@@ -109,6 +109,9 @@ pub struct RunRecord {
     pub epochs: Vec<EpochRecord>,
     /// The epoch whose weights are saved.
     pub saved_epoch: usize,
+    /// Set when the run learnt from a teacher run too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distilled: Option<DistilRecord>,
 }
 
 impl RunRecord {
@@ -155,6 +158,13 @@ impl RunRecord {
             self.config.max_len,
             self.device
         );
+        if let Some(d) = &self.distilled {
+            let _ = writeln!(
+                card,
+                "Distilled from a fine-tuned `{}` (the run in `{}`): it learnt the teacher's probabilities at temperature {} (weight {} on labelled rows, the rest from the labels) and on {} unlabelled rows.\n",
+                d.teacher_model, d.teacher, d.temperature, d.teacher_weight, d.unlabelled_rows
+            );
+        }
         if self.config.pooling == Pooling::Mean {
             let _ = writeln!(
                 card,
@@ -347,6 +357,7 @@ mod tests {
             device: "cpu".into(),
             epochs: vec![epoch(1)],
             saved_epoch: 1,
+            distilled: None,
         };
         record.write(dir.path()).unwrap();
         assert_eq!(RunRecord::read(dir.path()).unwrap(), Some(record));
@@ -384,6 +395,7 @@ mod tests {
             device: "cpu".into(),
             epochs: vec![epoch(1)],
             saved_epoch: 1,
+            distilled: None,
         };
         let labels: Vec<String> = ["not_disaster", "disaster"].map(String::from).to_vec();
         let card = record.model_card(&labels);

@@ -7,6 +7,7 @@ use candle_core::{backprop::GradStore, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::rngs::StdRng;
 
+use super::distil::{distillation_loss, SoftTargets};
 use crate::engine::kernels::adamw::FusedAdamW;
 use crate::engine::kernels::{kernels_in_use, Kernels, Mode};
 use crate::engine::model::tokenize::Batch;
@@ -179,12 +180,29 @@ impl Optimisers {
     }
 }
 
+/// What a batch is trained towards.
+pub enum Targets {
+    /// Class indices [batch] (u32): cross-entropy.
+    Labels(Tensor),
+    /// A teacher's probabilities, with or without labels: [`distillation_loss`].
+    Distil(SoftTargets),
+}
+
+impl Targets {
+    pub fn loss(&self, logits: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Labels(y) => candle_nn::loss::cross_entropy(logits, y),
+            Self::Distil(t) => distillation_loss(logits, t),
+        }
+    }
+}
+
 /// One optimisation step on `batch`; returns the loss.
 pub fn train_step(
     model: &LoadedModel,
     opt: &mut Optimisers,
     batch: &Batch,
-    labels: &Tensor,
+    targets: &Targets,
     rng: &mut StdRng,
     max_grad_norm: f64,
     step: usize,
@@ -193,7 +211,7 @@ pub fn train_step(
         model,
         opt,
         batch,
-        labels,
+        targets,
         rng,
         max_grad_norm,
         step,
@@ -216,7 +234,7 @@ pub fn train_step_timed(
     model: &LoadedModel,
     opt: &mut Optimisers,
     batch: &Batch,
-    labels: &Tensor,
+    targets: &Targets,
     rng: &mut StdRng,
     max_grad_norm: f64,
     step: usize,
@@ -224,7 +242,7 @@ pub fn train_step_timed(
 ) -> Result<f32, EngineError> {
     let t0 = std::time::Instant::now();
     let logits = model.net.forward(batch, &mut Mode::Train { rng })?;
-    let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
+    let loss = targets.loss(&logits)?;
     let loss_value = loss.to_scalar::<f32>()?;
     if !loss_value.is_finite() {
         return Err(EngineError::NonFiniteLoss {
