@@ -53,8 +53,8 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The defaults, with the learning rate and epochs measured best for `model` where a recipe
-    /// was measured for it (tests/bench/recipe.py, README "Recipes").
+    /// The defaults, with the learning rate and epochs of the recipe measured for `model` where
+    /// one was (tests/bench/recipe.py; README, Measured).
     pub fn for_model(model: &str) -> Self {
         use crate::engine::model::source::{canonical, MPNET_MODEL};
         let base = Self::default();
@@ -69,7 +69,7 @@ impl TrainConfig {
     }
 }
 
-/// all-mpnet-base-v2's recipe (held-out F1 of three seeds in README "Recipes").
+/// all-mpnet-base-v2's recipe (held-out F1 per seed in README, "MPNet and distillation").
 pub const MPNET_LR: f64 = 3e-5;
 pub const MPNET_EPOCHS: usize = 2;
 
