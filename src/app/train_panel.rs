@@ -496,13 +496,17 @@ impl TrainPanel {
                     action = Some(TrainAction::Baseline);
                 }
                 if let Some(teacher) = self.teacher().filter(|_| labelled >= 2) {
-                    let model = teacher.base_model.as_deref().unwrap_or("?");
+                    let fast = &self.settings.fast_model;
+                    // The hover text is built only while hovered, not every frame.
                     if ui
                         .button("Distil into the fast model")
-                        .on_hover_text(format!(
-                            "Train {} on {}'s probabilities ({model}) mixed with the labels, on the labelled rows and the unlabelled ones: most of the accuracy, several times faster to predict",
-                            self.settings.fast_model, teacher.name
-                        ))
+                        .on_hover_ui(|ui| {
+                            ui.label(format!(
+                                "Train {fast} on {}'s probabilities ({}) mixed with the labels, on the labelled rows and the unlabelled ones: most of the accuracy, several times faster to predict",
+                                teacher.name,
+                                teacher.base_model.as_deref().unwrap_or("?")
+                            ));
+                        })
                         .clicked()
                     {
                         action = teacher.model_dir.clone().map(|teacher| TrainAction::Distil { teacher });

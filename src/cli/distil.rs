@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 
-use super::train::{follow, RunArgs};
+use super::train::{follow, labelled_csv, RunArgs};
 use super::{load_data, ImportArgs};
 use crate::engine::model::source;
 use crate::engine::train::{self, Distillation, TrainJob};
@@ -44,16 +44,7 @@ pub struct DistilArgs {
 }
 
 pub fn distil_cmd(a: DistilArgs) -> Result<ExitCode> {
-    let data = load_data(&a.data, &a.import)?;
-    let (texts, labels): (Vec<String>, Vec<u8>) =
-        data.labelled().map(|(t, l)| (t.text.clone(), l)).unzip();
-    if texts.is_empty() {
-        bail!(
-            "{}: no labelled rows (column {:?})",
-            a.data.display(),
-            data.label_column().unwrap_or("none found")
-        );
-    }
+    let (data, texts, labels) = labelled_csv(&a.data, &a.import)?;
     let mut unlabelled: Vec<String> = data
         .rows
         .iter()

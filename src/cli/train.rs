@@ -1,7 +1,7 @@
 //! `tweetlab train`: fine-tune on a labelled CSV, with a progress bar and the epochs as they end.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 
 use super::{bar, fmt_metrics, load_data, say, ImportArgs};
 use crate::data::team::{Target, TeamDb, Unsettled};
+use crate::data::Dataset;
 use crate::engine::device::DeviceChoice;
 use crate::engine::metrics::Metrics;
 use crate::engine::model::classifier::Pooling;
@@ -129,7 +130,20 @@ fn training_rows(a: &TrainArgs) -> Result<TrainingRows> {
         });
     }
     let path = a.data.as_ref().expect("clap requires --data or --db");
-    let data = load_data(path, &a.import)?;
+    let (data, texts, labels) = labelled_csv(path, &a.import)?;
+    eprintln!("{} labelled rows from {}", texts.len(), path.display());
+    Ok(TrainingRows {
+        texts,
+        labels,
+        classes: data.layout.labels.names(),
+        team: None,
+    })
+}
+
+/// A CSV read as the window reads it, with its labelled texts and their labels; refused when
+/// no row has a label.
+pub fn labelled_csv(path: &Path, import: &ImportArgs) -> Result<(Dataset, Vec<String>, Vec<u8>)> {
+    let data = load_data(path, import)?;
     let (texts, labels): (Vec<String>, Vec<u8>) =
         data.labelled().map(|(t, l)| (t.text.clone(), l)).unzip();
     if texts.is_empty() {
@@ -139,13 +153,7 @@ fn training_rows(a: &TrainArgs) -> Result<TrainingRows> {
             data.label_column().unwrap_or("none found")
         );
     }
-    eprintln!("{} labelled rows from {}", texts.len(), path.display());
-    Ok(TrainingRows {
-        texts,
-        labels,
-        classes: data.layout.labels.names(),
-        team: None,
-    })
+    Ok((data, texts, labels))
 }
 
 pub fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
