@@ -74,6 +74,7 @@ fn matches_transformers(classes: usize) {
 /// Loads the checkpoint in `dir` and checks tweetlab's token ids (when the fixture has them)
 /// and probabilities against transformers' in `dir/transformers_probs.json`.
 fn matches_transformers_in(dir: &Path) -> LoadedModel {
+    common::fp32_dense_layers();
     let expected: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("transformers_probs.json")).unwrap(),
     )

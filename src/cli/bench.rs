@@ -108,7 +108,7 @@ pub fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{} on {}: training {:.2} samples/s ({:.1} ms/step, batch {}), inference {:.2} samples/s ({:.1} ms/batch, batch {}), length {}, {} kernels, {}",
+            "{} on {}: training {:.2} samples/s ({:.1} ms/step, batch {}), inference {:.2} samples/s ({:.1} ms/batch, batch {}), length {}, {} kernels, {}, {} dense layers",
             report.model,
             report.device,
             report.train_samples_per_s,
@@ -123,7 +123,8 @@ pub fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
                 "padding skipped"
             } else {
                 "padding computed"
-            }
+            },
+            report.precision
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -47,6 +47,11 @@ pub struct Cli {
     /// instead of only what the answer needs (the like-for-like benchmark). Also TWEETLAB_DENSE=1.
     #[arg(long, global = true)]
     dense: bool,
+    /// Dense layers' arithmetic: `auto` (bf16 where the CPU multiplies bf16 natively, with AMX
+    /// or AVX512-BF16; fp32 elsewhere), `fp32`, or `bf16` (emulated, slower, without those
+    /// units). Sums and weights stay f32. Also TWEETLAB_PRECISION.
+    #[arg(long, global = true, value_parser = ["auto", "fp32", "bf16"])]
+    precision: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
     /// A CSV to open in the desktop workbench.
@@ -279,6 +284,9 @@ pub fn main() -> ExitCode {
     }
     if cli.dense {
         kernels::set_dense(true);
+    }
+    if let Some(p) = cli.precision.as_deref().and_then(kernels::Precision::parse) {
+        kernels::set_precision(p);
     }
     match run(cli) {
         Ok(code) => code,

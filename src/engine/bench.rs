@@ -63,6 +63,8 @@ pub struct BenchReport {
     /// Whether padded positions were skipped (tweetlab's default on the CPU) or computed like
     /// PyTorch does (`--dense`).
     pub unpadded: bool,
+    /// The dense layers' arithmetic: "fp32", "bf16-amx", "bf16-avx512" or "bf16-emulated".
+    pub precision: String,
     /// Milliseconds per timed training step in forward (with the loss), backward, and gradient
     /// clipping plus the AdamW update.
     pub train_forward_ms: f64,
@@ -181,6 +183,9 @@ pub fn run(
             .name()
             .into(),
         unpadded: crate::engine::kernels::unpadded_in_use(&model.device),
+        precision: crate::engine::kernels::matmul_path_in_use(&model.device)
+            .name()
+            .into(),
         train_forward_ms: round1(1000.0 * times.forward_s / steps),
         train_backward_ms: round1(1000.0 * times.backward_s / steps),
         train_optimiser_ms: round1(1000.0 * times.optimiser_s / steps),

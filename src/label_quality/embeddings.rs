@@ -21,7 +21,13 @@ pub fn embeddings(
     mut cache: Option<&mut EmbeddingCache>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Vec<Vec<f32>>, usize)> {
-    let key = format!("{model_key}|mean|{max_len}");
+    // bf16 vectors differ from f32 ones in the last digits: each arithmetic keeps its own.
+    let path = crate::engine::kernels::matmul_path_in_use(&model.device);
+    let key = if path.is_bf16() {
+        format!("{model_key}|mean|{max_len}|{}", path.name())
+    } else {
+        format!("{model_key}|mean|{max_len}")
+    };
     let mut out: Vec<Option<Vec<f32>>> = match &cache {
         Some(c) => c.get(&key, texts)?,
         None => vec![None; texts.len()],

@@ -103,11 +103,20 @@ impl<State> Settle for egui_kittest::Harness<'_, State> {
     }
 }
 
+/// Runs this test process's dense layers in f32: checks against transformers' f32 numbers
+/// (1e-4) and against the composed ops ask for it on a CPU where `auto` picks bf16; bf16 is held
+/// to f32 in `tests/bf16.rs`.
+#[allow(dead_code)]
+pub fn fp32_dense_layers() {
+    tweetlab::engine::kernels::set_precision(tweetlab::engine::kernels::Precision::Fp32);
+}
+
 /// Checks `model`'s encoder against what transformers computed (`tests/make_encoder_reference.py`
 /// wrote `dir`, each text run alone): the same token ids, and last hidden states within 1e-4 for
 /// every real token with the texts padded into one batch (padding must change no text's states).
 pub fn assert_matches_encoder_reference(model: &tweetlab::engine::model::LoadedModel, dir: &Path) {
     use tweetlab::engine::kernels::Mode;
+    fp32_dense_layers();
     use tweetlab::engine::model::tokenize::{Batch, Encoded};
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())

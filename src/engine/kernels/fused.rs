@@ -13,6 +13,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::bf16::{self, MatmulPath};
+
 /// Defines `fn $name(args)` three times, for AVX-512, for AVX2+FMA and for the baseline x86-64
 /// (SSE2) the binary is built for, and picks one at run time: the kernels' loops are written
 /// plainly and left to the compiler to vectorise for the widest units present. The same binary
@@ -104,7 +106,9 @@ pub fn exp_f32(x: f32) -> f32 {
                 + f * (1.0 / 6.0
                     + f * (1.0 / 24.0
                         + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from the bits of `t + SHIFTER`, whose low mantissa bits hold n: an `as i32` cast
+    // would be checked for range lane by lane and keep the loop scalar.
+    let scale = f32::from_bits((t + SHIFTER).to_bits().wrapping_add(127) << 23);
     let y = p * scale;
     if x < -87.0 {
         0.0
@@ -519,7 +523,7 @@ fn gemm_parallelism() -> gemm::Parallelism {
 /// `dst[m, n] = a * dst + lhs[m, k] · rhs[k, n]`, row-major `dst`; `lhs` and `rhs` given by their
 /// (row, column) strides so transposes cost nothing.
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(
+pub(super) fn gemm_into(
     dst: &mut [f32],
     (m, n, k): (usize, usize, usize),
     accumulate: bool,
@@ -562,10 +566,14 @@ fn gemm_into(
 /// gemm itself: the bias is the product's starting value (no separate add), the transposed
 /// weight is read through its strides, and the backward pass is two gemm calls and a column sum,
 /// instead of candle's matmul, transpose and broadcast-add nodes and their gradient copies.
-struct LinearOp;
+struct LinearOp {
+    /// f32 or one of the bf16 paths, for all three products (forward, input and weight grads).
+    path: MatmulPath,
+}
 
 impl LinearOp {
     fn forward(
+        &self,
         x: &[f32],
         xl: &Layout,
         w: &[f32],
@@ -587,7 +595,17 @@ impl LinearOp {
             }
             None => vec![0f32; m * n],
         };
-        gemm_into(&mut out, (m, n, k), bias.is_some(), x, (k, 1), w, (1, k));
+        let product = (m, n, k);
+        bf16::matmul(
+            self.path,
+            &mut out,
+            product,
+            bias.is_some(),
+            x,
+            (k, 1),
+            w,
+            (1, k),
+        );
         let mut dims = xl.dims().to_vec();
         *dims.last_mut().expect("input has a last dimension") = n;
         Ok((CpuStorage::F32(out), Shape::from(dims)))
@@ -595,6 +613,7 @@ impl LinearOp {
 
     /// Gradients of the input and the weight (and the bias, when asked).
     fn backward(
+        &self,
         x: &Tensor,
         w: &Tensor,
         grad: &Tensor,
@@ -606,9 +625,9 @@ impl LinearOp {
                 with_f32(grad, "fused-linear", |dy| {
                     let m = x.len() / k;
                     let mut dx = vec![0f32; m * k];
-                    gemm_into(&mut dx, (m, k, n), false, dy, (n, 1), w, (k, 1));
+                    bf16::matmul(self.path, &mut dx, (m, k, n), false, dy, (n, 1), w, (k, 1));
                     let mut dw = vec![0f32; n * k];
-                    gemm_into(&mut dw, (n, k, m), false, dy, (1, n), x, (k, 1));
+                    bf16::matmul(self.path, &mut dw, (n, k, m), false, dy, (1, n), x, (k, 1));
                     let db = with_bias.then(|| column_sums(dy, n));
                     Ok((dx, dw, db))
                 })
@@ -636,7 +655,7 @@ impl CustomOp2 for LinearOp {
     ) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(xs, xl, "fused-linear")?;
         let w = f32_slice(ws, wl, "fused-linear")?;
-        Self::forward(x, xl, w, wl, None)
+        self.forward(x, xl, w, wl, None)
     }
 
     fn bwd(
@@ -646,7 +665,7 @@ impl CustomOp2 for LinearOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = Self::backward(x, w, grad, false)?;
+        let (dx, dw, _) = self.backward(x, w, grad, false)?;
         Ok((Some(dx), Some(dw)))
     }
 }
@@ -668,7 +687,7 @@ impl CustomOp3 for LinearOp {
         let x = f32_slice(xs, xl, "fused-linear")?;
         let w = f32_slice(ws, wl, "fused-linear")?;
         let b = f32_slice(bs, bl, "fused-linear")?;
-        Self::forward(x, xl, w, wl, Some(b))
+        self.forward(x, xl, w, wl, Some(b))
     }
 
     fn bwd(
@@ -679,7 +698,7 @@ impl CustomOp3 for LinearOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = Self::backward(x, w, grad, true)?;
+        let (dx, dw, db) = self.backward(x, w, grad, true)?;
         Ok((Some(dx), Some(dw), db))
     }
 }
@@ -688,9 +707,12 @@ impl CustomOp3 for LinearOp {
 pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let xs = xs.contiguous()?;
     let weight = weight.contiguous()?;
+    let op = LinearOp {
+        path: super::matmul_path_in_use(xs.device()),
+    };
     match bias {
-        Some(b) => xs.apply_op3(&weight, &b.contiguous()?, LinearOp),
-        None => xs.apply_op2(&weight, LinearOp),
+        Some(b) => xs.apply_op3(&weight, &b.contiguous()?, op),
+        None => xs.apply_op2(&weight, op),
     }
 }
 
@@ -739,7 +761,7 @@ impl View {
 }
 
 /// A base pointer that rayon tasks share to write disjoint blocks of one output.
-struct Shared<T>(*mut T, usize);
+pub(super) struct Shared<T>(pub(super) *mut T, usize);
 impl<T> Clone for Shared<T> {
     fn clone(&self) -> Self {
         *self
@@ -752,7 +774,7 @@ unsafe impl<T> Send for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
-    fn new(v: &mut [T]) -> Self {
+    pub(super) fn new(v: &mut [T]) -> Self {
         Self(v.as_mut_ptr(), v.len())
     }
 
@@ -761,7 +783,7 @@ impl<T> Shared<T> {
     /// # Safety
     /// No other live reference may overlap the block.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn block(&self, start: usize, len: usize) -> &mut [T] {
+    pub(super) unsafe fn block(&self, start: usize, len: usize) -> &mut [T] {
         assert!(start + len <= self.1);
         std::slice::from_raw_parts_mut(self.0.add(start), len)
     }
@@ -828,33 +850,84 @@ fn apply_keep_mask(x: &[f32], keep: &[u8], scale: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Self-attention for short sequences as one op: for each (batch item, head), scores `Q·Kᵀ`,
-/// scale and mask, softmax, dropout, times `V`, written straight into the `[B, L, H]` output.
-/// The heads are read in place from `q`, `k`, `v` (`[B, L, H]`) through strides: no head split
-/// or merge copies, and no `[B, heads, L, L]` tensors in the graph. The forward pass keeps the
-/// probabilities and the dropout mask for the backward pass.
+/// Self-attention for short sequences as one op: for each (sequence, head), scores `Q·Kᵀ`,
+/// scale and mask, softmax, dropout, times `V`, written straight into the output. q, k and v
+/// are rows of `H` (`[B, L, H]` on the padded grid, or `[T, H]` with only the real tokens, one
+/// sequence after another); a sequence is a run of rows (`segments`). The heads are read in
+/// place through strides: no head split or merge copies, and no `[B, heads, L, L]` tensors in
+/// the graph. The forward pass keeps the probabilities and the dropout mask for the backward.
 struct AttentionOp {
     heads: usize,
     scale: f32,
-    /// Additive mask `[B, L]`.
-    mask: Vec<f32>,
+    /// Each sequence's first row and length.
+    segments: Vec<(usize, usize)>,
+    /// Additive mask per row (padding keys), or `None` when every row is a real token.
+    mask: Option<Vec<f32>>,
     /// Dropout probability on the attention probabilities, and its seed.
     dropout: Option<(f32, u64)>,
-    /// Probabilities `[B, heads, L, L]` and dropout keep-mask, written by the forward pass.
+    /// Probabilities (per sequence and head, `len x len`) and dropout keep-mask, written by the
+    /// forward pass.
     saved: Mutex<(Vec<f32>, Vec<u8>)>,
 }
 
+/// One (sequence, head) block of the work.
+#[derive(Clone, Copy)]
+struct HeadTask {
+    /// The head's columns in the sequence's rows.
+    head: View,
+    /// `len x len`, row-major.
+    square: View,
+    /// Where its probabilities start.
+    probs_at: usize,
+    /// Its first row, for the mask.
+    row: usize,
+}
+
 impl AttentionOp {
-    fn dims(&self, layout: &Layout) -> Result<(usize, usize, usize, usize)> {
-        let (b, l, h) = layout.shape().dims3()?;
-        if !h.is_multiple_of(self.heads) || self.mask.len() != b * l {
-            bail!("fused-attention: hidden size, heads and mask disagree")
+    /// Rows, hidden size and head size from q's layout, checked against the segments and mask.
+    fn dims(&self, layout: &Layout) -> Result<(usize, usize, usize)> {
+        let dims = layout.dims();
+        let h = *dims.last().unwrap_or(&0);
+        let rows = layout.shape().elem_count() / h.max(1);
+        let covered = self.segments.iter().all(|&(r, l)| r + l <= rows);
+        if !h.is_multiple_of(self.heads)
+            || !covered
+            || self.mask.as_ref().is_some_and(|m| m.len() != rows)
+        {
+            bail!("fused-attention: hidden size, heads, sequences and mask disagree")
         }
-        Ok((b, l, h, h / self.heads))
+        Ok((rows, h, h / self.heads))
+    }
+
+    /// Every (sequence, head) block, in the order their probabilities are stored.
+    fn tasks(&self, h: usize, d: usize) -> (Vec<HeadTask>, usize) {
+        let mut tasks = Vec::with_capacity(self.segments.len() * self.heads);
+        let mut at = 0;
+        for &(row, l) in &self.segments {
+            for hi in 0..self.heads {
+                tasks.push(HeadTask {
+                    head: View::row_major(row * h + hi * d, l, d, h),
+                    square: View::row_major(0, l, l, l),
+                    probs_at: at,
+                    row,
+                });
+                at += l * l;
+            }
+        }
+        (tasks, at)
     }
 
     fn keep_scale(&self) -> f32 {
         self.dropout.map_or(1.0, |(p, _)| 1.0 / (1.0 - p))
+    }
+
+    /// The additive mask of a block's keys (zeros without a mask).
+    fn mask_of<'a>(&'a self, t: &HeadTask, zeros: &'a [f32]) -> &'a [f32] {
+        let l = t.square.rows;
+        match &self.mask {
+            Some(m) => &m[t.row..t.row + l],
+            None => &zeros[..l],
+        }
     }
 }
 
@@ -875,51 +948,43 @@ impl CustomOp3 for AttentionOp {
         let q = f32_slice(qs, ql, self.name())?;
         let k = f32_slice(ks, kl, self.name())?;
         let v = f32_slice(vs, vl, self.name())?;
-        let (b, l, h, d) = self.dims(ql)?;
+        let (rows, h, d) = self.dims(ql)?;
         if kl.dims() != ql.dims() || vl.dims() != ql.dims() {
             bail!("{}: q, k and v shapes differ", self.name())
         }
-        let heads = self.heads;
-        let mut out = vec![0f32; b * l * h];
-        let mut probs = vec![0f32; b * heads * l * l];
-        let mut keep = vec![
-            1u8;
-            if self.dropout.is_some() {
-                probs.len()
-            } else {
-                0
-            }
-        ];
+        let (tasks, probs_len) = self.tasks(h, d);
+        let longest = self.segments.iter().map(|s| s.1).max().unwrap_or(0);
+        let zeros = vec![0f32; longest];
+        // Rows outside every sequence (none in practice) stay zero.
+        let mut out = vec![0f32; rows * h];
+        let mut probs = vec![0f32; probs_len];
+        let mut keep = vec![1u8; if self.dropout.is_some() { probs_len } else { 0 }];
         let keep_scale = self.keep_scale();
         let out_ptr = SharedOut::new(&mut out);
+        let probs_ptr = SharedOut::new(&mut probs);
         let keep_ptr = Shared::new(&mut keep);
-        probs
-            .par_chunks_mut(l * l)
-            .enumerate()
-            .for_each(|(task, p)| {
-                let (bi, hi) = (task / heads, task % heads);
-                let head = View::row_major(bi * l * h + hi * d, l, d, h);
-                let square = View::row_major(0, l, l, l);
-                // Scores into `p`, then the softmax in place.
-                // SAFETY: `p` is this task's own chunk.
-                unsafe { gemm_view(SharedOut::new(p), square, q, head, k, head.t()) };
-                softmax_rows_in_place(p, &self.mask[bi * l..(bi + 1) * l], self.scale);
-                // Dropout applies to what multiplies V; `p` itself stays for the backward pass.
-                let dropped: Vec<f32>;
-                let weights: &[f32] = match self.dropout {
-                    Some((prob, seed)) => {
-                        // SAFETY: this task's own block of the keep mask.
-                        let keep = unsafe { keep_ptr.block(task * l * l, l * l) };
-                        let task_seed = seed ^ (task as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-                        fill_keep_mask(keep, prob, task_seed);
-                        dropped = apply_keep_mask(p, keep, keep_scale);
-                        &dropped
-                    }
-                    None => p,
-                };
-                // SAFETY: block (bi, hi) of the output belongs to this task alone.
-                unsafe { gemm_view(out_ptr, head, weights, square, v, head) };
-            });
+        tasks.par_iter().enumerate().for_each(|(i, t)| {
+            let l = t.square.rows;
+            // SAFETY: each task's probabilities and keep mask are its own block.
+            let p = unsafe { probs_ptr.block(t.probs_at, l * l) };
+            // Scores into `p`, then the softmax in place.
+            unsafe { gemm_view(SharedOut::new(p), t.square, q, t.head, k, t.head.t()) };
+            softmax_rows_in_place(p, self.mask_of(t, &zeros), self.scale);
+            // Dropout applies to what multiplies V; `p` itself stays for the backward pass.
+            let dropped: Vec<f32>;
+            let weights: &[f32] = match self.dropout {
+                Some((prob, seed)) => {
+                    let keep = unsafe { keep_ptr.block(t.probs_at, l * l) };
+                    let task_seed = seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                    fill_keep_mask(keep, prob, task_seed);
+                    dropped = apply_keep_mask(p, keep, keep_scale);
+                    &dropped
+                }
+                None => p,
+            };
+            // SAFETY: the (sequence, head) block of the output belongs to this task alone.
+            unsafe { gemm_view(out_ptr, t.head, weights, t.square, v, t.head) };
+        });
         *self.saved.lock().expect("attention state lock") = (probs, keep);
         Ok((CpuStorage::F32(out), ql.shape().clone()))
     }
@@ -932,17 +997,17 @@ impl CustomOp3 for AttentionOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (b, l, h, d) = self.dims(q.layout())?;
-        let heads = self.heads;
+        let (rows, h, d) = self.dims(q.layout())?;
+        let (tasks, probs_len) = self.tasks(h, d);
         let saved = self.saved.lock().expect("attention state lock");
         let (probs, keep) = (&saved.0, &saved.1);
-        if probs.len() != b * heads * l * l {
+        if probs.len() != probs_len {
             bail!("{}: backward without a matching forward pass", self.name())
         }
         let keep_scale = self.keep_scale();
-        let mut dq = vec![0f32; b * l * h];
-        let mut dk = vec![0f32; b * l * h];
-        let mut dv = vec![0f32; b * l * h];
+        let mut dq = vec![0f32; rows * h];
+        let mut dk = vec![0f32; rows * h];
+        let mut dv = vec![0f32; rows * h];
         let (dq_ptr, dk_ptr, dv_ptr) = (
             SharedOut::new(&mut dq),
             SharedOut::new(&mut dk),
@@ -952,12 +1017,10 @@ impl CustomOp3 for AttentionOp {
             with_f32(k, self.name(), |k| {
                 with_f32(v, self.name(), |v| {
                     with_f32(grad, self.name(), |dout| {
-                        (0..b * heads).into_par_iter().for_each(|task| {
-                            let (bi, hi) = (task / heads, task % heads);
-                            let head = View::row_major(bi * l * h + hi * d, l, d, h);
-                            let square = View::row_major(0, l, l, l);
-                            let p = &probs[task * l * l..(task + 1) * l * l];
-                            let mask = (!keep.is_empty()).then(|| &keep[task * l * l..][..l * l]);
+                        tasks.par_iter().for_each(|t| {
+                            let (head, square, l) = (t.head, t.square, t.square.rows);
+                            let p = &probs[t.probs_at..][..l * l];
+                            let mask = (!keep.is_empty()).then(|| &keep[t.probs_at..][..l * l]);
                             // The weights that multiplied V.
                             let weights = match mask {
                                 Some(m) => apply_keep_mask(p, m, keep_scale),
@@ -996,6 +1059,25 @@ impl CustomOp3 for AttentionOp {
     }
 }
 
+fn attention_op(
+    segments: Vec<(usize, usize)>,
+    mask: Option<Vec<f32>>,
+    heads: usize,
+    scale: f64,
+    dropout: Option<(f64, u64)>,
+) -> AttentionOp {
+    AttentionOp {
+        heads,
+        scale: scale as f32,
+        segments,
+        mask,
+        dropout: dropout
+            .filter(|(p, _)| *p > 0.0)
+            .map(|(p, seed)| (p as f32, seed)),
+        saved: Mutex::new((Vec::new(), Vec::new())),
+    }
+}
+
 /// Multi-head attention over `q`, `k`, `v` `[B, L, H]` (already projected), with an additive
 /// mask `[B, 1, 1, L]` (or `[B, L]`), scores scaled by `scale`, and dropout `(p, seed)` on the
 /// probabilities when training. Returns the context `[B, L, H]` (f32, CPU).
@@ -1008,20 +1090,36 @@ pub fn attention(
     scale: f64,
     dropout: Option<(f64, u64)>,
 ) -> Result<Tensor> {
+    let (b, l, _) = q.dims3()?;
     let mask = mask.flatten_all()?.to_vec1::<f32>()?;
-    q.contiguous()?.apply_op3(
-        &k.contiguous()?,
-        &v.contiguous()?,
-        AttentionOp {
-            heads,
-            scale: scale as f32,
-            mask,
-            dropout: dropout
-                .filter(|(p, _)| *p > 0.0)
-                .map(|(p, seed)| (p as f32, seed)),
-            saved: Mutex::new((Vec::new(), Vec::new())),
-        },
-    )
+    let segments = (0..b).map(|i| (i * l, l)).collect();
+    let op = attention_op(segments, Some(mask), heads, scale, dropout);
+    q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
+/// [`attention`] over real tokens only: `q`, `k`, `v` `[T, H]` hold the sequences one after
+/// another, `lengths` long each, with no padding to mask. Returns the context `[T, H]`.
+pub fn attention_packed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    lengths: &[usize],
+    heads: usize,
+    scale: f64,
+    dropout: Option<(f64, u64)>,
+) -> Result<Tensor> {
+    let mut row = 0;
+    let segments = lengths
+        .iter()
+        .map(|&l| {
+            row += l;
+            (row - l, l)
+        })
+        .collect();
+    let op = attention_op(segments, None, heads, scale, dropout);
+    q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
 // ---------------------------------------------------------------------------------------------

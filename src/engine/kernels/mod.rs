@@ -16,7 +16,10 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 pub mod adamw;
+pub mod bf16;
 pub mod fused;
+
+pub use bf16::{MatmulPath, Precision};
 
 /// Which implementation of the encoder's building blocks and of AdamW runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +56,15 @@ enum Switch {
     Kernels = 0,
     /// 0: skip padding, 1: compute it (`TWEETLAB_DENSE=1`).
     Dense = 1,
+    /// A [`Precision`] (`TWEETLAB_PRECISION`).
+    Precision = 2,
 }
 
 /// Per switch: 0 while not chosen, else the value + 1.
-static CHOSEN: [AtomicU8; 2] = [AtomicU8::new(0), AtomicU8::new(0)];
+static CHOSEN: [AtomicU8; 3] = [AtomicU8::new(0), AtomicU8::new(0), AtomicU8::new(0)];
 
 thread_local! {
-    static OVERRIDES: Cell<[Option<u8>; 2]> = const { Cell::new([None, None]) };
+    static OVERRIDES: Cell<[Option<u8>; 3]> = const { Cell::new([None, None, None]) };
 }
 
 impl Switch {
@@ -70,6 +75,10 @@ impl Switch {
                 .and_then(|v| Kernels::parse(&v))
                 .map_or(0, |k| k as u8),
             Switch::Dense => u8::from(std::env::var("TWEETLAB_DENSE").is_ok_and(|v| v == "1")),
+            Switch::Precision => std::env::var("TWEETLAB_PRECISION")
+                .ok()
+                .and_then(|v| Precision::parse(&v))
+                .unwrap_or_default() as u8,
         }
     }
 
@@ -151,6 +160,36 @@ pub fn set_dense(dense: bool) {
 /// Runs `f` with padding computed (`true`) or skipped (`false`) on this thread only.
 pub fn with_dense<R>(dense: bool, f: impl FnOnce() -> R) -> R {
     Switch::Dense.with(u8::from(dense), f)
+}
+
+/// Chooses the dense layers' precision for the whole process (the CLI's `--precision`).
+pub fn set_precision(p: Precision) {
+    Switch::Precision.set(p as u8);
+}
+
+/// Runs `f` with precision `p` on this thread only.
+pub fn with_precision<R>(p: Precision, f: impl FnOnce() -> R) -> R {
+    Switch::Precision.with(p as u8, f)
+}
+
+/// The precision asked for on this thread: [`with_precision`], else `set_precision`, else
+/// `TWEETLAB_PRECISION`, else auto.
+pub fn precision() -> Precision {
+    match Switch::Precision.get() {
+        1 => Precision::Fp32,
+        2 => Precision::Bf16,
+        _ => Precision::Auto,
+    }
+}
+
+/// The dense-layer arithmetic that runs on `device` for the precision in force: bf16 paths
+/// exist in the fused CPU kernels only.
+pub fn matmul_path_in_use(device: &Device) -> MatmulPath {
+    if kernels_in_use(device) == Kernels::Fused {
+        bf16::choose(precision(), bf16::Bf16Units::detect())
+    } else {
+        MatmulPath::Fp32
+    }
 }
 
 fn fused_for(xs: &Tensor) -> bool {
@@ -268,6 +307,31 @@ pub fn attention(
     } else {
         plain::attention(q, k, v, mask, heads, scale, dropout, mode)
     }
+}
+
+/// [`attention`] over real tokens only, where the fused kernels run: `q`, `k`, `v` `[T, H]`
+/// hold the sequences one after another, `lengths` long each. `None` where the grid is needed
+/// instead (the composed ops, or a mask that is more than padding, such as MPNet's bias).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_packed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    lengths: &[usize],
+    heads: usize,
+    scale: f64,
+    dropout: f64,
+    mode: &mut Mode,
+) -> candle_core::Result<Option<Tensor>> {
+    if !fused_for(q) || !matches!(mask.dims(), [_, 1, 1, _]) {
+        return Ok(None);
+    }
+    let dropout = match mode {
+        Mode::Train { rng } if dropout > 0.0 => Some((dropout, rng.random::<u64>())),
+        _ => None,
+    };
+    fused::attention_packed(q, k, v, lengths, heads, scale, dropout).map(Some)
 }
 
 /// Attention for one query per sequence: `q` `[B, H]` against `k`, `v` `[B, L, H]`, additive

@@ -7,8 +7,8 @@
 use candle_core::{Module, Tensor, D};
 
 use crate::engine::kernels::{
-    additive_attention_mask, attention, bias_gelu, single_query_attention, unpadded_in_use,
-    LayerNorm, Linear, Mode,
+    additive_attention_mask, attention, attention_packed, bias_gelu, single_query_attention,
+    unpadded_in_use, LayerNorm, Linear, Mode,
 };
 use crate::engine::model::config::{Activation, EncoderConfig, Family};
 use crate::engine::model::params::{Init, Params};
@@ -125,6 +125,9 @@ pub struct Packing {
     positions: Tensor,
     /// Row in `[T, …]` of each sequence's first token, `[B]` u32.
     first: Tensor,
+    /// Each sequence's number of real tokens, when they are its first positions (so its
+    /// rows in `[T, …]` are one run and attention can run on them without the grid).
+    lengths: Option<Vec<usize>>,
     batch: usize,
     len: usize,
 }
@@ -143,6 +146,7 @@ impl Packing {
         let mut index = Vec::new();
         let mut positions = Vec::new();
         let mut first = Vec::with_capacity(batch);
+        let mut lengths = Some(Vec::with_capacity(batch));
         for (b, row) in mask.iter().enumerate() {
             if row.first() == Some(&0) {
                 // Padding before a text (or an empty row): its first position has no packed
@@ -150,6 +154,13 @@ impl Packing {
                 return Ok(None);
             }
             first.push(index.len() as u32);
+            let real = row.iter().take_while(|m| **m != 0).count();
+            if row[real..].iter().any(|m| *m != 0) {
+                lengths = None;
+            }
+            if let Some(l) = lengths.as_mut() {
+                l.push(real);
+            }
             for (i, m) in row.iter().enumerate() {
                 if *m != 0 {
                     index.push((b * len + i) as u32);
@@ -165,6 +176,7 @@ impl Packing {
             index: Tensor::new(index.as_slice(), device)?,
             positions: Tensor::new(positions.as_slice(), device)?,
             first: Tensor::new(first.as_slice(), device)?,
+            lengths,
             batch,
             len,
         }))
@@ -214,8 +226,21 @@ impl SelfAttention {
         packing: Option<&Packing>,
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
-        let q = on_grid(self.query.forward(xs)?, packing)?;
-        let (k, v) = self.keys_values(xs, packing)?;
+        let q = self.query.forward(xs)?;
+        let (k, v) = (self.key.forward(xs)?, self.value.forward(xs)?);
+        let (heads, scale) = (self.heads, self.scale());
+        if let Some(lengths) = packing.and_then(|p| p.lengths.as_deref()) {
+            let packed =
+                attention_packed(&q, &k, &v, mask, lengths, heads, scale, self.dropout, mode)?;
+            if let Some(context) = packed {
+                return Ok(context);
+            }
+        }
+        let (q, k, v) = (
+            on_grid(q, packing)?,
+            on_grid(k, packing)?,
+            on_grid(v, packing)?,
+        );
         let context = attention(
             &q,
             &k,
