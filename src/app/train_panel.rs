@@ -11,6 +11,7 @@ use super::job_registry::{JobKind, Jobs};
 use super::protocol::{JobEvent, Request, TrainJobEvent};
 use crate::data::store::RunStatus;
 use crate::engine::device::{self, DeviceChoice};
+use crate::engine::kernels::{MatmulPath, Precision};
 use crate::engine::metrics::Metrics;
 use crate::engine::model::source::{canonical, DEFAULT_MODEL};
 use crate::engine::train::record::{EpochRecord, RecordedRun, StepRecord};
@@ -472,6 +473,27 @@ impl TrainPanel {
                         });
                     })
                     .response
+                    .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Precision");
+                let p = &mut self.settings.config.precision;
+                let auto = format!("auto ({} on this CPU)", MatmulPath::auto_here().name());
+                egui::ComboBox::from_id_salt("precision")
+                    .selected_text(match *p {
+                        Precision::Auto => auto.clone(),
+                        chosen => chosen.name().to_string(),
+                    })
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(p, Precision::Auto, auto);
+                        ui.selectable_value(p, Precision::Fp32, "fp32");
+                        ui.selectable_value(p, Precision::Bf16, "bf16");
+                    })
+                    .response
+                    .on_hover_text(
+                        "The dense layers' arithmetic on the CPU. auto: bf16 where the CPU has \
+                         AMX or AVX512-BF16, fp32 elsewhere; bf16 without them is emulated and \
+                         slower. Weights and sums stay f32.",
+                    )
                     .labelled_by(l.id);
                 ui.end_row();
             });

@@ -91,6 +91,8 @@ impl RunArgs {
             device: self.device,
             pooling: self.pooling,
             layer_lr_decay: self.layer_lr_decay,
+            // The global --precision (or TWEETLAB_PRECISION).
+            precision: crate::engine::kernels::precision(),
             ..TrainConfig::default()
         }
     }

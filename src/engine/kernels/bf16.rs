@@ -14,7 +14,8 @@ use rayon::prelude::*;
 use super::fused::{gemm_into, Shared};
 
 /// What the analyst asks for (`--precision`, the Train panel, `TWEETLAB_PRECISION`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// bf16 where the CPU multiplies bf16 natively, f32 elsewhere.
     #[default]
@@ -58,6 +59,11 @@ pub enum MatmulPath {
 }
 
 impl MatmulPath {
+    /// What `auto` runs on this CPU, where the fused kernels run.
+    pub fn auto_here() -> Self {
+        choose(Precision::Auto, Bf16Units::detect())
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             MatmulPath::Fp32 => "fp32",
@@ -185,22 +191,28 @@ const TILE: usize = TILE_ROWS * TILE_K;
 /// read them: all the inner-dimension tiles of one 16-row (or 16-column) strip together. The
 /// strip count is even (a zero strip pads it) so the kernels always work on pairs.
 struct Packed {
+    /// At least `len` values; only the first `len` are this operand's.
     data: Vec<u16>,
+    len: usize,
     /// Tiles along the inner dimension.
     kt: usize,
 }
 
 impl Packed {
     fn strip(&self, s: usize) -> *const u16 {
-        self.data[s * self.kt * TILE..].as_ptr()
+        self.data[s * self.kt * TILE..self.len].as_ptr()
     }
 
     /// A buffer for `strips` strips of `kt` tiles: this thread's last one when it is free (the
-    /// buffers are megabytes; fresh ones cost page faults and zeroing on every product).
+    /// buffers are megabytes; fresh ones cost page faults and zeroing on every product). It only
+    /// grows, so it is zeroed only when it does; packing writes every value it uses.
     fn buffer(strips: usize, kt: usize) -> Self {
         let mut data = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
-        data.resize(strips * kt * TILE, 0);
-        Self { data, kt }
+        let len = strips * kt * TILE;
+        if data.len() < len {
+            data.resize(len, 0);
+        }
+        Self { data, len, kt }
     }
 
     /// Hands the buffer back for the next product on this thread.
@@ -355,8 +367,7 @@ super::fused::multiversion! {
 /// Packs an operand strip by strip over the threads.
 fn pack(count: usize, kt: usize, fill: impl Fn(usize, &mut [u16]) + Sync) -> Packed {
     let mut packed = Packed::buffer(strips(count), kt);
-    packed
-        .data
+    packed.data[..packed.len]
         .par_chunks_mut(kt * TILE)
         .enumerate()
         .for_each(|(s, strip)| fill(s, strip));

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::device::DeviceChoice;
+use crate::engine::kernels::Precision;
 use crate::engine::model::classifier::Pooling;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +29,8 @@ pub struct TrainConfig {
     pub layer_lr_decay: f64,
     pub device: DeviceChoice,
     pub eval_batch_size: usize,
+    /// The dense layers' arithmetic on the CPU (bf16 keeps f32 weights and sums).
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -48,6 +51,7 @@ impl Default for TrainConfig {
             layer_lr_decay: 1.0,
             device: DeviceChoice::Auto,
             eval_batch_size: 64,
+            precision: Precision::Auto,
         }
     }
 }

@@ -30,6 +30,7 @@ pub use step::{
 
 use crate::engine::batching::bucketed_batches;
 use crate::engine::device;
+use crate::engine::kernels::{self, MatmulPath};
 use crate::engine::metrics::Metrics;
 use crate::engine::model::tokenize::{Batch, Encoded};
 use crate::engine::model::{checkpoint, source, LoadedModel};
@@ -179,6 +180,16 @@ pub fn run(
     events: &Sender<TrainEvent>,
     cancel: &AtomicBool,
 ) -> Result<(), EngineError> {
+    kernels::with_precision(job.config.precision, || {
+        run_with_precision(job, events, cancel)
+    })
+}
+
+fn run_with_precision(
+    job: &TrainJob,
+    events: &Sender<TrainEvent>,
+    cancel: &AtomicBool,
+) -> Result<(), EngineError> {
     let send = |e: TrainEvent| {
         let _ = events.send(e);
     };
@@ -298,8 +309,12 @@ pub fn run(
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut dropout_rng = StdRng::seed_from_u64(cfg.seed.wrapping_add(1));
 
+    let precision = kernels::matmul_path_in_use(&device);
     send(TrainEvent::Started {
-        device: device::describe(&device),
+        device: match precision {
+            MatmulPath::Fp32 => device::describe(&device),
+            p => format!("{}, {} dense layers", device::describe(&device), p.name()),
+        },
         train_rows: train_idx.len(),
         val_rows: val_idx.len(),
         epochs: cfg.epochs,
@@ -318,6 +333,7 @@ pub fn run(
         train_rows: train_idx.len(),
         val_rows: val_idx.len(),
         device: device::describe(&device),
+        precision: precision.name().into(),
         epochs: Vec::new(),
         saved_epoch: 0,
         distilled: teacher.as_ref().map(|t| t.record.clone()),

@@ -106,6 +106,9 @@ pub struct RunRecord {
     pub train_rows: usize,
     pub val_rows: usize,
     pub device: String,
+    /// The dense layers' arithmetic that ran ("fp32", "bf16-amx", ...); empty in older records.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub precision: String,
     pub epochs: Vec<EpochRecord>,
     /// The epoch whose weights are saved.
     pub saved_epoch: usize,
@@ -355,6 +358,7 @@ mod tests {
             train_rows: 3,
             val_rows: 1,
             device: "cpu".into(),
+            precision: String::new(),
             epochs: vec![epoch(1)],
             saved_epoch: 1,
             distilled: None,
@@ -393,6 +397,7 @@ mod tests {
             train_rows: 3,
             val_rows: 1,
             device: "cpu".into(),
+            precision: String::new(),
             epochs: vec![epoch(1)],
             saved_epoch: 1,
             distilled: None,
