@@ -21,6 +21,7 @@ use tweetlab::app::{
 };
 use tweetlab::data::duplicates::find_duplicates;
 use tweetlab::data::load_csv;
+use tweetlab::engine::kernels::{MatmulPath, Precision};
 
 fn harness() -> Harness<'static, TweetlabApp> {
     Harness::builder()
@@ -41,6 +42,21 @@ fn data_dir() -> &'static Path {
     let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap()).path();
     std::env::set_var("TWEETLAB_DATA_DIR", dir);
     dir
+}
+
+/// Every run record under `dir`.
+fn run_records(dir: &Path) -> Vec<tweetlab::engine::train::RunRecord> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(run_records(&path));
+            if let Ok(Some(r)) = tweetlab::engine::train::RunRecord::read(&path) {
+                out.push(r);
+            }
+        }
+    }
+    out
 }
 
 /// Steps frames until `done` holds (background threads need real time).
@@ -279,6 +295,17 @@ fn train_explain_export_and_reopen() {
         settings.config = common::tiny_train_config();
     }
     let csv = open_sample(&mut h, tmp.path());
+    // The Precision menu names what auto runs here; bf16 is picked for this run.
+    let auto = format!("auto ({} on this CPU)", MatmulPath::auto_here().name());
+    h.get_by_role_and_label(Role::ComboBox, "Precision").click();
+    h.run();
+    assert!(h.query_by_label(&auto).is_some(), "{auto}");
+    h.get_by_label("bf16").click();
+    h.run();
+    assert_eq!(
+        h.state_mut().train_settings().config.precision,
+        Precision::Bf16
+    );
     h.get_by_label("Start training").click();
     h.step();
     wait_until(&mut h, "training to start", |app| {
@@ -288,6 +315,11 @@ fn train_explain_export_and_reopen() {
         app.predictions().iter().all(Option::is_some) || app.error().is_some()
     });
     assert_eq!(h.state().error(), None);
+    let record = run_records(data_dir())
+        .into_iter()
+        .find(|r| r.base_model.contains(&model.display().to_string()))
+        .expect("the run's record");
+    assert!(record.precision.starts_with("bf16"), "{}", record.precision);
     assert!(!h.state().training_losses().is_empty());
     assert_eq!(
         h.state().validation_f1().len(),

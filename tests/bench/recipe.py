@@ -128,8 +128,10 @@ for seed in a.seeds:
                 subprocess.run([a.bin, *command, "--data", train_csv, "--out", out,
                                 "--seed", str(seed), "--json", *extra],
                                check=True, stdout=subprocess.DEVNULL)
-            ev = subprocess.run([a.bin, "eval", "--model", out, "--data", test_csv, "--json"],
-                                check=True, capture_output=True, text=True)
+            # A recipe's --precision scores its model in the same arithmetic it trained in.
+            precision = extra[extra.index("--precision"):][:2] if "--precision" in extra else []
+            ev = subprocess.run([a.bin, *precision, "eval", "--model", out, "--data", test_csv,
+                                 "--json"], check=True, capture_output=True, text=True)
             f1 = json.loads(ev.stdout)["f1"]
         seconds = time.time() - start
         results[name][seed] = (f1, seconds)
