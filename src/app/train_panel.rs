@@ -479,10 +479,9 @@ impl TrainPanel {
                 let p = &mut self.settings.config.precision;
                 let auto = format!("auto ({} on this CPU)", MatmulPath::auto_here().name());
                 egui::ComboBox::from_id_salt("precision")
-                    .selected_text(match *p {
-                        Precision::Auto => auto.clone(),
-                        chosen => chosen.name().to_string(),
-                    })
+                    // The menu's entry names the CPU's path; the closed box stays the same on
+                    // every machine.
+                    .selected_text(p.name())
                     .show_ui(ui, |ui| {
                         ui.selectable_value(p, Precision::Auto, auto);
                         ui.selectable_value(p, Precision::Fp32, "fp32");
