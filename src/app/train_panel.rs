@@ -477,12 +477,12 @@ impl TrainPanel {
                 ui.end_row();
                 let l = ui.label("Precision");
                 let p = &mut self.settings.config.precision;
-                let auto = format!("auto ({} on this CPU)", MatmulPath::auto_here().name());
                 egui::ComboBox::from_id_salt("precision")
-                    // The menu's entry names the CPU's path; the closed box stays the same on
-                    // every machine.
+                    // The menu's entry names the CPU's path (built only while the menu is
+                    // open); the closed box stays the same on every machine.
                     .selected_text(p.name())
                     .show_ui(ui, |ui| {
+                        let auto = format!("auto ({} on this CPU)", MatmulPath::auto_here().name());
                         ui.selectable_value(p, Precision::Auto, auto);
                         ui.selectable_value(p, Precision::Fp32, "fp32");
                         ui.selectable_value(p, Precision::Bf16, "bf16");

@@ -64,8 +64,8 @@ pub(crate) use multiversion;
 const ROWS_PER_TASK: usize = 64;
 
 /// `n` floats for a kernel that writes every one of them before anything reads them, without
-/// the zeroing `vec![0.0; n]` pays (mimalloc clears reused pages: a tenth of inference time went
-/// to it). candle's own CPU kernels allocate their outputs the same way (`alloc_uninit`).
+/// the zeroing `vec![0.0; n]` pays (mimalloc clears reused pages for it; README, Measured).
+/// candle's own CPU kernels allocate their outputs the same way (`alloc_uninit`).
 #[allow(clippy::uninit_vec)]
 fn output_buffer(n: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
