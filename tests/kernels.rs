@@ -142,7 +142,7 @@ fn attention_matches_the_composed_ops() {
     let inputs = attention_inputs(3, 11, 24, &[11, 8, 3]);
     let scale = 1.0 / 6f64.sqrt();
     let fused_out = output_and_grads(&inputs, |t| {
-        fused::attention(&t[0], &t[1], &t[2], &t[3], 4, scale, None)
+        fused::attention(&t[0], &t[1], &t[2], &t[3], None, 4, scale, None)
     });
     let plain_out = output_and_grads(&inputs, |t| {
         plain::attention(&t[0], &t[1], &t[2], &t[3], 4, scale, 0.0, &mut Mode::Eval)
@@ -161,15 +161,45 @@ fn attention_matches_the_composed_ops() {
             row.iter_mut().for_each(|x| *x += 5.0);
         }
         let v = Tensor::new(v, &Device::Cpu).unwrap();
-        fused::attention(&inputs[0], &inputs[1], &v, &inputs[3], 4, scale, None).unwrap()
+        fused::attention(&inputs[0], &inputs[1], &v, &inputs[3], None, 4, scale, None).unwrap()
     };
     let item = |t: &Tensor, i: usize| t.narrow(0, i, 1).unwrap();
     assert!(max_diff(&item(&bump(2, 3), 2), &item(&fused_out.0, 2)) < 1e-6);
     assert!(max_diff(&item(&bump(1, 3), 1), &item(&fused_out.0, 1)) > 1.0);
 }
 
+/// MPNet's position bias `[heads, L, L]`, added to the scaled scores: the fused op (which takes
+/// it as an input and sums its gradient over the sequences) against the composed ops with the
+/// bias folded into the mask.
+#[test]
+fn attention_with_a_position_bias_matches_the_composed_ops() {
+    let [q, k, v, mask] = attention_inputs(3, 11, 24, &[11, 8, 3]);
+    let inputs = [q, k, v, mask, random(&[4, 11, 11], 2.0, 15)];
+    let scale = 1.0 / 6f64.sqrt();
+    let fused_out = output_and_grads(&inputs, |t| {
+        fused::attention(&t[0], &t[1], &t[2], &t[3], Some(&t[4]), 4, scale, None)
+    });
+    let plain_out = output_and_grads(&inputs, |t| {
+        let mask = t[3].broadcast_add(&t[4].unsqueeze(0)?)?;
+        plain::attention(&t[0], &t[1], &t[2], &mask, 4, scale, 0.0, &mut Mode::Eval)
+    });
+    assert_same(
+        "biased attention",
+        &fused_out,
+        &plain_out,
+        &[true, true, true, false, true],
+    );
+    // The bias moves the output (the comparison above is not blind to it).
+    let unbiased = fused::attention(
+        &inputs[0], &inputs[1], &inputs[2], &inputs[3], None, 4, scale, None,
+    )
+    .unwrap();
+    assert!(max_diff(&unbiased, &fused_out.0) > 1e-2);
+}
+
 /// Attention on the real tokens alone (packed one sequence after another, no grid, no mask)
-/// gives the grid's outputs and gradients at the real positions.
+/// gives the grid's outputs and gradients at the real positions, with and without a position
+/// bias (each sequence's positions count from 0 in both layouts).
 #[test]
 fn packed_attention_equals_the_grid_at_real_tokens() {
     let lengths = [11usize, 8, 3];
@@ -182,80 +212,99 @@ fn packed_attention_equals_the_grid_at_real_tokens() {
         .collect();
     let real = Tensor::new(real.as_slice(), &Device::Cpu).unwrap();
     let pack = |t: &Tensor| t.reshape((33, 24)).unwrap().index_select(&real, 0).unwrap();
-    let grid = output_and_grads(&[q.clone(), k.clone(), v.clone()], |t| {
-        fused::attention(&t[0], &t[1], &t[2], &mask, 4, scale, None)
-    });
-    let packed = output_and_grads(&[pack(&q), pack(&k), pack(&v)], |t| {
-        fused::attention_packed(&t[0], &t[1], &t[2], &lengths, 4, scale, None)
-    });
-    // The upstream gradient differs between the two layouts (it is drawn per shape), so compare
-    // the outputs, and the gradients through a common loss below.
-    assert!(max_diff(&packed.0, &pack(&grid.0)) < TOL);
     let loss_grads = |xs: &[Tensor], f: &dyn Fn(&[Tensor]) -> Tensor| {
         let vars: Vec<Var> = xs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
         let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
         let out = f(&ts);
         let g = out.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-        ts.iter()
+        let grads = ts
+            .iter()
             .map(|t| g.get(t).unwrap().clone())
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (out, grads)
     };
-    let grid_grads = loss_grads(&[q.clone(), k.clone(), v.clone()], &|t| {
-        let out = fused::attention(&t[0], &t[1], &t[2], &mask, 4, scale, None).unwrap();
-        pack(&out)
-    });
-    let packed_grads = loss_grads(&[pack(&q), pack(&k), pack(&v)], &|t| {
-        fused::attention_packed(&t[0], &t[1], &t[2], &lengths, 4, scale, None).unwrap()
-    });
-    for (name, (g, p)) in ["dq", "dk", "dv"]
-        .iter()
-        .zip(grid_grads.iter().zip(&packed_grads))
-    {
-        let d = max_diff(p, &pack(g));
-        assert!(d < TOL, "{name}: {d}");
+    for bias in [None, Some(random(&[4, 11, 11], 2.0, 16))] {
+        let with_bias = |mut xs: Vec<Tensor>| {
+            xs.extend(bias.clone());
+            xs
+        };
+        // The loss reads the real tokens only, so the gradients compare in both layouts.
+        let (grid, grid_grads) =
+            loss_grads(&with_bias(vec![q.clone(), k.clone(), v.clone()]), &|t| {
+                let out = fused::attention(&t[0], &t[1], &t[2], &mask, t.get(3), 4, scale, None);
+                pack(&out.unwrap())
+            });
+        let (packed, packed_grads) =
+            loss_grads(&with_bias(vec![pack(&q), pack(&k), pack(&v)]), &|t| {
+                fused::attention_packed(&t[0], &t[1], &t[2], t.get(3), &lengths, 4, scale, None)
+                    .unwrap()
+            });
+        let biased = bias.is_some();
+        let d = max_diff(&packed, &grid);
+        assert!(d < TOL, "biased={biased}: outputs differ by {d}");
+        for (name, (g, p)) in ["dq", "dk", "dv"]
+            .iter()
+            .zip(grid_grads.iter().zip(&packed_grads))
+        {
+            let d = max_diff(p, &pack(g));
+            assert!(d < TOL, "biased={biased}: {name}: {d}");
+        }
+        if biased {
+            let d = max_diff(&packed_grads[3], &grid_grads[3]);
+            assert!(d < TOL, "d(bias): {d}");
+            assert!(values(&grid_grads[3]).iter().any(|v| *v != 0.0));
+        }
     }
 }
 
 /// With dropout on, the mask is fixed by the seed, so the gradient must match finite differences
-/// of the forward pass.
+/// of the forward pass, the position bias's included.
 #[test]
 fn attention_with_dropout_has_the_gradient_of_its_forward_pass() {
-    let inputs = attention_inputs(2, 7, 8, &[7, 5]);
-    let f = |t: &[Tensor]| fused::attention(&t[0], &t[1], &t[2], &t[3], 2, 0.5, Some((0.3, 5)));
-    let (out, grads) = output_and_grads(&inputs, f);
-    // Dropout really dropped something: the output differs from the no-dropout one.
-    let plain =
-        fused::attention(&inputs[0], &inputs[1], &inputs[2], &inputs[3], 2, 0.5, None).unwrap();
-    assert!(max_diff(&out, &plain) > 1e-3);
-    let r = random(out.dims(), 1.0, 99);
-    let loss = |t: &[Tensor]| -> f64 {
-        (f(t).unwrap() * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
-    let eps = 1e-2f32;
-    for (which, grad) in grads.iter().enumerate().take(3) {
-        let g = values(grad);
-        for idx in [0usize, 9, 30, 61, 100] {
-            let nudge = |delta: f32| {
-                let mut v = values(&inputs[which]);
-                v[idx] += delta;
-                let mut t = inputs.clone();
-                t[which] = Tensor::from_vec(v, inputs[which].dims(), &Device::Cpu).unwrap();
-                loss(&t)
-            };
-            let numeric = (nudge(eps) - nudge(-eps)) / (2.0 * eps as f64);
-            let diff = (numeric - g[idx] as f64).abs();
-            assert!(
-                diff < 2e-2 * numeric.abs().max(1.0),
-                "input {which}[{idx}]: analytic {} numeric {numeric}",
-                g[idx]
-            );
+    let [q, k, v, mask] = attention_inputs(2, 7, 8, &[7, 5]);
+    let bias = random(&[2, 7, 7], 1.0, 17);
+    for biased in [false, true] {
+        let inputs = [q.clone(), k.clone(), v.clone(), bias.clone()];
+        let f = |t: &[Tensor]| {
+            let bias = biased.then_some(&t[3]);
+            fused::attention(&t[0], &t[1], &t[2], &mask, bias, 2, 0.5, Some((0.3, 5)))
+        };
+        let (out, grads) = output_and_grads(&inputs, f);
+        // Dropout really dropped something: the output differs from the no-dropout one.
+        let bias_in = biased.then_some(&bias);
+        let undropped = fused::attention(&q, &k, &v, &mask, bias_in, 2, 0.5, None).unwrap();
+        assert!(max_diff(&out, &undropped) > 1e-3);
+        let r = random(out.dims(), 1.0, 99);
+        let loss = |t: &[Tensor]| -> f64 {
+            (f(t).unwrap() * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let eps = 1e-2f32;
+        let checked = if biased { 4 } else { 3 };
+        for (which, grad) in grads.iter().enumerate().take(checked) {
+            let g = values(grad);
+            for idx in [0usize, 9, 30, 61, 90] {
+                let nudge = |delta: f32| {
+                    let mut v = values(&inputs[which]);
+                    v[idx] += delta;
+                    let mut t = inputs.clone();
+                    t[which] = Tensor::from_vec(v, inputs[which].dims(), &Device::Cpu).unwrap();
+                    loss(&t)
+                };
+                let numeric = (nudge(eps) - nudge(-eps)) / (2.0 * eps as f64);
+                let diff = (numeric - g[idx] as f64).abs();
+                assert!(
+                    diff < 2e-2 * numeric.abs().max(1.0),
+                    "biased={biased}: input {which}[{idx}]: analytic {} numeric {numeric}",
+                    g[idx]
+                );
+            }
         }
     }
 }
@@ -335,57 +384,75 @@ fn adamw_both_ways(scale: fn(&str) -> f64) -> Vec<Tensor> {
     fused
 }
 
-/// The tiny encoder end to end: logits and every parameter's gradient agree between the two
-/// implementations (eval mode, so no dropout stream is involved).
+/// The tiny encoders end to end, every family (MPNet's trained position bias included): logits
+/// and every parameter's gradient agree between the two implementations (eval mode, so no
+/// dropout stream is involved).
 #[test]
 fn whole_encoder_gives_the_same_logits_and_gradients_both_ways() {
     fp32_dense_layers();
-    let (_tmp, dir) = tiny_model();
-    let files = inspect_dir(&dir, "test").unwrap();
-    let model = LoadedModel::load(&files, &Device::Cpu, None, 3).unwrap();
+    let (_tmp, tiny) = tiny_model();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dirs = [
+        tiny,
+        fixtures.join("tiny-roberta"),
+        fixtures.join("tiny-distilbert"),
+        fixtures.join("tiny-xlm-roberta"),
+        fixtures.join("tiny-mpnet"),
+    ];
     let (texts, labels) = sample_rows();
-    let refs: Vec<&str> = texts[..12].iter().map(String::as_str).collect();
-    let enc = model.tokenizer.encode_all(&refs, 48).unwrap();
-    let items: Vec<&Encoded> = enc.iter().collect();
-    let batch = Batch::from_encoded(&items, model.tokenizer.pad_id, None, &Device::Cpu).unwrap();
-    assert!(
-        enc.iter()
-            .any(|e| e.len() < batch.input_ids.dim(1).unwrap()),
-        "the batch should include padding"
-    );
-    let y: Vec<u32> = labels[..12].iter().map(|&l| l as u32).collect();
-    let y = Tensor::new(y.as_slice(), &Device::Cpu).unwrap();
-    let run = |k: Kernels, dense: bool| {
-        with_kernels(k, || {
-            with_dense(dense, || {
-                let logits = model.net.forward(&batch, &mut Mode::Eval).unwrap();
-                let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
-                let grads = loss.backward().unwrap();
-                let g: Vec<(String, Tensor)> = model
-                    .net
-                    .vars
-                    .iter()
-                    .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone())))
-                    .collect();
-                (logits, g)
-            })
-        })
-    };
-    let (logits_p, grads_p) = run(Kernels::Plain, true);
-    // Fused kernels computing every padded position, and skipping padding (the default).
-    for dense in [true, false] {
-        let (logits_f, grads_f) = run(Kernels::Fused, dense);
-        let d = max_diff(&logits_f, &logits_p);
-        assert!(d < TOL, "dense={dense}: logits differ by {d}");
-        assert_eq!(
-            grads_f.len(),
-            model.net.vars.len(),
-            "a parameter got no gradient"
+    for dir in &dirs {
+        let files = inspect_dir(dir, "test").unwrap();
+        let model = LoadedModel::load(&files, &Device::Cpu, None, 3).unwrap();
+        let refs: Vec<&str> = texts[..12].iter().map(String::as_str).collect();
+        let enc = model.tokenizer.encode_all(&refs, 48).unwrap();
+        let items: Vec<&Encoded> = enc.iter().collect();
+        let batch =
+            Batch::from_encoded(&items, model.tokenizer.pad_id, None, &Device::Cpu).unwrap();
+        assert!(
+            enc.iter()
+                .any(|e| e.len() < batch.input_ids.dim(1).unwrap()),
+            "the batch should include padding"
         );
-        assert_eq!(grads_f.len(), grads_p.len());
-        for ((name, f), (_, p)) in grads_f.iter().zip(&grads_p) {
-            let d = max_diff(f, p);
-            assert!(d < TOL, "dense={dense}: gradient of {name} differs by {d}");
+        let y: Vec<u32> = labels[..12].iter().map(|&l| l as u32).collect();
+        let y = Tensor::new(y.as_slice(), &Device::Cpu).unwrap();
+        let run = |k: Kernels, dense: bool| {
+            with_kernels(k, || {
+                with_dense(dense, || {
+                    let logits = model.net.forward(&batch, &mut Mode::Eval).unwrap();
+                    let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+                    let grads = loss.backward().unwrap();
+                    let g: Vec<(String, Tensor)> = model
+                        .net
+                        .vars
+                        .iter()
+                        .filter_map(|(n, v)| {
+                            grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone()))
+                        })
+                        .collect();
+                    (logits, g)
+                })
+            })
+        };
+        let dir = dir.display();
+        let (logits_p, grads_p) = run(Kernels::Plain, true);
+        // Fused kernels computing every padded position, and skipping padding (the default).
+        for dense in [true, false] {
+            let (logits_f, grads_f) = run(Kernels::Fused, dense);
+            let d = max_diff(&logits_f, &logits_p);
+            assert!(d < TOL, "{dir}, dense={dense}: logits differ by {d}");
+            assert_eq!(
+                grads_f.len(),
+                model.net.vars.len(),
+                "{dir}: a parameter got no gradient"
+            );
+            assert_eq!(grads_f.len(), grads_p.len());
+            for ((name, f), (_, p)) in grads_f.iter().zip(&grads_p) {
+                let d = max_diff(f, p);
+                assert!(
+                    d < TOL,
+                    "{dir}, dense={dense}: gradient of {name} differs by {d}"
+                );
+            }
         }
     }
 }

@@ -868,6 +868,10 @@ fn apply_keep_mask(x: &[f32], keep: &[u8], scale: f32) -> Vec<f32> {
 /// sequence after another); a sequence is a run of rows (`segments`). The heads are read in
 /// place through strides: no head split or merge copies, and no `[B, heads, L, L]` tensors in
 /// the graph. The forward pass keeps the probabilities and the dropout mask for the backward.
+///
+/// MPNet adds a trained position bias `[heads, L, L]` to the scaled scores. It needs a gradient,
+/// so it is an input of the op; candle's custom ops take three inputs at most, so that op
+/// ([`BiasedAttentionOp`]) takes k and v side by side as one `[rows, 2H]` input.
 struct AttentionOp {
     heads: usize,
     scale: f32,
@@ -877,6 +881,9 @@ struct AttentionOp {
     mask: Option<Vec<f32>>,
     /// Dropout probability on the attention probabilities, and its seed.
     dropout: Option<(f32, u64)>,
+    /// Side `L` of the position bias `[heads, L, L]`, when the op has one (k and v then come as
+    /// one input, side by side).
+    bias_side: Option<usize>,
     /// Probabilities (per sequence and head, `len x len`) and dropout keep-mask, written by the
     /// forward pass.
     saved: Mutex<(Vec<f32>, Vec<u8>)>,
@@ -885,14 +892,29 @@ struct AttentionOp {
 /// One (sequence, head) block of the work.
 #[derive(Clone, Copy)]
 struct HeadTask {
-    /// The head's columns in the sequence's rows.
-    head: View,
+    /// The head's columns in the sequence's rows of q (and of the output).
+    q: View,
+    /// The same for k and for v.
+    k: View,
+    v: View,
     /// `len x len`, row-major.
     square: View,
     /// Where its probabilities start.
     probs_at: usize,
     /// Its first row, for the mask.
     row: usize,
+    /// Where its head's `L x L` block of the position bias starts.
+    bias_at: usize,
+}
+
+/// The gradients of one attention op's inputs.
+struct AttentionGrads {
+    dq: Vec<f32>,
+    /// d(k), or d(k and v side by side) when the op has a position bias.
+    dk: Vec<f32>,
+    /// Empty when the op has a position bias (it is in `dk`).
+    dv: Vec<f32>,
+    dbias: Option<Vec<f32>>,
 }
 
 impl AttentionOp {
@@ -902,26 +924,46 @@ impl AttentionOp {
         let h = *dims.last().unwrap_or(&0);
         let rows = layout.shape().elem_count() / h.max(1);
         let covered = self.segments.iter().all(|&(r, l)| r + l <= rows);
+        let bias_covers = self
+            .bias_side
+            .is_none_or(|side| self.segments.iter().all(|s| s.1 <= side));
         if !h.is_multiple_of(self.heads)
             || !covered
+            || !bias_covers
             || self.mask.as_ref().is_some_and(|m| m.len() != rows)
         {
-            bail!("fused-attention: hidden size, heads, sequences and mask disagree")
+            bail!("fused-attention: hidden size, heads, sequences, mask and bias disagree")
         }
         Ok((rows, h, h / self.heads))
     }
 
+    /// Width of the rows k and v are read from: `H`, or `2H` when they come side by side.
+    fn kv_width(&self, h: usize) -> usize {
+        if self.bias_side.is_some() {
+            2 * h
+        } else {
+            h
+        }
+    }
+
     /// Every (sequence, head) block, in the order their probabilities are stored.
     fn tasks(&self, h: usize, d: usize) -> (Vec<HeadTask>, usize) {
+        let kv = self.kv_width(h);
+        // v's columns start after k's when they come side by side.
+        let v_from = kv - h;
+        let side = self.bias_side.unwrap_or(0);
         let mut tasks = Vec::with_capacity(self.segments.len() * self.heads);
         let mut at = 0;
         for &(row, l) in &self.segments {
             for hi in 0..self.heads {
                 tasks.push(HeadTask {
-                    head: View::row_major(row * h + hi * d, l, d, h),
+                    q: View::row_major(row * h + hi * d, l, d, h),
+                    k: View::row_major(row * kv + hi * d, l, d, kv),
+                    v: View::row_major(row * kv + v_from + hi * d, l, d, kv),
                     square: View::row_major(0, l, l, l),
                     probs_at: at,
                     row,
+                    bias_at: hi * side * side,
                 });
                 at += l * l;
             }
@@ -933,13 +975,13 @@ impl AttentionOp {
         self.dropout.map_or(1.0, |(p, _)| 1.0 / (1.0 - p))
     }
 
-    /// A `[rows, h]` buffer for the (sequence, head) blocks to fill: left unzeroed when the
+    /// A `[rows, width]` buffer for the (sequence, head) blocks to fill: left unzeroed when the
     /// sequences (which never overlap) cover every row.
-    fn block_output(&self, rows: usize, h: usize) -> Vec<f32> {
+    fn block_output(&self, rows: usize, width: usize) -> Vec<f32> {
         if self.segments.iter().map(|s| s.1).sum::<usize>() == rows {
-            output_buffer(rows * h)
+            output_buffer(rows * width)
         } else {
-            vec![0f32; rows * h]
+            vec![0f32; rows * width]
         }
     }
 
@@ -949,6 +991,176 @@ impl AttentionOp {
         match &self.mask {
             Some(m) => &m[t.row..t.row + l],
             None => &zeros[..l],
+        }
+    }
+
+    /// Scale, mask (and position bias), softmax: a block's scores become its probabilities.
+    fn softmax(&self, p: &mut [f32], t: &HeadTask, zeros: &[f32], bias: Option<&[f32]>) {
+        let mask = self.mask_of(t, zeros);
+        match (bias, self.bias_side) {
+            (Some(bias), Some(side)) => {
+                softmax_rows_biased(p, mask, &bias[t.bias_at..], side, self.scale)
+            }
+            _ => softmax_rows_in_place(p, mask, self.scale),
+        }
+    }
+
+    /// The context `[rows, h]`; `k` and `v` are the same slice when they come side by side.
+    fn forward(
+        &self,
+        q: &[f32],
+        ql: &Layout,
+        k: &[f32],
+        v: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        let (rows, h, d) = self.dims(ql)?;
+        let (tasks, probs_len) = self.tasks(h, d);
+        let longest = self.segments.iter().map(|s| s.1).max().unwrap_or(0);
+        let zeros = vec![0f32; longest];
+        // Rows outside every sequence (none from this module's callers) stay zero.
+        let mut out = self.block_output(rows, h);
+        let mut probs = output_buffer(probs_len);
+        let mut keep = vec![1u8; if self.dropout.is_some() { probs_len } else { 0 }];
+        let keep_scale = self.keep_scale();
+        let out_ptr = SharedOut::new(&mut out);
+        let probs_ptr = SharedOut::new(&mut probs);
+        let keep_ptr = Shared::new(&mut keep);
+        tasks.par_iter().enumerate().for_each(|(i, t)| {
+            let l = t.square.rows;
+            // SAFETY: each task's probabilities and keep mask are its own block.
+            let p = unsafe { probs_ptr.block(t.probs_at, l * l) };
+            // Scores into `p`, then the softmax in place.
+            unsafe { gemm_view(SharedOut::new(p), t.square, q, t.q, k, t.k.t()) };
+            self.softmax(p, t, &zeros, bias);
+            // Dropout applies to what multiplies V; `p` itself stays for the backward pass.
+            let dropped: Vec<f32>;
+            let weights: &[f32] = match self.dropout {
+                Some((prob, seed)) => {
+                    let keep = unsafe { keep_ptr.block(t.probs_at, l * l) };
+                    let task_seed = seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                    fill_keep_mask(keep, prob, task_seed);
+                    dropped = apply_keep_mask(p, keep, keep_scale);
+                    &dropped
+                }
+                None => p,
+            };
+            // SAFETY: the (sequence, head) block of the output belongs to this task alone.
+            unsafe { gemm_view(out_ptr, t.q, weights, t.square, v, t.v) };
+        });
+        *self.saved.lock().expect("attention state lock") = (probs, keep);
+        Ok(out)
+    }
+
+    /// Gradients from the forward pass's probabilities; `dout` is `[rows, h]`.
+    fn backward(
+        &self,
+        q: &[f32],
+        ql: &Layout,
+        k: &[f32],
+        v: &[f32],
+        dout: &[f32],
+    ) -> Result<AttentionGrads> {
+        let (rows, h, d) = self.dims(ql)?;
+        let (tasks, probs_len) = self.tasks(h, d);
+        let saved = self.saved.lock().expect("attention state lock");
+        let (probs, keep) = (&saved.0, &saved.1);
+        if probs.len() != probs_len {
+            bail!("fused-attention: backward without a matching forward pass")
+        }
+        let keep_scale = self.keep_scale();
+        let mut dq = self.block_output(rows, h);
+        let mut dk = self.block_output(rows, self.kv_width(h));
+        let mut dv = match self.bias_side {
+            Some(_) => Vec::new(),
+            None => self.block_output(rows, h),
+        };
+        // The gradient of each block's biased scores, kept to sum over sequences per head.
+        let mut dscores = match self.bias_side {
+            Some(_) => output_buffer(probs_len),
+            None => Vec::new(),
+        };
+        let (dq_ptr, dk_ptr) = (SharedOut::new(&mut dq), SharedOut::new(&mut dk));
+        // Side by side, dv's blocks are the other columns of dk's buffer.
+        let dv_ptr = match self.bias_side {
+            Some(_) => dk_ptr,
+            None => SharedOut::new(&mut dv),
+        };
+        let dscores_ptr = SharedOut::new(&mut dscores);
+        tasks.par_iter().for_each(|t| {
+            let (square, l) = (t.square, t.square.rows);
+            let p = &probs[t.probs_at..][..l * l];
+            let mask = (!keep.is_empty()).then(|| &keep[t.probs_at..][..l * l]);
+            // The weights that multiplied V.
+            let weights = match mask {
+                Some(m) => apply_keep_mask(p, m, keep_scale),
+                None => p.to_vec(),
+            };
+            let mut dw = vec![0f32; l * l];
+            let mut ds = vec![0f32; l * l];
+            // SAFETY (all gemm calls): each writes a buffer of this task or a block of the
+            // gradients that belongs to this task alone.
+            unsafe {
+                // dV = weightsᵀ · dO;  d(weights) = dO · Vᵀ
+                gemm_view(dv_ptr, t.v, &weights, square.t(), dout, t.q);
+                gemm_view(SharedOut::new(&mut dw), square, dout, t.q, v, t.v.t());
+            }
+            if let Some(m) = mask {
+                dw = apply_keep_mask(&dw, m, keep_scale);
+            }
+            // Through the softmax and the scale.
+            masked_softmax_backward_rows(&mut ds, p, &dw, l, self.scale);
+            if self.bias_side.is_some() {
+                // The bias is added after the scale: its gradient is the scores' without it.
+                let inv = 1.0 / self.scale;
+                let block = unsafe { dscores_ptr.block(t.probs_at, l * l) };
+                for (b, s) in block.iter_mut().zip(&ds) {
+                    *b = s * inv;
+                }
+            }
+            unsafe {
+                // dQ = dS · K;  dK = dSᵀ · Q
+                gemm_view(dq_ptr, t.q, &ds, square, k, t.k);
+                gemm_view(dk_ptr, t.k, &ds, square.t(), q, t.q);
+            }
+        });
+        let dbias = self
+            .bias_side
+            .map(|side| self.sum_per_head(&tasks, &dscores, side));
+        Ok(AttentionGrads { dq, dk, dv, dbias })
+    }
+
+    /// The position bias's gradient `[heads, L, L]`: each head's blocks summed over the
+    /// sequences, in sequence order (so a seeded run repeats to the bit).
+    fn sum_per_head(&self, tasks: &[HeadTask], dscores: &[f32], side: usize) -> Vec<f32> {
+        let mut grad = vec![0f32; self.heads * side * side];
+        grad.par_chunks_mut((side * side).max(1))
+            .enumerate()
+            .for_each(|(head, block)| {
+                for t in tasks.iter().filter(|t| t.bias_at == head * side * side) {
+                    let l = t.square.rows;
+                    let ds = &dscores[t.probs_at..][..l * l];
+                    for (dst, src) in block.chunks_exact_mut(side).zip(ds.chunks_exact(l)) {
+                        for (g, s) in dst.iter_mut().zip(src) {
+                            *g += s;
+                        }
+                    }
+                }
+            });
+        grad
+    }
+}
+
+multiversion! {
+    /// [`softmax_rows_in_place`] with a bias per row and column besides the mask: row `r` of
+    /// `p` adds `bias[r * stride..][..mask.len()]`.
+    fn softmax_rows_biased(p: &mut [f32], mask: &[f32], bias: &[f32], stride: usize, scale: f32) {
+        let mut add = vec![0f32; mask.len()];
+        for (r, row) in p.chunks_exact_mut(mask.len()).enumerate() {
+            for ((a, m), b) in add.iter_mut().zip(mask).zip(&bias[r * stride..]) {
+                *a = b + m;
+            }
+            softmax_row(row, &add, scale);
         }
     }
 }
@@ -970,44 +1182,10 @@ impl CustomOp3 for AttentionOp {
         let q = f32_slice(qs, ql, self.name())?;
         let k = f32_slice(ks, kl, self.name())?;
         let v = f32_slice(vs, vl, self.name())?;
-        let (rows, h, d) = self.dims(ql)?;
         if kl.dims() != ql.dims() || vl.dims() != ql.dims() {
             bail!("{}: q, k and v shapes differ", self.name())
         }
-        let (tasks, probs_len) = self.tasks(h, d);
-        let longest = self.segments.iter().map(|s| s.1).max().unwrap_or(0);
-        let zeros = vec![0f32; longest];
-        // Rows outside every sequence (none from this module's callers) stay zero.
-        let mut out = self.block_output(rows, h);
-        let mut probs = output_buffer(probs_len);
-        let mut keep = vec![1u8; if self.dropout.is_some() { probs_len } else { 0 }];
-        let keep_scale = self.keep_scale();
-        let out_ptr = SharedOut::new(&mut out);
-        let probs_ptr = SharedOut::new(&mut probs);
-        let keep_ptr = Shared::new(&mut keep);
-        tasks.par_iter().enumerate().for_each(|(i, t)| {
-            let l = t.square.rows;
-            // SAFETY: each task's probabilities and keep mask are its own block.
-            let p = unsafe { probs_ptr.block(t.probs_at, l * l) };
-            // Scores into `p`, then the softmax in place.
-            unsafe { gemm_view(SharedOut::new(p), t.square, q, t.head, k, t.head.t()) };
-            softmax_rows_in_place(p, self.mask_of(t, &zeros), self.scale);
-            // Dropout applies to what multiplies V; `p` itself stays for the backward pass.
-            let dropped: Vec<f32>;
-            let weights: &[f32] = match self.dropout {
-                Some((prob, seed)) => {
-                    let keep = unsafe { keep_ptr.block(t.probs_at, l * l) };
-                    let task_seed = seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-                    fill_keep_mask(keep, prob, task_seed);
-                    dropped = apply_keep_mask(p, keep, keep_scale);
-                    &dropped
-                }
-                None => p,
-            };
-            // SAFETY: the (sequence, head) block of the output belongs to this task alone.
-            unsafe { gemm_view(out_ptr, t.head, weights, t.square, v, t.head) };
-        });
-        *self.saved.lock().expect("attention state lock") = (probs, keep);
+        let out = self.forward(q, ql, k, v, None)?;
         Ok((CpuStorage::F32(out), ql.shape().clone()))
     }
 
@@ -1019,64 +1197,79 @@ impl CustomOp3 for AttentionOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (rows, h, d) = self.dims(q.layout())?;
-        let (tasks, probs_len) = self.tasks(h, d);
-        let saved = self.saved.lock().expect("attention state lock");
-        let (probs, keep) = (&saved.0, &saved.1);
-        if probs.len() != probs_len {
-            bail!("{}: backward without a matching forward pass", self.name())
-        }
-        let keep_scale = self.keep_scale();
-        let mut dq = self.block_output(rows, h);
-        let mut dk = self.block_output(rows, h);
-        let mut dv = self.block_output(rows, h);
-        let (dq_ptr, dk_ptr, dv_ptr) = (
-            SharedOut::new(&mut dq),
-            SharedOut::new(&mut dk),
-            SharedOut::new(&mut dv),
-        );
-        with_f32(q, self.name(), |q| {
-            with_f32(k, self.name(), |k| {
-                with_f32(v, self.name(), |v| {
+        let g = with_f32(q, self.name(), |qd| {
+            with_f32(k, self.name(), |kd| {
+                with_f32(v, self.name(), |vd| {
                     with_f32(grad, self.name(), |dout| {
-                        tasks.par_iter().for_each(|t| {
-                            let (head, square, l) = (t.head, t.square, t.square.rows);
-                            let p = &probs[t.probs_at..][..l * l];
-                            let mask = (!keep.is_empty()).then(|| &keep[t.probs_at..][..l * l]);
-                            // The weights that multiplied V.
-                            let weights = match mask {
-                                Some(m) => apply_keep_mask(p, m, keep_scale),
-                                None => p.to_vec(),
-                            };
-                            let mut dw = vec![0f32; l * l];
-                            let mut ds = vec![0f32; l * l];
-                            // SAFETY (all four calls): each writes a buffer of this task or a
-                            // block of the gradients that belongs to this task alone.
-                            unsafe {
-                                // dV = weightsᵀ · dO;  d(weights) = dO · Vᵀ
-                                gemm_view(dv_ptr, head, &weights, square.t(), dout, head);
-                                gemm_view(SharedOut::new(&mut dw), square, dout, head, v, head.t());
-                            }
-                            if let Some(m) = mask {
-                                dw = apply_keep_mask(&dw, m, keep_scale);
-                            }
-                            // Through the softmax and the scale.
-                            masked_softmax_backward_rows(&mut ds, p, &dw, l, self.scale);
-                            unsafe {
-                                // dQ = dS · K;  dK = dSᵀ · Q
-                                gemm_view(dq_ptr, head, &ds, square, k, head);
-                                gemm_view(dk_ptr, head, &ds, square.t(), q, head);
-                            }
-                        });
-                        Ok(())
+                        self.backward(qd, q.layout(), kd, vd, dout)
                     })
                 })
             })
         })?;
         Ok((
-            Some(cpu_tensor(dq, q.shape())?),
-            Some(cpu_tensor(dk, k.shape())?),
-            Some(cpu_tensor(dv, v.shape())?),
+            Some(cpu_tensor(g.dq, q.shape())?),
+            Some(cpu_tensor(g.dk, k.shape())?),
+            Some(cpu_tensor(g.dv, v.shape())?),
+        ))
+    }
+}
+
+/// [`AttentionOp`] with MPNet's position bias: inputs q `[…, H]`, k and v side by side
+/// `[…, 2H]`, and the bias `[heads, L, L]` (its gradient summed over the sequences).
+struct BiasedAttentionOp(AttentionOp);
+
+impl CustomOp3 for BiasedAttentionOp {
+    fn name(&self) -> &'static str {
+        "fused-attention-biased"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        kvs: &CpuStorage,
+        kvl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = f32_slice(qs, ql, self.name())?;
+        let kv = f32_slice(kvs, kvl, self.name())?;
+        let bias = f32_slice(bs, bl, self.name())?;
+        let mut kv_dims = ql.dims().to_vec();
+        if let Some(last) = kv_dims.last_mut() {
+            *last *= 2;
+        }
+        let side = self.0.bias_side.unwrap_or(0);
+        if kvl.dims() != kv_dims.as_slice() || bl.dims() != [self.0.heads, side, side] {
+            bail!(
+                "{}: k and v must be q's width twice, the bias [heads, L, L]",
+                self.name()
+            )
+        }
+        let out = self.0.forward(q, ql, kv, kv, Some(bias))?;
+        Ok((CpuStorage::F32(out), ql.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        kv: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = with_f32(q, self.name(), |qd| {
+            with_f32(kv, self.name(), |kvd| {
+                with_f32(grad, self.name(), |dout| {
+                    self.0.backward(qd, q.layout(), kvd, kvd, dout)
+                })
+            })
+        })?;
+        let dbias = g.dbias.unwrap_or_default();
+        Ok((
+            Some(cpu_tensor(g.dq, q.shape())?),
+            Some(cpu_tensor(g.dk, kv.shape())?),
+            Some(cpu_tensor(dbias, bias.shape())?),
         ))
     }
 }
@@ -1096,18 +1289,44 @@ fn attention_op(
         dropout: dropout
             .filter(|(p, _)| *p > 0.0)
             .map(|(p, seed)| (p as f32, seed)),
+        bias_side: None,
         saved: Mutex::new((Vec::new(), Vec::new())),
     }
 }
 
+/// Runs `op` on q, k, v, with the position bias `[heads, L, L]` when there is one.
+fn apply_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    position_bias: Option<&Tensor>,
+    op: AttentionOp,
+) -> Result<Tensor> {
+    let q = q.contiguous()?;
+    match position_bias {
+        None => q.apply_op3(&k.contiguous()?, &v.contiguous()?, op),
+        Some(bias) => {
+            let kv = Tensor::cat(&[k, v], k.rank() - 1)?;
+            let op = AttentionOp {
+                bias_side: Some(bias.dim(1)?),
+                ..op
+            };
+            q.apply_op3(&kv, &bias.contiguous()?, BiasedAttentionOp(op))
+        }
+    }
+}
+
 /// Multi-head attention over `q`, `k`, `v` `[B, L, H]` (already projected), with an additive
-/// mask `[B, 1, 1, L]` (or `[B, L]`), scores scaled by `scale`, and dropout `(p, seed)` on the
-/// probabilities when training. Returns the context `[B, L, H]` (f32, CPU).
+/// mask `[B, 1, 1, L]` (or `[B, L]`) and an optional position bias `[heads, L, L]` (MPNet's),
+/// scores scaled by `scale`, and dropout `(p, seed)` on the probabilities when training.
+/// Returns the context `[B, L, H]` (f32, CPU).
+#[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     mask: &Tensor,
+    position_bias: Option<&Tensor>,
     heads: usize,
     scale: f64,
     dropout: Option<(f64, u64)>,
@@ -1116,16 +1335,18 @@ pub fn attention(
     let mask = mask.flatten_all()?.to_vec1::<f32>()?;
     let segments = (0..b).map(|i| (i * l, l)).collect();
     let op = attention_op(segments, Some(mask), heads, scale, dropout);
-    q.contiguous()?
-        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    apply_attention(q, k, v, position_bias, op)
 }
 
 /// [`attention`] over real tokens only: `q`, `k`, `v` `[T, H]` hold the sequences one after
-/// another, `lengths` long each, with no padding to mask. Returns the context `[T, H]`.
+/// another, `lengths` long each, with no padding to mask; each sequence's positions count from
+/// 0 in the position bias. Returns the context `[T, H]`.
+#[allow(clippy::too_many_arguments)]
 pub fn attention_packed(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
+    position_bias: Option<&Tensor>,
     lengths: &[usize],
     heads: usize,
     scale: f64,
@@ -1140,8 +1361,7 @@ pub fn attention_packed(
         })
         .collect();
     let op = attention_op(segments, None, heads, scale, dropout);
-    q.contiguous()?
-        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    apply_attention(q, k, v, position_bias, op)
 }
 
 // ---------------------------------------------------------------------------------------------

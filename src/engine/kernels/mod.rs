@@ -282,67 +282,96 @@ pub fn layer_norm(
     }
 }
 
-/// Multi-head self-attention on projected `q`, `k`, `v` `[B, L, H]` with an additive mask
-/// `[B, 1, 1, L]`; dropout `dropout` on the probabilities when training. Returns `[B, L, H]`.
+/// What attention adds to the scaled scores: `-1e9` at padded keys, `[B, 1, 1, L]`, and MPNet's
+/// trained relative position bias, `[heads, L, L]` (one per batch, shared by every layer).
+pub struct AttentionMask {
+    pub padding: Tensor,
+    pub position_bias: Option<Tensor>,
+}
+
+impl AttentionMask {
+    /// The padding mask of a 0/1 attention mask `[B, L]`, with no position bias.
+    pub fn padding(attention_mask: &Tensor) -> candle_core::Result<Self> {
+        Ok(Self {
+            padding: additive_attention_mask(attention_mask)?,
+            position_bias: None,
+        })
+    }
+
+    /// Both terms as one tensor for the composed ops, for the query rows `rows` of the grid:
+    /// `[B, 1 or heads, rows.len(), L]`.
+    fn composed(&self, rows: std::ops::Range<usize>) -> candle_core::Result<Tensor> {
+        match &self.position_bias {
+            Some(bias) => {
+                let bias = bias.narrow(1, rows.start, rows.len())?.unsqueeze(0)?;
+                self.padding.broadcast_add(&bias)
+            }
+            None => Ok(self.padding.clone()),
+        }
+    }
+}
+
+/// Multi-head self-attention on projected `q`, `k`, `v` `[B, L, H]` with `mask`'s padding and
+/// position bias; returns the context `[B, L, H]`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    mask: &Tensor,
+    mask: &AttentionMask,
     heads: usize,
     scale: f64,
     dropout: f64,
     mode: &mut Mode,
 ) -> candle_core::Result<Tensor> {
-    // The fused kernel takes a padding mask `[B, 1, 1, L]`, a constant; a bias per head and
-    // position (MPNet's, `[B, heads, L, L]`) trains, so it goes through the composed ops.
-    let padding_only = matches!(mask.dims(), [_, 1, 1, _]);
-    if fused_for(q) && padding_only {
+    if fused_for(q) {
         let dropout = match mode {
             Mode::Train { rng } if dropout > 0.0 => Some((dropout, rng.random::<u64>())),
             _ => None,
         };
-        fused::attention(q, k, v, mask, heads, scale, dropout)
+        let bias = mask.position_bias.as_ref();
+        fused::attention(q, k, v, &mask.padding, bias, heads, scale, dropout)
     } else {
-        plain::attention(q, k, v, mask, heads, scale, dropout, mode)
+        let composed = mask.composed(0..q.dim(1)?)?;
+        plain::attention(q, k, v, &composed, heads, scale, dropout, mode)
     }
 }
 
 /// [`attention`] over real tokens only, where the fused kernels run: `q`, `k`, `v` `[T, H]`
-/// hold the sequences one after another, `lengths` long each. `None` where the grid is needed
-/// instead (the composed ops, or a mask that is more than padding, such as MPNet's bias).
+/// hold the sequences one after another, `lengths` long each (no padding to mask). `None`
+/// where the grid is needed instead (the composed ops).
 #[allow(clippy::too_many_arguments)]
 pub fn attention_packed(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    mask: &Tensor,
+    mask: &AttentionMask,
     lengths: &[usize],
     heads: usize,
     scale: f64,
     dropout: f64,
     mode: &mut Mode,
 ) -> candle_core::Result<Option<Tensor>> {
-    if !fused_for(q) || !matches!(mask.dims(), [_, 1, 1, _]) {
+    if !fused_for(q) {
         return Ok(None);
     }
     let dropout = match mode {
         Mode::Train { rng } if dropout > 0.0 => Some((dropout, rng.random::<u64>())),
         _ => None,
     };
-    fused::attention_packed(q, k, v, lengths, heads, scale, dropout).map(Some)
+    let bias = mask.position_bias.as_ref();
+    fused::attention_packed(q, k, v, bias, lengths, heads, scale, dropout).map(Some)
 }
 
-/// Attention for one query per sequence: `q` `[B, H]` against `k`, `v` `[B, L, H]`, additive
-/// mask `[B, 1, 1, L]`; returns `[B, H]`. Composed ops on both kernels: a single query row is a
-/// small part of a layer's work, and the generic softmax has a backward pass.
+/// Attention for one query per sequence: `q` `[B, H]` against `k`, `v` `[B, L, H]`; returns
+/// `[B, H]`. Composed ops on both kernels: a single query row is a small part of a layer's
+/// work, and the generic softmax has a backward pass.
 #[allow(clippy::too_many_arguments)]
 pub fn single_query_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    mask: &Tensor,
+    mask: &AttentionMask,
     heads: usize,
     scale: f64,
     dropout: f64,
@@ -353,12 +382,8 @@ pub fn single_query_attention(
     let split = |t: &Tensor| t.reshape((b, l, heads, d))?.transpose(1, 2)?.contiguous();
     let q = q.reshape((b, heads, 1, d))?;
     let (k, v) = (split(k)?, split(v)?);
-    // A bias per query position (MPNet's): the first query's row.
-    let mask = if mask.dim(2)? > 1 {
-        mask.narrow(2, 0, 1)?
-    } else {
-        mask.clone()
-    };
+    // The first query's row of the position bias.
+    let mask = mask.composed(0..1)?;
     let probs = plain::masked_softmax(&q.matmul(&k.t()?)?, &mask, scale)?;
     let probs = mode.dropout(&probs, dropout)?;
     probs.matmul(&v)?.reshape((b, h))

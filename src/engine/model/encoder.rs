@@ -7,8 +7,8 @@
 use candle_core::{Module, Tensor, D};
 
 use crate::engine::kernels::{
-    additive_attention_mask, attention, attention_packed, bias_gelu, single_query_attention,
-    unpadded_in_use, LayerNorm, Linear, Mode,
+    attention, attention_packed, bias_gelu, single_query_attention, unpadded_in_use, AttentionMask,
+    LayerNorm, Linear, Mode,
 };
 use crate::engine::model::config::{Activation, EncoderConfig, Family};
 use crate::engine::model::params::{Init, Params};
@@ -222,7 +222,7 @@ impl SelfAttention {
     fn forward(
         &self,
         xs: &Tensor,
-        mask: &Tensor,
+        mask: &AttentionMask,
         packing: Option<&Packing>,
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
@@ -263,7 +263,7 @@ impl SelfAttention {
         &self,
         xs: &Tensor,
         first: &Tensor,
-        mask: &Tensor,
+        mask: &AttentionMask,
         packing: Option<&Packing>,
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
@@ -324,7 +324,7 @@ impl Layer {
     fn forward(
         &self,
         xs: &Tensor,
-        mask: &Tensor,
+        mask: &AttentionMask,
         packing: Option<&Packing>,
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
@@ -338,7 +338,7 @@ impl Layer {
     fn forward_first_token(
         &self,
         xs: &Tensor,
-        mask: &Tensor,
+        mask: &AttentionMask,
         packing: Option<&Packing>,
         mode: &mut Mode,
     ) -> candle_core::Result<Tensor> {
@@ -409,7 +409,7 @@ pub fn relative_position_bucket(relative: i64, buckets: usize) -> usize {
 }
 
 impl RelativeBias {
-    /// The bias for a grid of `len` positions, `[1, heads, len, len]`.
+    /// The bias for a grid of `len` positions, `[heads, len, len]`.
     fn for_length(&self, len: usize) -> candle_core::Result<Tensor> {
         let ids: Vec<u32> = (0..len as i64)
             .flat_map(|q| {
@@ -422,7 +422,7 @@ impl RelativeBias {
             .embedding(&ids)?
             .reshape((len, len, heads))?
             .permute((2, 0, 1))?
-            .unsqueeze(0)
+            .contiguous()
     }
 }
 
@@ -572,11 +572,13 @@ impl Encoder {
                 };
             }
         }
-        let mask = additive_attention_mask(attention_mask)?;
-        // MPNet: the position bias joins the padding mask, `[B, heads, L, L]`, once per batch.
-        let mask = match &self.relative_bias {
-            Some(bias) => mask.broadcast_add(&bias.for_length(attention_mask.dim(1)?)?)?,
-            None => mask,
+        // MPNet's position bias, `[heads, L, L]`, once per batch for every layer.
+        let mask = AttentionMask {
+            position_bias: match &self.relative_bias {
+                Some(bias) => Some(bias.for_length(attention_mask.dim(1)?)?),
+                None => None,
+            },
+            ..AttentionMask::padding(attention_mask)?
         };
         let packing = if unpadded_in_use(input_ids.device()) {
             Packing::new(attention_mask, self.config.position_offset)?
