@@ -384,21 +384,31 @@ fn adamw_both_ways(scale: fn(&str) -> f64) -> Vec<Tensor> {
     fused
 }
 
+/// A tiny model of every family: BERT (written here, kept alive by the returned folder) and the
+/// checked-in RoBERTa, DistilBERT, XLM-R and MPNet fixtures.
+fn every_family() -> (tempfile::TempDir, Vec<std::path::PathBuf>) {
+    let (tmp, tiny) = tiny_model();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut dirs = vec![tiny];
+    dirs.extend(
+        [
+            "tiny-roberta",
+            "tiny-distilbert",
+            "tiny-xlm-roberta",
+            "tiny-mpnet",
+        ]
+        .map(|f| fixtures.join(f)),
+    );
+    (tmp, dirs)
+}
+
 /// The tiny encoders end to end, every family (MPNet's trained position bias included): logits
 /// and every parameter's gradient agree between the two implementations (eval mode, so no
 /// dropout stream is involved).
 #[test]
 fn whole_encoder_gives_the_same_logits_and_gradients_both_ways() {
     fp32_dense_layers();
-    let (_tmp, tiny) = tiny_model();
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let dirs = [
-        tiny,
-        fixtures.join("tiny-roberta"),
-        fixtures.join("tiny-distilbert"),
-        fixtures.join("tiny-xlm-roberta"),
-        fixtures.join("tiny-mpnet"),
-    ];
+    let (_tmp, dirs) = every_family();
     let (texts, labels) = sample_rows();
     for dir in &dirs {
         let files = inspect_dir(dir, "test").unwrap();
@@ -517,15 +527,7 @@ fn skipping_padding_keeps_the_real_tokens_hidden_states() {
 /// packed and unpacked batches and both kernels, a row whose first position is padding included.
 #[test]
 fn the_first_token_alone_equals_the_full_pass() {
-    let (_tmp, tiny) = tiny_model();
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let dirs = [
-        tiny,
-        fixtures.join("tiny-roberta"),
-        fixtures.join("tiny-distilbert"),
-        fixtures.join("tiny-xlm-roberta"),
-        fixtures.join("tiny-mpnet"),
-    ];
+    let (_tmp, dirs) = every_family();
     let (texts, _) = sample_rows();
     for dir in &dirs {
         let files = inspect_dir(dir, "test").unwrap();
