@@ -828,7 +828,7 @@ fn distill_learns_from_a_teacher_run_on_labelled_and_unlabelled_rows() {
     let rows = |f: &str| tweetlab::data::load_csv(Path::new(f)).unwrap().rows.len();
     let test_rows = rows("sample-data/test.csv");
     assert_eq!(distilled.unlabelled_rows, test_rows);
-    assert_eq!(distilled.temperature, 2.0);
+    assert_eq!(distilled.temperature, 1.0);
     assert_eq!(
         record.train_rows + record.val_rows,
         common::sample_rows().0.len() + test_rows

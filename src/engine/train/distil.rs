@@ -23,7 +23,8 @@ pub struct Distillation {
 }
 
 impl Distillation {
-    pub const DEFAULT_TEMPERATURE: f64 = 2.0;
+    /// Measured against 2 on three held-out seeds (README, "MPNet and distillation").
+    pub const DEFAULT_TEMPERATURE: f64 = 1.0;
     pub const DEFAULT_TEACHER_WEIGHT: f64 = 0.5;
 
     pub fn new(teacher: PathBuf) -> Self {
