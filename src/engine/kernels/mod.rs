@@ -325,10 +325,7 @@ pub fn attention(
     mode: &mut Mode,
 ) -> candle_core::Result<Tensor> {
     if fused_for(q) {
-        let dropout = match mode {
-            Mode::Train { rng } if dropout > 0.0 => Some((dropout, rng.random::<u64>())),
-            _ => None,
-        };
+        let dropout = mode.fused_dropout(dropout);
         let bias = mask.position_bias.as_ref();
         fused::attention(q, k, v, &mask.padding, bias, heads, scale, dropout)
     } else {
@@ -355,10 +352,7 @@ pub fn attention_packed(
     if !fused_for(q) {
         return Ok(None);
     }
-    let dropout = match mode {
-        Mode::Train { rng } if dropout > 0.0 => Some((dropout, rng.random::<u64>())),
-        _ => None,
-    };
+    let dropout = mode.fused_dropout(dropout);
     let bias = mask.position_bias.as_ref();
     fused::attention_packed(q, k, v, bias, lengths, heads, scale, dropout).map(Some)
 }
@@ -455,6 +449,15 @@ pub enum Mode<'a> {
 impl Mode<'_> {
     pub fn is_train(&self) -> bool {
         matches!(self, Mode::Train { .. })
+    }
+
+    /// A fused kernel's dropout: `(p, seed)` when training with `p > 0`, the seed drawn from
+    /// the run's stream.
+    fn fused_dropout(&mut self, p: f64) -> Option<(f64, u64)> {
+        match self {
+            Mode::Train { rng } if p > 0.0 => Some((p, rng.random::<u64>())),
+            _ => None,
+        }
     }
 
     /// Inverted dropout: zero each element with probability `p`, scale the rest by 1/(1-p).
